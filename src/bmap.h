@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "extents.h"
+#include "util.h"
+
+typedef enum ChecksumType {
+        CHECKSUM_NONE,
+        CHECKSUM_SHA1,
+        CHECKSUM_SHA256,
+} ChecksumType;
+
+#define CHECKSUM_MAX_SIZE 32
+
+size_t checksum_size(ChecksumType t);
+const char *checksum_name(ChecksumType t);
+
+typedef enum FileChecksumState {
+        FILE_CHECKSUM_ABSENT, /* format 1.2, or the element is missing */
+        FILE_CHECKSUM_OK,
+        FILE_CHECKSUM_BAD,
+} FileChecksumState;
+
+/* One <Range>: blocks [blocks.start, blocks.end) and, when the bmap has one,
+ * the checksum of their bytes (cut at the image size). */
+typedef struct BmapRange {
+        Extent blocks;
+        bool has_checksum;
+        uint8_t checksum[CHECKSUM_MAX_SIZE];
+        unsigned line; /* where it stands in the bmap file, for messages */
+} BmapRange;
+
+typedef struct Bmap {
+        unsigned version_major, version_minor;
+        uint64_t image_size;
+        uint64_t block_size;
+        uint64_t blocks_count;
+        uint64_t mapped_count;
+        ChecksumType checksum_type;
+        FileChecksumState file_checksum;
+        BmapRange *ranges;
+        size_t n_ranges;
+} Bmap;
+
+void bmap_done(Bmap *b);
+
+/* Parses a bmap (format 1.0 to 2.x) from memory and checks it. name is used
+ * in messages. Every inconsistency is refused with -EBADMSG and a message;
+ * a wrong file checksum too, unless allow_bad_file_checksum (for "info",
+ * which reports it). The DTD is never read, entities are never expanded and
+ * nothing is fetched. */
+int bmap_parse(const char *data, size_t len, const char *name, bool allow_bad_file_checksum, Bmap *ret,
+               Diag *d);
+int bmap_load(const char *path, bool allow_bad_file_checksum, Bmap *ret, Diag *d);
+
+/* The mapped blocks as one extent set. */
+int bmap_mapped_blocks(const Bmap *b, Extents *ret);
+
+/* Renders a bmap 2.0, laid out byte for byte like bmaptool 3.6's: blocks is
+ * the set of mapped blocks, checksums (or NULL for none) one SHA-256 per
+ * extent of it. */
+int bmap_render(uint64_t image_size, uint64_t block_size, const Extents *blocks,
+                const uint8_t (*checksums)[CHECKSUM_MAX_SIZE], char **ret_text, size_t *ret_len);
+
+/* Computes the file checksum of a rendered bmap: the digest of the text with
+ * the checksum field's value replaced by as many ASCII zeros. */
+int bmap_file_checksum(const char *text, size_t len, ChecksumType t, size_t field_offset, size_t field_len,
+                       uint8_t *ret);

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "util.h"
+
+/* Exit statuses, as documented in the README. */
+enum {
+        EXIT_OK = 0,
+        EXIT_FAILED = 1,
+        EXIT_USAGE = 2,
+};
+
+/* -1 quiet, 0 normal, 1 verbose. */
+extern int cli_verbosity;
+extern const char *cli_command;
+
+void log_error(const char *fmt, ...) _printf_(1, 2);
+void log_warning(const char *fmt, ...) _printf_(1, 2);
+void log_info(const char *fmt, ...) _printf_(1, 2);
+void log_verbose(const char *fmt, ...) _printf_(1, 2);
+/* A usage error: one line on stderr; returns EXIT_USAGE. */
+int usage_error(const char *fmt, ...) _printf_(1, 2);
+
+/* The options every subcommand takes; put CLI_COMMON_OPTIONS into each
+ * long-option table and call cli_common_option() from its default case. */
+#define CLI_COMMON_SHORT ":hqv"
+#define CLI_COMMON_OPTIONS                                                                                   \
+        { "help", no_argument, NULL, 'h' }, { "quiet", no_argument, NULL, 'q' },                           \
+                { "verbose", no_argument, NULL, 'v' }, { "version", no_argument, NULL, 'V' }
+/* Returns -1 when the option was handled and parsing goes on, or an exit
+ * status to return at once. */
+int cli_common_option(int c, char **argv, void (*help)(void));
+
+typedef struct Command {
+        const char *name;
+        const char *summary;
+        int (*run)(int argc, char **argv);
+} Command;
+
+/* Writes a rendered bmap to path (through a temporary file and a rename) or
+ * to stdout, and says what went wrong; returns an exit status. */
+int cli_write_bmap(const char *path, const char *text, size_t len);
+
+int cmd_create(int argc, char **argv);
+int cmd_info(int argc, char **argv);

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bmap.h"
+#include "cli.h"
+#include "json.h"
+
+static void help(void) {
+        printf("Usage: bmapscan info [--json] BMAP\n"
+               "\n"
+               "Describe a bmap: its format version, image size, block size, blocks and\n"
+               "mapped blocks, checksum type, number of ranges, and whether it is valid\n"
+               "(its own file checksum included). Exit status 1 when it is not.\n"
+               "\n"
+               "      --json   print one JSON object instead of text\n"
+               "  -h, --help   show this help\n");
+}
+
+static const char *file_checksum_word(FileChecksumState s) {
+        return s == FILE_CHECKSUM_OK ? "ok" : s == FILE_CHECKSUM_BAD ? "bad" : "absent";
+}
+
+static size_t ranges_with_checksum(const Bmap *b) {
+        size_t n = 0;
+        for (size_t i = 0; i < b->n_ranges; i++)
+                n += b->ranges[i].has_checksum;
+        return n;
+}
+
+static void print_text(const char *path, const Bmap *b) {
+        char human[32], mapped_human[32];
+        size_t with = ranges_with_checksum(b);
+        double pct = b->blocks_count ? (double) b->mapped_count * 100.0 / (double) b->blocks_count : 0.0;
+
+        format_human_size(b->image_size, human, sizeof(human));
+        format_human_size(b->mapped_count * b->block_size, mapped_human, sizeof(mapped_human));
+        printf("bmap:            %s\n", path);
+        printf("format version:  %u.%u\n", b->version_major, b->version_minor);
+        printf("image size:      %" PRIu64 " bytes (%s)\n", b->image_size, human);
+        printf("block size:      %" PRIu64 " bytes\n", b->block_size);
+        printf("blocks:          %" PRIu64 "\n", b->blocks_count);
+        printf("mapped blocks:   %" PRIu64 " (%.1f%%, %s)\n", b->mapped_count, pct, mapped_human);
+        printf("ranges:          %zu\n", b->n_ranges);
+        if (b->n_ranges == 0 || with == 0)
+                printf("checksums:       %s, on no range\n", checksum_name(b->checksum_type));
+        else if (with == b->n_ranges)
+                printf("checksums:       %s, on every range\n", checksum_name(b->checksum_type));
+        else
+                printf("checksums:       %s, on %zu of %zu ranges\n", checksum_name(b->checksum_type), with,
+                       b->n_ranges);
+        printf("file checksum:   %s\n", b->file_checksum == FILE_CHECKSUM_OK ? "verified"
+                                        : b->file_checksum == FILE_CHECKSUM_BAD
+                                                ? "MISMATCH: the file was changed after it was written"
+                                                : "absent: the bmap's integrity cannot be checked");
+        printf("valid:           %s\n", b->file_checksum == FILE_CHECKSUM_BAD ? "no" : "yes");
+}
+
+static void print_json(const char *path, const Bmap *b, const char *error) {
+        fputs("{\"path\":", stdout);
+        json_print_string(stdout, path);
+        if (b) {
+                printf(",\"version\":\"%u.%u\",\"image_size\":%" PRIu64 ",\"block_size\":%" PRIu64
+                       ",\"blocks_count\":%" PRIu64 ",\"mapped_blocks\":%" PRIu64 ",\"mapped_bytes\":%" PRIu64
+                       ",\"mapped_percent\":%.1f,\"ranges\":%zu,\"ranges_with_checksum\":%zu"
+                       ",\"checksum_type\":\"%s\",\"file_checksum\":\"%s\"",
+                       b->version_major, b->version_minor, b->image_size, b->block_size, b->blocks_count,
+                       b->mapped_count, b->mapped_count * b->block_size,
+                       b->blocks_count ? (double) b->mapped_count * 100.0 / (double) b->blocks_count : 0.0,
+                       b->n_ranges, ranges_with_checksum(b), checksum_name(b->checksum_type),
+                       file_checksum_word(b->file_checksum));
+        }
+        printf(",\"valid\":%s,\"error\":", error ? "false" : "true");
+        if (error)
+                json_print_string(stdout, error);
+        else
+                fputs("null", stdout);
+        fputs("}\n", stdout);
+}
+
+int cmd_info(int argc, char **argv) {
+        static const struct option options[] = {
+                CLI_COMMON_OPTIONS,
+                { "json", no_argument, NULL, 'j' },
+                {},
+        };
+        _cleanup_(bmap_done) Bmap b = {};
+        bool json = false;
+        const char *path;
+        Diag d = {};
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, options, NULL)) >= 0) {
+                switch (c) {
+                case 'j':
+                        json = true;
+                        break;
+                default:
+                        r = cli_common_option(c, argv, help);
+                        if (r >= 0)
+                                return r;
+                }
+        }
+        if (optind + 1 != argc)
+                return usage_error(optind >= argc ? "no BMAP given" : "only one BMAP is taken");
+        path = argv[optind];
+
+        r = bmap_load(path, true, &b, &d);
+        if (r < 0) {
+                if (json)
+                        print_json(path, NULL, d.msg);
+                log_error("%s", d.msg);
+                return EXIT_FAILED;
+        }
+        if (b.file_checksum == FILE_CHECKSUM_BAD) {
+                const char *why = "the bmap's own checksum does not match its contents: it was changed after it "
+                                  "was written";
+                if (json)
+                        print_json(path, &b, why);
+                else
+                        print_text(path, &b);
+                log_error("%s: %s", path, why);
+                return EXIT_FAILED;
+        }
+        if (json)
+                print_json(path, &b, NULL);
+        else
+                print_text(path, &b);
+        if (b.file_checksum == FILE_CHECKSUM_ABSENT && b.version_major * 100 + b.version_minor >= 103)
+                log_warning("%s: the bmap has no file checksum: its integrity cannot be checked", path);
+        return EXIT_OK;
+}

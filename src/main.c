@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+
+int cli_verbosity = 0;
+const char *cli_command = NULL;
+
+static void vlog(const char *prefix, const char *fmt, va_list ap) {
+        fputs("bmapscan: ", stderr);
+        fputs(prefix, stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+}
+
+void log_error(const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vlog("", fmt, ap);
+        va_end(ap);
+}
+
+void log_warning(const char *fmt, ...) {
+        va_list ap;
+        if (cli_verbosity < 0)
+                return;
+        va_start(ap, fmt);
+        vlog("warning: ", fmt, ap);
+        va_end(ap);
+}
+
+void log_info(const char *fmt, ...) {
+        va_list ap;
+        if (cli_verbosity < 0)
+                return;
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+}
+
+void log_verbose(const char *fmt, ...) {
+        va_list ap;
+        if (cli_verbosity < 1)
+                return;
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+}
+
+int usage_error(const char *fmt, ...) {
+        va_list ap;
+        char what[512];
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof(what), fmt, ap);
+        va_end(ap);
+        if (cli_command)
+                fprintf(stderr, "bmapscan %s: %s (see 'bmapscan %s --help')\n", cli_command, what, cli_command);
+        else
+                fprintf(stderr, "bmapscan: %s (see 'bmapscan --help')\n", what);
+        return EXIT_USAGE;
+}
+
+static const Command commands[] = {
+        { "create", "hole-based bmap of a sparse image, identical to 'bmaptool create'", cmd_create },
+        { "info", "describe a bmap: version, sizes, checksums, validity", cmd_info },
+};
+
+static void help(void) {
+        printf("Usage: bmapscan [-q|-v] COMMAND [OPTIONS] ARGS...\n"
+               "\n"
+               "Make raw disk images cheap to store and fast and safe to flash.\n"
+               "\n"
+               "Commands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                printf("  %-8s %s\n", commands[i].name, commands[i].summary);
+        printf("\n"
+               "Options:\n"
+               "  -q, --quiet    print only errors\n"
+               "  -v, --verbose  say more about what is done\n"
+               "  -h, --help     show this help (or a command's, after it)\n"
+               "      --version  show the version\n"
+               "\n"
+               "Exit status: 0 success, 1 the operation failed, 2 usage error.\n"
+               "'bmapscan COMMAND --help' describes each command.\n");
+}
+
+int cli_common_option(int c, char **argv, void (*cmd_help)(void)) {
+        switch (c) {
+        case 'h':
+                cmd_help();
+                return EXIT_OK;
+        case 'q':
+                cli_verbosity = -1;
+                return -1;
+        case 'v':
+                cli_verbosity = 1;
+                return -1;
+        case 'V':
+                printf("bmapscan %s\n", PACKAGE_VERSION);
+                return EXIT_OK;
+        case '?':
+                /* Option strings start with ':' and opterr is 0, so that each
+                 * usage error is our one line, not getopt's. */
+                if (optopt)
+                        return usage_error("unknown option '-%c'", optopt);
+                return usage_error("unknown option '%s'", argv[optind - 1]);
+        case ':':
+                if (optopt && argv[optind - 1][1] != '-')
+                        return usage_error("option '-%c' needs a value", optopt);
+                return usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+                return usage_error("unhandled option");
+        }
+}
+
+int main(int argc, char **argv) {
+        int i;
+
+        opterr = 0;
+        /* Global options before the command. */
+        for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+                const char *a = argv[i];
+                if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
+                        cli_verbosity = -1;
+                else if (!strcmp(a, "-v") || !strcmp(a, "--verbose"))
+                        cli_verbosity = 1;
+                else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+                        help();
+                        return EXIT_OK;
+                } else if (!strcmp(a, "--version")) {
+                        printf("bmapscan %s\n", PACKAGE_VERSION);
+                        return EXIT_OK;
+                } else {
+                        fprintf(stderr, "bmapscan: unknown option '%s' (see 'bmapscan --help')\n", a);
+                        return EXIT_USAGE;
+                }
+        }
+        if (i >= argc) {
+                fprintf(stderr, "bmapscan: no command given (see 'bmapscan --help')\n");
+                return EXIT_USAGE;
+        }
+        for (size_t k = 0; k < ELEMENTSOF(commands); k++)
+                if (strcmp(argv[i], commands[k].name) == 0) {
+                        cli_command = commands[k].name;
+                        /* The command sees itself as argv[0]. */
+                        return commands[k].run(argc - i, argv + i);
+                }
+        fprintf(stderr, "bmapscan: unknown command '%s' (see 'bmapscan --help')\n", argv[i]);
+        return EXIT_USAGE;
+}

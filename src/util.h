@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _unused_ __attribute__((unused))
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+static inline void closep(int *fd) {
+        if (*fd >= 0) {
+                int saved = errno;
+                close(*fd);
+                errno = saved;
+        }
+}
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+
+/* Hand a cleanup-owned value over to the caller. */
+#define TAKE_PTR(p) ({ __typeof__(p) _p = (p); (p) = NULL; _p; })
+#define TAKE_FD(fd) ({ int _fd = (fd); (fd) = -1; _fd; })
+
+/* What a library function says went wrong, for the command layer to print
+ * once. Library code never prints. */
+typedef struct Diag {
+        char msg[768];
+} Diag;
+
+/* Fills d (if not NULL) and returns err, which must be a negative errno. */
+int diag_set(Diag *d, int err, const char *fmt, ...) _printf_(3, 4);
+
+/* Explicit little- and big-endian readers for on-disk data. */
+static inline uint16_t get_le16(const void *p) {
+        const uint8_t *b = p;
+        return (uint16_t) (b[0] | (b[1] << 8));
+}
+static inline uint32_t get_le32(const void *p) {
+        const uint8_t *b = p;
+        return (uint32_t) b[0] | ((uint32_t) b[1] << 8) | ((uint32_t) b[2] << 16) | ((uint32_t) b[3] << 24);
+}
+static inline uint64_t get_le64(const void *p) {
+        return get_le32(p) | ((uint64_t) get_le32((const uint8_t *) p + 4) << 32);
+}
+static inline uint16_t get_be16(const void *p) {
+        const uint8_t *b = p;
+        return (uint16_t) ((b[0] << 8) | b[1]);
+}
+static inline uint32_t get_be32(const void *p) {
+        const uint8_t *b = p;
+        return ((uint32_t) b[0] << 24) | ((uint32_t) b[1] << 16) | ((uint32_t) b[2] << 8) | (uint32_t) b[3];
+}
+static inline uint64_t get_be64(const void *p) {
+        return ((uint64_t) get_be32(p) << 32) | get_be32((const uint8_t *) p + 4);
+}
+
+static inline uint64_t div_round_up(uint64_t a, uint64_t b) {
+        return a / b + (a % b != 0);
+}
+
+/* Parses a decimal unsigned number with optional surrounding ASCII
+ * whitespace; -EINVAL when it is not one, -ERANGE when it overflows. */
+int parse_u64(const char *s, size_t len, uint64_t *ret);
+
+/* Parses a size with an optional binary suffix (K, M, G, T, with or without
+ * "iB"); used for command-line options. */
+int parse_size(const char *s, uint64_t *ret);
+
+/* Formats a byte count the way bmaptool does ("1 byte", "511 bytes",
+ * "802.5 KiB", ...), so that our bmap comments match its byte for byte. */
+void format_human_size(uint64_t size, char *buf, size_t buflen);
+
+/* Reads up to n bytes at off, retrying short reads; returns the number of
+ * bytes read (less than n only at end of file) or a negative errno. */
+ssize_t pread_full(int fd, void *buf, size_t n, uint64_t off);
+int write_full(int fd, const void *buf, size_t n);
+
+/* Reads a whole (small) file into memory, NUL-terminated, refusing files
+ * larger than max. */
+int read_file_full(const char *path, size_t max, char **ret_data, size_t *ret_len);
+
+/* Writes data to path through a temporary file beside it, renamed into place
+ * after fsync, so that a failure never leaves a half-written file. */
+int write_file_atomic(const char *path, const void *data, size_t len, Diag *d);
+
+unsigned cpu_count(void);
+
+void hex_encode(const uint8_t *bytes, size_t n, char *out);
+/* Decodes 2*n hex digits (either case) into n bytes; -EINVAL on a non-hex digit. */
+int hex_decode(const char *hex, size_t n, uint8_t *out);
