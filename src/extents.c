@@ -213,7 +213,7 @@ int extents_round_out(Extents *e, uint64_t block) {
                 uint64_t t = e->v[i].end;
                 if (t % block) {
                         uint64_t up = t - t % block + block;
-                        t = up < t ? UINT64_MAX - UINT64_MAX % block : up;
+                        t = up < t ? UINT64_MAX : up; /* saturate: never shrink an extent */
                 }
                 if (out > 0 && e->v[out - 1].end >= s) {
                         if (t > e->v[out - 1].end)

@@ -53,7 +53,7 @@ typedef struct HashShared {
 static void fail(HashShared *s, int err, uint64_t offset) {
         pthread_mutex_lock(&s->lock);
         if (s->error == 0) {
-                s->error = err;
+                s->error = err == -ENODATA ? -EIO : err;
                 if (offset == UINT64_MAX)
                         diag_set(s->diag, err, "%s: the digest library failed", s->name);
                 else if (err == -ENODATA)
