@@ -1,0 +1,29 @@
+#!/bin/bash
+# Installs every Debian package the build, the tests, the demo and the
+# benchmark need. The one list: README's quick start and .ci/run both use it.
+set -euo pipefail
+
+packages=(
+        # build
+        gcc meson ninja-build pkg-config
+        libxml2-dev libssl-dev
+        # tests, demo and benchmark
+        bmap-tools python3 e2fsprogs util-linux coreutils
+)
+
+if [ "$(id -u)" != 0 ]; then
+        echo "install-deps: run as root (it installs Debian packages with apt-get)" >&2
+        exit 1
+fi
+missing=()
+for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+        echo "install-deps: all ${#packages[@]} packages are installed"
+        exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
