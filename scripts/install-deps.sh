@@ -6,9 +6,9 @@ set -euo pipefail
 packages=(
         # build
         gcc meson ninja-build pkg-config
-        libxml2-dev libssl-dev
+        libxml2-dev libssl-dev libblkid-dev libfdisk-dev libext2fs-dev comerr-dev
         # tests, demo and benchmark
-        bmap-tools python3 e2fsprogs util-linux coreutils
+        bmap-tools python3 e2fsprogs util-linux fdisk coreutils dosfstools mtools
 )
 
 if [ "$(id -u)" != 0 ]; then

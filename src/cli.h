@@ -4,6 +4,8 @@
 #include <getopt.h>
 #include <stdbool.h>
 
+#include <stdint.h>
+
 #include "util.h"
 
 /* Exit statuses, as documented in the README. */
@@ -44,5 +46,18 @@ typedef struct Command {
  * to stdout, and says what went wrong; returns an exit status. */
 int cli_write_bmap(const char *path, const char *text, size_t len);
 
+/* Opens an image (read-only, or for writing when it will be punched) and
+ * scans it; says what went wrong. Returns an exit status. */
+struct Scan;
+int cli_open_and_scan(const char *path, bool writable, int *ret_fd, uint64_t *ret_size, struct Scan *ret);
+/* Parses --block-size; -1 when fine, else an exit status. */
+int cli_parse_block_size(const char *s, uint64_t *ret);
+/* Punches holes over what blocks does not map (or reports it, dry_run). */
+struct Extents;
+int cli_punch(int fd, const char *path, uint64_t size, uint64_t block_size, const struct Extents *blocks,
+              bool dry_run);
+
 int cmd_create(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_scan(int argc, char **argv);
+int cmd_sparse(int argc, char **argv);

@@ -3,16 +3,23 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <fcntl.h>
+
 #include "bmap.h"
 #include "cli.h"
 #include "json.h"
+#include "report.h"
+#include "scan.h"
 
 static void help(void) {
-        printf("Usage: bmapscan info [--json] BMAP\n"
+        printf("Usage: bmapscan info [--json] IMAGE|BMAP\n"
                "\n"
-               "Describe a bmap: its format version, image size, block size, blocks and\n"
-               "mapped blocks, checksum type, number of ranges, and whether it is valid\n"
-               "(its own file checksum included). Exit status 1 when it is not.\n"
+               "For an image: its partition table and sector size, each partition's type,\n"
+               "filesystem, used and free bytes and how that was decided, and a one-line\n"
+               "picture of the disk.\n"
+               "For a bmap (told from an image by its content): its format version, image\n"
+               "size, block size, blocks and mapped blocks, checksum type, number of ranges,\n"
+               "and whether it is valid, its own file checksum included (exit 1 if not).\n"
                "\n"
                "      --json   print one JSON object instead of text\n"
                "  -h, --help   show this help\n");
@@ -79,6 +86,45 @@ static void print_json(const char *path, const Bmap *b, const char *error) {
         fputs("}\n", stdout);
 }
 
+/* A bmap is XML (or a clearsigned message around XML); an image is not. */
+static int looks_like_bmap(const char *path, bool *ret) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        char head[64];
+        ssize_t n;
+
+        if (fd < 0)
+                return -errno;
+        n = pread_full(fd, head, sizeof(head), 0);
+        if (n < 0)
+                return (int) n;
+        size_t i = 0;
+        if (n >= 3 && (uint8_t) head[0] == 0xEF && (uint8_t) head[1] == 0xBB && (uint8_t) head[2] == 0xBF)
+                i = 3;
+        while (i < (size_t) n && strchr(" \t\r\n", head[i]))
+                i++;
+        *ret = (i < (size_t) n && head[i] == '<') ||
+               ((size_t) n - i >= 15 && memcmp(head + i, "-----BEGIN PGP ", 15) == 0);
+        return 0;
+}
+
+static int info_image(const char *path, bool json) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_(scan_done) Scan s = {};
+        uint64_t size;
+        int r;
+
+        r = cli_open_and_scan(path, false, &fd, &size, &s);
+        if (r != EXIT_OK)
+                return r;
+        if (json) {
+                report_json(stdout, path, &s, 0, NULL);
+                return EXIT_OK;
+        }
+        report_text(stdout, path, &s, 0, NULL);
+        report_picture(stdout, &s, 64);
+        return EXIT_OK;
+}
+
 int cmd_info(int argc, char **argv) {
         static const struct option options[] = {
                 CLI_COMMON_OPTIONS,
@@ -103,8 +149,17 @@ int cmd_info(int argc, char **argv) {
                 }
         }
         if (optind + 1 != argc)
-                return usage_error(optind >= argc ? "no BMAP given" : "only one BMAP is taken");
+                return usage_error(optind >= argc ? "no IMAGE or BMAP given" : "only one IMAGE or BMAP is taken");
         path = argv[optind];
+
+        bool is_bmap = false;
+        r = looks_like_bmap(path, &is_bmap);
+        if (r < 0) {
+                log_error("cannot read '%s': %s", path, strerror(-r));
+                return EXIT_FAILED;
+        }
+        if (!is_bmap)
+                return info_image(path, json);
 
         r = bmap_load(path, true, &b, &d);
         if (r < 0) {

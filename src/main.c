@@ -65,8 +65,10 @@ int usage_error(const char *fmt, ...) {
 }
 
 static const Command commands[] = {
+        { "scan", "filesystem-aware bmap of an image: maps only what its filesystems use", cmd_scan },
+        { "sparse", "punch holes in an image over every block its filesystems do not use", cmd_sparse },
         { "create", "hole-based bmap of a sparse image, identical to 'bmaptool create'", cmd_create },
-        { "info", "describe a bmap: version, sizes, checksums, validity", cmd_info },
+        { "info", "describe an image's layout and use, or a bmap and its validity", cmd_info },
 };
 
 static void help(void) {
@@ -76,7 +78,7 @@ static void help(void) {
                "\n"
                "Commands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                printf("  %-8s %s\n", commands[i].name, commands[i].summary);
+                printf("  %-7s %s\n", commands[i].name, commands[i].summary);
         printf("\n"
                "Options:\n"
                "  -q, --quiet    print only errors\n"

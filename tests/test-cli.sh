@@ -7,7 +7,7 @@ run_cmd "$BMAPSCAN" --help
 expect "--help exits 0" 0
 grep -q "^Usage: bmapscan" "$WORK/out" && pass "--help on stdout" || fail "--help not on stdout"
 [ ! -s "$WORK/err" ] && pass "--help writes nothing on stderr" || fail "--help wrote on stderr"
-for c in create info; do
+for c in scan sparse create info; do
         grep -q "^  $c " "$WORK/out" && pass "--help lists $c" || fail "--help does not list $c"
 done
 
@@ -15,7 +15,7 @@ run_cmd "$BMAPSCAN" --version
 expect "--version" 0
 grep -qE '^bmapscan [0-9]+\.[0-9]+\.[0-9]+$' "$WORK/out" && pass "--version format" || fail "--version: $(cat "$WORK/out")"
 
-for c in create info; do
+for c in scan sparse create info; do
         run_cmd "$BMAPSCAN" "$c" --help
         expect "$c --help" 0
         grep -q "^Usage: bmapscan $c" "$WORK/out" && pass "$c --help on stdout" || fail "$c --help: $(cat "$WORK/out")"
@@ -37,7 +37,11 @@ check_usage "unknown short option" "unknown option '-Z'" create -Z x
 check_usage "missing value" "needs a value" create x -o
 check_usage "create without image" "no IMAGE" create
 check_usage "create with two images" "only one IMAGE" create a b
-check_usage "info without bmap" "no BMAP" info
+check_usage "info without argument" "no IMAGE or BMAP" info
+check_usage "scan without image" "no IMAGE" scan
+check_usage "sparse without image" "no IMAGE" sparse
+check_usage "bad block size" "power of two" scan --block-size 1000 x
+check_usage "block size too small" "power of two" scan --block-size 256 x
 
 # Global options before and after the command.
 printf 'x%.0s' $(seq 1 5000) >"$WORK/img"

@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "layout.h"
+
+#include <blkid.h>
+#include <fcntl.h>
+#include <libfdisk.h>
+#include <stdio.h>
+#include <string.h>
+
+void layout_done(Layout *l) {
+        if (!l)
+                return;
+        free(l->parts);
+        *l = (Layout) {};
+}
+
+int layout_probe_fstype(int fd, uint64_t offset, uint64_t size, unsigned sector_size, char *buf, size_t buflen) {
+        blkid_probe pr;
+        const char *type = NULL;
+        int r;
+
+        buf[0] = 0;
+        if (size == 0)
+                return 0;
+        pr = blkid_new_probe();
+        if (!pr)
+                return -ENOMEM;
+        r = blkid_probe_set_device(pr, fd, (blkid_loff_t) offset, (blkid_loff_t) size);
+        if (r < 0) {
+                blkid_free_probe(pr);
+                return -EIO;
+        }
+        if (sector_size)
+                blkid_probe_set_sectorsize(pr, sector_size);
+        blkid_probe_enable_superblocks(pr, 1);
+        blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_USAGE | BLKID_SUBLKS_VERSION);
+        blkid_probe_enable_partitions(pr, 0);
+        /* 0: found; 1: nothing; -2: two filesystems claim it (ambiguous): unknown. */
+        r = blkid_do_safeprobe(pr);
+        if (r == 0 && blkid_probe_lookup_value(pr, "TYPE", &type, NULL) == 0 && type)
+                snprintf(buf, buflen, "%s", type);
+        blkid_free_probe(pr);
+        return 0;
+}
+
+typedef struct AskLog {
+        char text[256];
+} AskLog;
+
+/* libfdisk reports what it noticed (a damaged primary GPT, a size
+ * mismatch) through its "ask" callback; keep it for the report instead of
+ * letting it print. */
+static int on_ask(struct fdisk_context *cxt, struct fdisk_ask *ask, void *data) {
+        AskLog *log = data;
+        int t = fdisk_ask_get_type(ask);
+        if (t == FDISK_ASKTYPE_WARN || t == FDISK_ASKTYPE_WARNX || t == FDISK_ASKTYPE_INFO) {
+                const char *m = fdisk_ask_print_get_mesg(ask);
+                size_t used = strlen(log->text);
+                if (m && used < sizeof(log->text) - 4)
+                        snprintf(log->text + used, sizeof(log->text) - used, "%s%s", used ? "; " : "", m);
+                return 0;
+        }
+        return -EINVAL; /* never answer questions: we only read */
+}
+
+typedef struct Table {
+        struct fdisk_context *cxt;
+        struct fdisk_table *tb;
+} Table;
+
+static void table_done(Table *t) {
+        fdisk_unref_table(t->tb);
+        fdisk_unref_context(t->cxt);
+        *t = (Table) {};
+}
+
+static int open_table(int fd, const char *path, unsigned sector_size, AskLog *log, Table *ret) {
+        Table t = {};
+        int r;
+
+        t.cxt = fdisk_new_context();
+        if (!t.cxt)
+                return -ENOMEM;
+        fdisk_set_ask(t.cxt, on_ask, log);
+        if (sector_size)
+                fdisk_save_user_sector_size(t.cxt, sector_size, sector_size);
+        /* libfdisk does not close a descriptor it was given. */
+        r = fdisk_assign_device_by_fd(t.cxt, fd, path, 1);
+        if (r < 0) {
+                table_done(&t);
+                return r;
+        }
+        if (fdisk_has_label(t.cxt)) {
+                r = fdisk_get_partitions(t.cxt, &t.tb);
+                if (r < 0) {
+                        table_done(&t);
+                        return r;
+                }
+        }
+        *ret = t;
+        return 0;
+}
+
+static const char *label_name(const Table *t) {
+        struct fdisk_label *lb = fdisk_has_label(t->cxt) ? fdisk_get_label(t->cxt, NULL) : NULL;
+        return lb ? fdisk_label_get_name(lb) : NULL;
+}
+
+/* A 4096-byte-sector GPT read with 512-byte sectors looks like a protective
+ * MBR whose one 0xEE partition has no GPT behind it. */
+static bool looks_like_4k_gpt(const Table *t) {
+        const char *name = label_name(t);
+        struct fdisk_partition *pa;
+        size_t n = 0;
+        bool pmbr = false;
+
+        if (!name || strcmp(name, "dos") != 0 || !t->tb)
+                return false;
+        struct fdisk_iter *it = fdisk_new_iter(FDISK_ITER_FORWARD);
+        if (!it)
+                return false;
+        while (fdisk_table_next_partition(t->tb, it, &pa) == 0) {
+                struct fdisk_parttype *pt = fdisk_partition_get_type(pa);
+                n++;
+                if (pt && fdisk_parttype_get_code(pt) == 0xee)
+                        pmbr = true;
+        }
+        fdisk_free_iter(it);
+        return pmbr && n == 1;
+}
+
+static int add_part(Layout *l, const Partition *p) {
+        Partition *np = realloc(l->parts, (l->n_parts + 1) * sizeof(Partition));
+        if (!np)
+                return -ENOMEM;
+        l->parts = np;
+        l->parts[l->n_parts++] = *p;
+        return 0;
+}
+
+static void set_whole(Partition *p, const char *why) {
+        if (!p->mapped_whole)
+                snprintf(p->note, sizeof(p->note), "%s", why);
+        p->mapped_whole = true;
+}
+
+/* Partitions whose byte ranges overlap cannot both be trusted: map both. A
+ * logical partition must also lie inside its extended partition. */
+static void mark_disputes(Layout *l) {
+        for (size_t i = 0; i < l->n_parts; i++) {
+                Partition *a = &l->parts[i];
+                for (size_t j = i + 1; j < l->n_parts; j++) {
+                        Partition *b = &l->parts[j];
+                        if (a->start >= b->start + b->size || b->start >= a->start + a->size)
+                                continue;
+                        if (a->container != b->container) {
+                                /* A logical partition inside its container is expected. */
+                                Partition *c = a->container ? a : b, *x = a->container ? b : a;
+                                if (x->start >= c->start && x->start + x->size <= c->start + c->size)
+                                        continue;
+                                set_whole(x, "reaches outside its extended partition: mapped in full");
+                                continue;
+                        }
+                        if (a->container && b->container)
+                                continue;
+                        char why[96];
+                        snprintf(why, sizeof(why), "overlaps partition %u: mapped in full", b->number);
+                        set_whole(a, why);
+                        snprintf(why, sizeof(why), "overlaps partition %u: mapped in full", a->number);
+                        set_whole(b, why);
+                }
+        }
+}
+
+/* A hybrid MBR lists GPT partitions a second time. Where an MBR entry does
+ * not match a GPT partition exactly, the two tables disagree on what the
+ * space is: map the disputed space in full. */
+static int check_hybrid_mbr(int fd, Layout *l) {
+        uint8_t mbr[512];
+        ssize_t k = pread_full(fd, mbr, sizeof(mbr), 0);
+
+        if (k != (ssize_t) sizeof(mbr) || mbr[510] != 0x55 || mbr[511] != 0xaa)
+                return 0;
+        for (int i = 0; i < 4; i++) {
+                const uint8_t *e = mbr + 446 + 16 * i;
+                uint8_t type = e[4];
+                uint64_t start = (uint64_t) get_le32(e + 8) * l->sector_size;
+                uint64_t size = (uint64_t) get_le32(e + 12) * l->sector_size;
+                bool matched = false;
+
+                if (type == 0 || type == 0xee || size == 0)
+                        continue;
+                for (size_t j = 0; j < l->n_parts; j++)
+                        if (l->parts[j].start == start && l->parts[j].size == size)
+                                matched = true;
+                if (matched)
+                        continue;
+                Partition p = {
+                        .number = 0,
+                        .start = start,
+                        .size = size,
+                        .mapped_whole = true,
+                };
+                snprintf(p.type, sizeof(p.type), "MBR 0x%02x", type);
+                snprintf(p.note, sizeof(p.note), "hybrid MBR entry %d disagrees with the GPT: mapped in full", i + 1);
+                for (size_t j = 0; j < l->n_parts; j++) {
+                        Partition *x = &l->parts[j];
+                        if (x->start < start + size && start < x->start + x->size)
+                                set_whole(x, "the hybrid MBR disagrees with the GPT here: mapped in full");
+                }
+                int r = add_part(l, &p);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int read_partitions(const Table *t, Layout *l) {
+        struct fdisk_partition *pa;
+        struct fdisk_iter *it = fdisk_new_iter(FDISK_ITER_FORWARD);
+        int r = 0;
+
+        if (!it)
+                return -ENOMEM;
+        while (r >= 0 && fdisk_table_next_partition(t->tb, it, &pa) == 0) {
+                Partition p = {};
+                struct fdisk_parttype *pt = fdisk_partition_get_type(pa);
+
+                if (!fdisk_partition_has_start(pa) || !fdisk_partition_has_size(pa))
+                        continue;
+                p.number = (unsigned) fdisk_partition_get_partno(pa) + 1;
+                p.start = (uint64_t) fdisk_partition_get_start(pa) * l->sector_size;
+                p.size = (uint64_t) fdisk_partition_get_size(pa) * l->sector_size;
+                p.container = fdisk_partition_is_container(pa);
+                if (pt && strcmp(l->label, "dos") == 0)
+                        snprintf(p.type, sizeof(p.type), "0x%02x", fdisk_parttype_get_code(pt));
+                else if (pt)
+                        snprintf(p.type, sizeof(p.type), "%s",
+                                 fdisk_parttype_get_name(pt) ? fdisk_parttype_get_name(pt) : fdisk_parttype_get_string(pt));
+                r = add_part(l, &p);
+        }
+        fdisk_free_iter(it);
+        return r;
+}
+
+int layout_read(int fd, const char *path, uint64_t image_size, Layout *ret, Diag *d) {
+        _cleanup_(layout_done) Layout l = { .image_size = image_size, .sector_size = 512 };
+        Table t = {};
+        AskLog log = {};
+        char disk_fs[32];
+        int r;
+
+        r = open_table(fd, path, 0, &log, &t);
+        if (r < 0)
+                return diag_set(d, r, "%s: cannot read the partition table: %s", path, strerror(-r));
+        if (looks_like_4k_gpt(&t)) {
+                Table t4 = {};
+                AskLog log4 = {};
+                if (open_table(fd, path, 4096, &log4, &t4) >= 0 && label_name(&t4) &&
+                    strcmp(label_name(&t4), "gpt") == 0) {
+                        table_done(&t);
+                        t = t4;
+                        log = log4;
+                        l.sector_size = 4096;
+                } else
+                        table_done(&t4);
+        }
+
+        /* A filesystem that starts at byte 0 (a bare filesystem, or an ISO
+         * hybrid that also carries a partition table). */
+        layout_probe_fstype(fd, 0, image_size, l.sector_size, disk_fs, sizeof(disk_fs));
+
+        const char *name = label_name(&t);
+        if (!name || !t.tb) {
+                snprintf(l.label, sizeof(l.label), "none");
+                Partition whole = { .number = 0, .start = 0, .size = image_size };
+                snprintf(whole.fstype, sizeof(whole.fstype), "%s", disk_fs);
+                snprintf(whole.type, sizeof(whole.type), "whole disk");
+                r = add_part(&l, &whole);
+                table_done(&t);
+                if (r < 0)
+                        return r;
+                *ret = l;
+                l = (Layout) {};
+                return 0;
+        }
+        snprintf(l.label, sizeof(l.label), "%s", name);
+        snprintf(l.note, sizeof(l.note), "%s", log.text);
+        r = read_partitions(&t, &l);
+        table_done(&t);
+        if (r < 0)
+                return diag_set(d, r, "%s: cannot list the partitions: %s", path, strerror(-r));
+
+        mark_disputes(&l);
+        if (strcmp(l.label, "gpt") == 0) {
+                r = check_hybrid_mbr(fd, &l);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < l.n_parts; i++) {
+                Partition *p = &l.parts[i];
+                if (p->container || p->mapped_whole)
+                        continue;
+                if (p->start >= image_size) {
+                        set_whole(p, "starts past the end of the image");
+                        continue;
+                }
+                uint64_t len = p->size;
+                if (len > image_size - p->start) {
+                        len = image_size - p->start;
+                        snprintf(p->note, sizeof(p->note), "ends %llu bytes past the end of the image",
+                                 (unsigned long long) (p->start + p->size - image_size));
+                }
+                if (disk_fs[0]) {
+                        /* The partitions live inside a filesystem that spans
+                         * the disk (an ISO hybrid): its files may be the very
+                         * bytes of a partition, so no part of it is free. */
+                        char why[96];
+                        snprintf(why, sizeof(why), "inside the %s filesystem that spans the disk: mapped in full",
+                                 disk_fs);
+                        set_whole(p, why);
+                }
+                layout_probe_fstype(fd, p->start, len, l.sector_size, p->fstype, sizeof(p->fstype));
+        }
+        *ret = l;
+        l = (Layout) {};
+        return 0;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "extents.h"
+#include "util.h"
+
+typedef struct Partition {
+        unsigned number;        /* as the kernel would name it (1, 2, 5...); 0 for a whole-disk filesystem */
+        uint64_t start, size;   /* bytes; the end may lie past the image */
+        char type[48];          /* "0x83", or a GPT type's name or GUID */
+        char fstype[32];        /* libblkid TYPE, "" when nothing was recognised */
+        bool container;         /* an MBR extended partition: holds EBRs and logical partitions */
+        bool mapped_whole;      /* disputed or untrustworthy: never probed, mapped in full */
+        char note[160];         /* why mapped_whole, or what is odd */
+} Partition;
+
+typedef struct Layout {
+        char label[16];         /* "gpt", "dos", ... or "none" */
+        unsigned sector_size;
+        uint64_t image_size;
+        Partition *parts;
+        size_t n_parts;
+        char note[256];         /* e.g. "primary GPT header damaged: read from the backup" */
+} Layout;
+
+void layout_done(Layout *l);
+
+/* Reads the partition table of the image open as fd (libfdisk), and the
+ * filesystem type of each partition (libblkid, probing at its offset and
+ * size). An image with no partition table is one region, the whole image.
+ * Partitions that overlap, reach outside their container or disagree with
+ * a hybrid MBR are marked mapped_whole, with a note. */
+int layout_read(int fd, const char *path, uint64_t image_size, Layout *ret, Diag *d);
+
+/* The libblkid type of [offset, offset+size) of fd, "" if none or ambiguous. */
+int layout_probe_fstype(int fd, uint64_t offset, uint64_t size, unsigned sector_size, char *buf, size_t buflen);
