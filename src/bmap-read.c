@@ -101,8 +101,12 @@ static void on_xml_error(void *userdata, xmlErrorPtr e) {
         p->xml_error_line = e->line;
 }
 
+/* The line of the node the reader stands on. The parser's own line number
+ * is where it has read ahead to, which can be several lines further. */
 static int line_of(Parser *p) {
-        return xmlTextReaderGetParserLineNumber(p->reader);
+        xmlNodePtr node = xmlTextReaderCurrentNode(p->reader);
+        long line = node ? xmlGetLineNo(node) : -1;
+        return line > 0 && line < INT32_MAX ? (int) line : xmlTextReaderGetParserLineNumber(p->reader);
 }
 
 #define FAIL(p, line, ...) fail_at(p, line, __VA_ARGS__)
@@ -172,7 +176,7 @@ static int add_range(Parser *p, int line) {
                 r = parse_u64(text, strlen(text), &first);
                 last = first;
         }
-        if (r == -ERANGE)
+        if (r == -ERANGE || (r >= 0 && last == UINT64_MAX))
                 return FAIL(p, line, "range '%s' has a block number too large to be real", text);
         if (r < 0)
                 return FAIL(p, line, "range '%s' is not a block number or FIRST-LAST", text);
@@ -354,11 +358,20 @@ static int walk(Parser *p) {
         return 0;
 }
 
+static void trim(char *s) {
+        size_t a = strspn(s, " \t\r\n"), e = strlen(s);
+        while (e > a && strchr(" \t\r\n", s[e - 1]))
+                e--;
+        memmove(s, s + a, e - a);
+        s[e - a] = 0;
+}
+
 static int number(Parser *p, int k, uint64_t *ret) {
         int r;
 
         if (!p->seen[k])
                 return FAIL(p, 0, "the required element <%s> is missing", element_names[k]);
+        trim(p->text[k]);
         r = parse_u64(p->text[k], strlen(p->text[k]), ret);
         if (r == -ERANGE)
                 return FAIL(p, (int) p->line[k], "<%s> %s is too large", element_names[k], p->text[k]);
@@ -367,13 +380,6 @@ static int number(Parser *p, int k, uint64_t *ret) {
         return 0;
 }
 
-static void trim(char *s) {
-        size_t a = strspn(s, " \t\r\n"), e = strlen(s);
-        while (e > a && strchr(" \t\r\n", s[e - 1]))
-                e--;
-        memmove(s, s + a, e - a);
-        s[e - a] = 0;
-}
 
 static int check_header(Parser *p) {
         Bmap *b = &p->b;
@@ -528,7 +534,11 @@ static int verify_file_checksum(Parser *p, int file_el, const char *data, size_t
          * zeros: the first occurrence of that text, wherever it stands. */
         const char *at = memmem(data, len, field, hexlen);
         if (!at)
-                return -EBADMSG; /* cannot happen: the text came from the file */
+                /* Written with character references: the digest covers the
+                 * raw bytes, which then do not hold the value. */
+                return FAIL(p, (int) p->line[file_el],
+                            "the file checksum <%s> is not written as plain hexadecimal text, so it cannot be checked",
+                            element_names[file_el]);
         size_t off = (size_t) (at - data);
         int r = bmap_file_checksum(data, len, t, off, hexlen, got);
         if (r < 0)
@@ -565,13 +575,19 @@ int bmap_parse(const char *data, size_t len, const char *name, bool allow_bad_fi
         size_t lead = 0;
         int r;
 
+        if (!data || len == 0)
+                return FAIL(&p, 0, "not a bmap: the file is empty, not XML");
         /* Refuse what is clearly not XML before libxml2 sees it, and any DTD:
          * bmaps never need one, and entity expansion is the one way an XML
-         * file can cost more than its size. */
-        while (lead < len && strchr(" \t\r\n", data[lead]))
-                lead++;
+         * file can cost more than its size. (A "<!DOCTYPE" inside a comment
+         * is refused too: no bmap writer puts one there.) */
         if (len >= 3 && (uint8_t) data[0] == 0xEF && (uint8_t) data[1] == 0xBB && (uint8_t) data[2] == 0xBF)
                 lead = 3;
+        while (lead < len && (data[lead] == ' ' || data[lead] == '\t' || data[lead] == '\r' || data[lead] == '\n'))
+                lead++;
+        if (len - lead >= 29 && memcmp(data + lead, "-----BEGIN PGP SIGNED MESSAGE", 29) == 0)
+                return FAIL(&p, 0, "a clearsigned bmap: reading signed bmaps is not supported yet; "
+                                   "use the plain bmap");
         if (lead >= len || data[lead] != '<')
                 return FAIL(&p, 0, "not a bmap: the file is not XML");
         if (memmem(data, len, "<!DOCTYPE", 9) || memmem(data, len, "<!ENTITY", 8))

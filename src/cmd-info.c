@@ -155,7 +155,11 @@ int cmd_info(int argc, char **argv) {
         bool is_bmap = false;
         r = looks_like_bmap(path, &is_bmap);
         if (r < 0) {
-                log_error("cannot read '%s': %s", path, strerror(-r));
+                char why[300];
+                snprintf(why, sizeof(why), "cannot read '%s': %s", path, strerror(-r));
+                if (json)
+                        print_json(path, NULL, why);
+                log_error("%s", why);
                 return EXIT_FAILED;
         }
         if (!is_bmap)

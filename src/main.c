@@ -107,8 +107,13 @@ int cli_common_option(int c, char **argv, void (*cmd_help)(void)) {
         case '?':
                 /* Option strings start with ':' and opterr is 0, so that each
                  * usage error is our one line, not getopt's. */
-                if (optopt)
+                /* A long option given a value it does not take comes back with
+                 * optopt set to its short name: name it as it was written. */
+                if (optopt && argv[optind - 1][1] != '-')
                         return usage_error("unknown option '-%c'", optopt);
+                if (strchr(argv[optind - 1], '='))
+                        return usage_error("option '%.*s' takes no value", (int) strcspn(argv[optind - 1], "="),
+                                           argv[optind - 1]);
                 return usage_error("unknown option '%s'", argv[optind - 1]);
         case ':':
                 if (optopt && argv[optind - 1][1] != '-')
