@@ -98,8 +98,16 @@ static int parse_bpb(const uint8_t *b, uint64_t part_size, FatGeometry *g, Probe
 
         /* The BPB says FAT32; only between FAT12 and FAT16 does the cluster
          * count decide (mkfs.fat makes FAT32 volumes with few clusters). */
-        if (g->bits != 32)
+        if (g->bits != 32) {
                 g->bits = g->clusters < FAT12_MIN_CLUSTERS ? 12 : 16;
+                /* The type label is informational, but one that contradicts
+                 * the count means a maker that may read the FAT the other
+                 * way: entries of either width would be a guess. */
+                const char *other = g->bits == 12 ? "FAT16   " : "FAT12   ";
+                if (b[0x26] == 0x29 && memcmp(b + 0x36, other, 8) == 0)
+                        return probe_fail(res, -EINVAL, "the boot sector says %.5s, but %" PRIu64 " clusters make it FAT%u",
+                                          other, g->clusters, g->bits);
+        }
         uint64_t max = g->bits == 32 ? FAT32_MAX_CLUSTERS : FAT16_MAX_CLUSTERS;
         if (g->clusters > max)
                 return probe_fail(res, -EINVAL, "%" PRIu64 " clusters are too many for FAT%u", g->clusters, g->bits);

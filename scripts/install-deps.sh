@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
         # build
         gcc meson ninja-build pkg-config
+        clang libclang-rt-14-dev
         libxml2-dev libssl-dev libblkid-dev libfdisk-dev libext2fs-dev comerr-dev
         # tests, demo and benchmark
         bmap-tools python3 e2fsprogs util-linux fdisk coreutils dosfstools mtools

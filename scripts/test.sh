@@ -9,8 +9,13 @@ cd "$(dirname "$0")/.."
 
 total_ok=0 total_fail=0 total_skip=0 status=0
 run_suite() {
-        local dir=$1
+        local dir=$1 suite=""
         shift
+        # A trailing "--suite NAME" selects what to run; the rest goes to meson setup.
+        if [ $# -ge 2 ] && [ "${*: -2:1}" = --suite ]; then
+                suite="--suite ${*: -1}"
+                set -- "${@:1:$#-2}"
+        fi
         echo "=== building in $dir ($*)"
         if [ -d "$dir" ]; then
                 meson setup --reconfigure "$dir" -Dwerror=true "$@" >/dev/null
@@ -20,7 +25,7 @@ run_suite() {
         meson compile -C "$dir"
         echo "=== testing in $dir"
         set +e
-        meson test -C "$dir" --print-errorlogs --num-processes "$(nproc)" | tee "$dir/test-output.txt"
+        meson test -C "$dir" --print-errorlogs --num-processes "$(nproc)" $suite | tee "$dir/test-output.txt"
         local rc=${PIPESTATUS[0]}
         set -e
         [ "$rc" = 0 ] || status=1
@@ -36,6 +41,11 @@ run_suite() {
 
 run_suite build
 run_suite build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+# The fuzzers, each for a short bounded time (FUZZ_SECONDS, default 20).
+if command -v clang >/dev/null; then
+        CC=clang run_suite build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false \
+                --suite fuzz
+fi
 
 echo "tests: $total_ok passed, $total_fail failed, $total_skip skipped"
 exit $status
