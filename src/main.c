@@ -8,7 +8,7 @@
 int cli_verbosity = 0;
 const char *cli_command = NULL;
 
-static void vlog(const char *prefix, const char *fmt, va_list ap) {
+_printf_(2, 0) static void vlog(const char *prefix, const char *fmt, va_list ap) {
         fputs("bmapscan: ", stderr);
         fputs(prefix, stderr);
         vfprintf(stderr, fmt, ap);
