@@ -139,7 +139,7 @@ int bmap_render(uint64_t image_size, uint64_t block_size, const Extents *blocks,
                 const Extent *x = &blocks->v[i];
                 unsigned long long first = x->start, last = x->end - 1;
 
-                if (x->end > blocks_count || x->start >= x->end) {
+                if (x->end > blocks_count || x->start >= x->end || (i > 0 && x->start < blocks->v[i - 1].end)) {
                         free(b.p);
                         return -ERANGE;
                 }

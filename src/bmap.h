@@ -61,8 +61,8 @@ int bmap_load(const char *path, bool allow_bad_file_checksum, Bmap *ret, Diag *d
 int bmap_mapped_blocks(const Bmap *b, Extents *ret);
 
 /* Renders a bmap 2.0, laid out byte for byte like bmaptool 3.6's: blocks is
- * the set of mapped blocks, checksums (or NULL for none) one SHA-256 per
- * extent of it. */
+ * the list of ranges (sorted and disjoint; they may touch, see
+ * extents_split), checksums (or NULL for none) one SHA-256 per range. */
 int bmap_render(uint64_t image_size, uint64_t block_size, const Extents *blocks,
                 const uint8_t (*checksums)[CHECKSUM_MAX_SIZE], char **ret_text, size_t *ret_len);
 

@@ -29,6 +29,14 @@ static void help(void) {
                "  -h, --help           show this help\n");
 }
 
+/* Mapped runs are cut into bmap ranges of at most this many bytes. A
+ * range's checksum is one sequential digest, so an image whose data is one
+ * long run would otherwise be hashed (here, and again when it is flashed)
+ * by a single core. Adjacent ranges are valid in every bmap version; the
+ * size is fixed so that the bmap never depends on the machine. 'create'
+ * keeps bmaptool's ranges exactly. */
+#define SCAN_MAX_RANGE (UINT64_C(64) << 20)
+
 int cli_open_and_scan(const char *path, bool writable, int *ret_fd, uint64_t *ret_size, Scan *ret) {
         _cleanup_close_ int fd = -1;
         struct stat st;
@@ -130,7 +138,7 @@ int cmd_scan(int argc, char **argv) {
         uint64_t block_size = 4096, size;
         _cleanup_close_ int fd = -1;
         _cleanup_(scan_done) Scan s = {};
-        _cleanup_extents_ Extents blocks = EXTENTS_INIT;
+        _cleanup_extents_ Extents blocks = EXTENTS_INIT, ranges = EXTENTS_INIT;
         _cleanup_free_ uint8_t(*digests)[CHECKSUM_MAX_SIZE] = NULL;
         _cleanup_free_ char *text = NULL;
         size_t len;
@@ -178,30 +186,32 @@ int cmd_scan(int argc, char **argv) {
         if (r != EXIT_OK)
                 return r;
         r = extents_to_blocks(&blocks, &s.mapped, block_size);
+        if (r >= 0)
+                r = extents_split(&ranges, &blocks, div_round_up(SCAN_MAX_RANGE, block_size));
         if (r < 0) {
                 log_error("out of memory");
                 return EXIT_FAILED;
         }
 
         if (json)
-                report_json(stdout, image, &s, block_size, &blocks);
+                report_json(stdout, image, &s, block_size, &ranges);
         if (cli_verbosity >= 0)
-                report_text(stderr, image, &s, block_size, &blocks);
+                report_text(stderr, image, &s, block_size, &ranges);
 
         if (!json || output) {
-                if (checksums && blocks.n > 0) {
-                        digests = calloc(blocks.n, sizeof(*digests));
+                if (checksums && ranges.n > 0) {
+                        digests = calloc(ranges.n, sizeof(*digests));
                         if (!digests) {
                                 log_error("out of memory");
                                 return EXIT_FAILED;
                         }
-                        r = hash_block_ranges(fd, image, size, block_size, &blocks, CHECKSUM_SHA256, 0, digests, &d);
+                        r = hash_block_ranges(fd, image, size, block_size, &ranges, CHECKSUM_SHA256, 0, digests, &d);
                         if (r < 0) {
                                 log_error("%s", d.msg);
                                 return EXIT_FAILED;
                         }
                 }
-                r = bmap_render(size, block_size, &blocks, checksums ? (const uint8_t(*)[32]) digests : NULL, &text,
+                r = bmap_render(size, block_size, &ranges, checksums ? (const uint8_t(*)[32]) digests : NULL, &text,
                                 &len);
                 if (r < 0) {
                         log_error("cannot render the bmap of '%s': %s", image, strerror(-r));

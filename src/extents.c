@@ -16,6 +16,10 @@ void extents_clear(Extents *e) {
         e->n = 0;
 }
 
+static uint64_t div_round_up_u64(uint64_t a, uint64_t b) {
+        return a / b + (a % b != 0);
+}
+
 static int reserve(Extents *e, size_t need) {
         if (need <= e->cap)
                 return 0;
@@ -239,6 +243,24 @@ int extents_to_blocks(Extents *dst, const Extents *bytes, uint64_t block) {
                 if (r < 0)
                         return r;
         }
+        return 0;
+}
+
+int extents_split(Extents *dst, const Extents *src, uint64_t max_len) {
+        size_t n = 0;
+        int r;
+
+        if (max_len == 0)
+                return -EINVAL;
+        EXTENTS_FOREACH(x, src)
+                n += (size_t) div_round_up_u64(x->end - x->start, max_len);
+        r = reserve(dst, n);
+        if (r < 0)
+                return r;
+        dst->n = 0;
+        EXTENTS_FOREACH(x, src)
+                for (uint64_t s = x->start; s < x->end; s += max_len)
+                        dst->v[dst->n++] = (Extent) { s, x->end - s > max_len ? s + max_len : x->end };
         return 0;
 }
 

@@ -52,6 +52,12 @@ int extents_round_out(Extents *e, uint64_t block);
  * by any byte is in the result). */
 int extents_to_blocks(Extents *dst, const Extents *bytes, uint64_t block);
 
+/* Copies src into dst cutting every extent into pieces of at most max_len:
+ * the result is sorted and disjoint, but pieces touch, so it is a list of
+ * ranges to hand out (to hash, to write as bmap ranges), not a set to
+ * combine further: do not pass it to the set operations above. */
+int extents_split(Extents *dst, const Extents *src, uint64_t max_len);
+
 /* Shifts every extent by delta (which may be negative); -ERANGE on overflow. */
 int extents_shift(Extents *e, int64_t delta);
 

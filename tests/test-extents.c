@@ -174,7 +174,24 @@ static void test_edges(void) {
         CHECK_U64(e.n, 1);
 }
 
+static void test_split(void) {
+        _cleanup_extents_ Extents e = EXTENTS_INIT, r = EXTENTS_INIT;
+
+        extents_add(&e, 0, 10);
+        extents_add(&e, 20, 21);
+        extents_add(&e, 30, 60);
+        CHECK(extents_split(&r, &e, 10) == 0, "split");
+        /* [0,10) [20,21) [30,40) [40,50) [50,60): touching pieces stay apart. */
+        CHECK_U64(r.n, 5);
+        CHECK(r.n == 5 && r.v[2].start == 30 && r.v[2].end == 40 && r.v[3].start == 40 && r.v[4].end == 60,
+              "pieces of at most 10");
+        CHECK_U64(extents_total(&r), extents_total(&e));
+        CHECK(extents_split(&r, &e, 0) == -EINVAL, "split by 0 refused");
+        CHECK(extents_split(&r, &e, 1000) == 0 && extents_equal(&r, &e), "no piece needs cutting");
+}
+
 int main(void) {
+        test_split();
         test_random_against_model();
         test_round_out();
         test_to_blocks();
