@@ -9,7 +9,7 @@ packages=(
         clang libclang-rt-14-dev
         libxml2-dev libssl-dev libblkid-dev libfdisk-dev libext2fs-dev comerr-dev
         # tests, demo and benchmark
-        bmap-tools python3 e2fsprogs util-linux fdisk coreutils dosfstools mtools
+        bmap-tools python3 e2fsprogs util-linux fdisk coreutils dosfstools mtools openssl btrfs-progs
 )
 
 if [ "$(id -u)" != 0 ]; then

@@ -43,6 +43,26 @@ int layout_probe_fstype(int fd, uint64_t offset, uint64_t size, unsigned sector_
         return 0;
 }
 
+/* libblkid's answer to "is there a partition table at all?". Unlike
+ * libfdisk, which takes any sector ending in 0x55AA for an MBR, it knows a
+ * FAT boot sector from one. */
+static void probe_pttype(int fd, uint64_t size, unsigned sector_size, char *buf, size_t buflen) {
+        blkid_probe pr = blkid_new_probe();
+        const char *type = NULL;
+
+        buf[0] = 0;
+        if (!pr)
+                return;
+        if (blkid_probe_set_device(pr, fd, 0, (blkid_loff_t) size) == 0) {
+                blkid_probe_set_sectorsize(pr, sector_size);
+                blkid_probe_enable_superblocks(pr, 0);
+                blkid_probe_enable_partitions(pr, 1);
+                if (blkid_do_safeprobe(pr) == 0 && blkid_probe_lookup_value(pr, "PTTYPE", &type, NULL) == 0 && type)
+                        snprintf(buf, buflen, "%s", type);
+        }
+        blkid_free_probe(pr);
+}
+
 typedef struct AskLog {
         char text[256];
 } AskLog;
@@ -271,6 +291,15 @@ int layout_read(int fd, const char *path, uint64_t image_size, Layout *ret, Diag
         layout_probe_fstype(fd, 0, image_size, l.sector_size, disk_fs, sizeof(disk_fs));
 
         const char *name = label_name(&t);
+        if (name && strcmp(name, "dos") == 0 && disk_fs[0]) {
+                /* A filesystem written straight onto the disk (a FAT floppy)
+                 * ends its boot sector in 0x55AA too: believe the MBR only if
+                 * libblkid does. */
+                char pttype[32];
+                probe_pttype(fd, image_size, l.sector_size, pttype, sizeof(pttype));
+                if (strcmp(pttype, "dos") != 0)
+                        name = NULL;
+        }
         if (!name || !t.tb) {
                 snprintf(l.label, sizeof(l.label), "none");
                 Partition whole = { .number = 0, .start = 0, .size = image_size };

@@ -145,6 +145,15 @@ static void test_no_table(void) {
         }
         if (read_layout("bare-swap.img", &b) == 0)
                 CHECK(b.n_parts == 1 && strcmp(b.parts[0].fstype, "swap") == 0, "bare swap recognised");
+
+        /* A FAT boot sector ends in 0x55AA like an MBR: libfdisk alone sees an
+         * empty DOS table, which would leave the filesystem unprobed. */
+        _cleanup_(layout_done) Layout c = {};
+        sh("cd %s && mkfs.fat -C floppy.img 1440 >/dev/null", dir);
+        if (read_layout("floppy.img", &c) == 0) {
+                CHECK(strcmp(c.label, "none") == 0, "FAT floppy: label %s, expected none", c.label);
+                CHECK(c.n_parts == 1 && strcmp(c.parts[0].fstype, "vfat") == 0, "FAT floppy: one vfat region");
+        }
 }
 
 static void test_overlap_and_past_end(void) {
