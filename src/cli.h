@@ -42,6 +42,13 @@ typedef struct Command {
         int (*run)(int argc, char **argv);
 } Command;
 
+/* After option parsing: the one positional argument (named what in the
+ * usage error). Returns -1 with *ret set, or the usage exit status. */
+int cli_one_argument(int argc, char **argv, const char *what, const char **ret);
+/* Refuses an output path that names the input file itself. Returns -1 when
+ * it does not, else an exit status. */
+int cli_refuse_output_is_input(const char *output, const char *input);
+
 /* Writes a rendered bmap to path (through a temporary file and a rename) or
  * to stdout, and says what went wrong; returns an exit status. */
 int cli_write_bmap(const char *path, const char *text, size_t len);

@@ -78,9 +78,9 @@ int cmd_create(int argc, char **argv) {
                                 return r;
                 }
         }
-        if (optind + 1 != argc)
-                return usage_error(optind >= argc ? "no IMAGE given" : "only one IMAGE is taken");
-        image = argv[optind];
+        r = cli_one_argument(argc, argv, "IMAGE", &image);
+        if (r >= 0)
+                return r;
 
         fd = open(image, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
@@ -99,13 +99,9 @@ int cmd_create(int argc, char **argv) {
                 log_error("'%s' is empty: there is nothing to map", image);
                 return EXIT_FAILED;
         }
-        if (output) {
-                struct stat ost;
-                if (stat(output, &ost) == 0 && ost.st_dev == st.st_dev && ost.st_ino == st.st_ino) {
-                        log_error("the output '%s' is the image itself: choose another file", output);
-                        return EXIT_FAILED;
-                }
-        }
+        r = cli_refuse_output_is_input(output, image);
+        if (r >= 0)
+                return r;
 
         r = filemap_block_size(fd, &block_size);
         if (r < 0) {

@@ -148,9 +148,9 @@ int cmd_info(int argc, char **argv) {
                                 return r;
                 }
         }
-        if (optind + 1 != argc)
-                return usage_error(optind >= argc ? "no IMAGE or BMAP given" : "only one IMAGE or BMAP is taken");
-        path = argv[optind];
+        r = cli_one_argument(argc, argv, "IMAGE or BMAP", &path);
+        if (r >= 0)
+                return r;
 
         bool is_bmap = false;
         r = looks_like_bmap(path, &is_bmap);

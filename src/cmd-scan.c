@@ -170,17 +170,11 @@ int cmd_scan(int argc, char **argv) {
                                 return r;
                 }
         }
-        if (optind + 1 != argc)
-                return usage_error(optind >= argc ? "no IMAGE given" : "only one IMAGE is taken");
-        image = argv[optind];
-        if (output) {
-                struct stat ost, ist;
-                if (stat(output, &ost) == 0 && stat(image, &ist) == 0 && ost.st_dev == ist.st_dev &&
-                    ost.st_ino == ist.st_ino) {
-                        log_error("the output '%s' is the image itself: choose another file", output);
-                        return EXIT_FAILED;
-                }
-        }
+        r = cli_one_argument(argc, argv, "IMAGE", &image);
+        if (r < 0)
+                r = cli_refuse_output_is_input(output, image);
+        if (r >= 0)
+                return r;
 
         r = cli_open_and_scan(image, sparse, &fd, &size, &s);
         if (r != EXIT_OK)

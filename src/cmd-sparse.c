@@ -25,6 +25,7 @@ int cmd_sparse(int argc, char **argv) {
                 { "block-size", required_argument, NULL, 'B' },
                 {},
         };
+        const char *image;
         bool dry_run = false;
         uint64_t block_size = 4096, size;
         _cleanup_close_ int fd = -1;
@@ -48,15 +49,16 @@ int cmd_sparse(int argc, char **argv) {
                                 return r;
                 }
         }
-        if (optind + 1 != argc)
-                return usage_error(optind >= argc ? "no IMAGE given" : "only one IMAGE is taken");
+        r = cli_one_argument(argc, argv, "IMAGE", &image);
+        if (r >= 0)
+                return r;
 
-        r = cli_open_and_scan(argv[optind], !dry_run, &fd, &size, &s);
+        r = cli_open_and_scan(image, !dry_run, &fd, &size, &s);
         if (r != EXIT_OK)
                 return r;
         if (extents_to_blocks(&blocks, &s.mapped, block_size) < 0) {
                 log_error("out of memory");
                 return EXIT_FAILED;
         }
-        return cli_punch(fd, argv[optind], size, block_size, &blocks, dry_run);
+        return cli_punch(fd, image, size, block_size, &blocks, dry_run);
 }

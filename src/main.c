@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "config.h"
@@ -122,6 +123,24 @@ int cli_common_option(int c, char **argv, void (*cmd_help)(void)) {
         default:
                 return usage_error("unhandled option");
         }
+}
+
+int cli_one_argument(int argc, char **argv, const char *what, const char **ret) {
+        if (optind >= argc)
+                return usage_error("no %s given", what);
+        if (optind + 1 < argc)
+                return usage_error("only one %s is taken", what);
+        *ret = argv[optind];
+        return -1;
+}
+
+int cli_refuse_output_is_input(const char *output, const char *input) {
+        struct stat o, i;
+        if (output && stat(output, &o) == 0 && stat(input, &i) == 0 && o.st_dev == i.st_dev && o.st_ino == i.st_ino) {
+                log_error("the output '%s' is the image itself: choose another file", output);
+                return EXIT_FAILED;
+        }
+        return -1;
 }
 
 int main(int argc, char **argv) {
