@@ -176,7 +176,7 @@ static void report_diff(const char *label, const Extents *got, const Extents *wa
 
 /* The probe must map exactly want (dumpe2fs's used blocks plus extra). */
 static void check_exact(const char *label, const char *img, const Dump *d, const Extents *extra) {
-        ProbeResult res;
+        ProbeResult res = { .used = EXTENTS_INIT };
         Extents want = EXTENTS_INIT;
         int k = probe_file(img, 0, 0, &res);
 
@@ -209,7 +209,7 @@ static void check_image_exact(const char *label, const char *img) {
 
 /* The probe either refuses or maps the whole partition. */
 static void check_whole_or_fail(const char *label, const char *img, uint64_t image_size, uint64_t part_size, bool want_whole) {
-        ProbeResult res;
+        ProbeResult res = { .used = EXTENTS_INIT };
         struct stat st;
         if (stat(img, &st) < 0)
                 return;
@@ -333,7 +333,7 @@ static void test_clean_images(void) {
 
         if (sh("mke2fs -q -F -t ext2 -b 1024 -d '%s' '%s' 16M", small, path("ext2-1k.img")) == 0) {
                 check_image_exact("ext2-1k", path("ext2-1k.img"));
-                ProbeResult res;
+                ProbeResult res = { .used = EXTENTS_INIT };
                 if (probe_file(path("ext2-1k.img"), 0, 0, &res) == 0)
                         CHECK(extents_contains(&res.used, 0, 1024), "ext2-1k: block 0 is not mapped");
                 probe_result_done(&res);
@@ -365,7 +365,7 @@ static void test_clean_images(void) {
                 if (dump_read(path("tail.img"), &d)) {
                         CHECK_U64(d.blocks * d.bs, 32 << 20);
                         check_exact("ext4-smaller-than-part", path("tail.img"), &d, NULL);
-                        ProbeResult res;
+                        ProbeResult res = { .used = EXTENTS_INIT };
                         if (probe_file(path("tail.img"), 0, 0, &res) == 0)
                                 CHECK(!extents_overlaps(&res.used, 32 << 20, 64 << 20), "tail: the space past the filesystem is mapped");
                         probe_result_done(&res);
@@ -378,7 +378,7 @@ static void test_clean_images(void) {
  * probe sees the same filesystem, relative to the partition. */
 static void test_offset(void) {
         char img[PATH_MAX], disk[PATH_MAX];
-        ProbeResult a, b = { .used = EXTENTS_INIT };
+        ProbeResult a = { .used = EXTENTS_INIT }, b = { .used = EXTENTS_INIT };
         struct stat st;
 
         snprintf(img, sizeof(img), "%s", path("ext4.img"));
@@ -403,7 +403,7 @@ static void test_offset(void) {
 /* The same image through reader_from_mem and reader_from_fd. */
 static void test_mem_reader(void) {
         char img[PATH_MAX];
-        ProbeResult a, b = { .used = EXTENTS_INIT };
+        ProbeResult a = { .used = EXTENTS_INIT }, b = { .used = EXTENTS_INIT };
         uint8_t *mem = NULL;
         struct stat st;
 
@@ -572,7 +572,7 @@ static void test_recovery(const char *label, const char *mkfs, const char *size,
                  * (not with metadata_csum: the bitmap copy made here has
                  * no matching checksum, and dumpe2fs would refuse it). */
                 Dump replayed;
-                ProbeResult res;
+                ProbeResult res = { .used = EXTENTS_INIT };
                 if (replay && probe_file(img, 0, 0, &res) == 0 &&
                     sh("cp '%s' '%s.replay' && e2fsck -E journal_only -y '%s.replay' >/dev/null 2>&1", img, img, img) == 0) {
                         char rimg[PATH_MAX + 8];
