@@ -48,6 +48,7 @@ typedef struct FsProbe {
 const FsProbe *fsprobe_find(const char *blkid_type);
 
 /* The probes, one per file. */
+extern const FsProbe fsprobe_btrfs;
 extern const FsProbe fsprobe_ext;
 extern const FsProbe fsprobe_fat;
 extern const FsProbe fsprobe_swap;

@@ -8,6 +8,7 @@
  * linux_raid_member, bcache, anything unknown) are mapped whole by scan.
  * The order does not matter today: each blkid type has one owner. */
 static const FsProbe *const probes[] = {
+        &fsprobe_btrfs,
         &fsprobe_ext,
         &fsprobe_fat,
         &fsprobe_swap,

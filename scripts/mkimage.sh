@@ -15,10 +15,24 @@
 #   image SIZE SECTOR_SIZE TABLE          (TABLE: gpt, dos or none)
 #   part NUMBER START SIZE KIND [FS_SIZE] (bytes; KIND: ext2 ext3 ext4 vfat
 #                                          swap btrfs lvm raw extended)
+#   member N FILE SIZE                    (a further image file of the same
+#                                          multi-device filesystem: btrfs-2dev
+#                                          writes OUT and OUT.dev2, each one
+#                                          bare btrfs device)
+#
+# The btrfs layouts: file contents are fixed by SEED, but btrfs itself puts
+# random device and chunk-tree UUIDs and the time of making into its
+# metadata, and the layouts written through a loop mount (btrfs-written,
+# btrfs-log, btrfs-2dev: 77 without loop devices or mount) leave the
+# allocation to the kernel: their bytes differ from run to run, their
+# files' contents do not. btrfs-bgt needs a mkfs.btrfs that offers
+# '-O block-group-tree' (77 otherwise).
 set -euo pipefail
 
 LAYOUTS="gpt-esp-ext4-swap mbr-fat16-ext3-ext2 ext4-bigalloc ext4-metabg ext4-uninit ext4-recovery
-gpt4k-ext4-fat32 fat12-floppy gpt-zeroed-primary gpt-lvm-random bare-unknown gpt-btrfs-slot"
+gpt4k-ext4-fat32 fat12-floppy gpt-zeroed-primary gpt-lvm-random bare-unknown gpt-btrfs-slot
+btrfs-default btrfs-single btrfs-mixed btrfs-dup btrfs-written btrfs-log btrfs-bgt gpt-btrfs-ext4
+btrfs-2dev"
 
 usage() {
         echo "usage: $0 LAYOUT OUT.img [SEED]" >&2
@@ -59,13 +73,24 @@ outdir=$(dirname -- "$OUT")
 # Scratch space beside OUT: same filesystem, and the final rename is atomic.
 TMP=$(mktemp -d "$outdir/.mkimage-$LAYOUT.XXXXXX")
 LOOP=""
+# What the btrfs layouts written through a mount hold: the mount point
+# (unmounted first) and their loop devices.
+MNT=""
+LOOPS=()
 cleanup() {
+        if [ -n "$MNT" ] && mountpoint -q "$MNT"; then umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true; fi
+        local l
+        for l in ${LOOPS[@]+"${LOOPS[@]}"}; do
+                btrfs device scan --forget "$l" >/dev/null 2>&1 || true
+                losetup -d "$l" 2>/dev/null || true
+        done
         if [ -n "$LOOP" ]; then losetup -d "$LOOP" 2>/dev/null || true; fi
         rm -rf -- "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 IMG=$TMP/disk.img
+IMG2=""
 MANIFEST_LINES=()
 
 # ---------------------------------------------------------------- helpers
@@ -420,7 +445,10 @@ layout_ext4_metabg() {
 layout_ext4_uninit() {
         # Mostly empty, with many groups: most are BLOCK_UNINIT.
         bare_ext $((256 * M)) ext4 uninit 300 $((6 * M)) -b 4096 -g 4096 -N 8192
-        dumpe2fs "$IMG" 2>/dev/null | grep -q BLOCK_UNINIT || die "no BLOCK_UNINIT group: $(dumpe2fs "$IMG" 2>&1 | grep '^Group' | head)"
+        # Into a file: 'dumpe2fs | grep -q' dies of SIGPIPE under pipefail
+        # when grep stops reading before dumpe2fs is done.
+        dumpe2fs "$IMG" >"$TMP/dump" 2>/dev/null || die "dumpe2fs failed"
+        grep -q BLOCK_UNINIT "$TMP/dump" || die "no BLOCK_UNINIT group: $(grep '^Group' "$TMP/dump" | head)"
 }
 
 # ext4 whose journal holds a committed, unreplayed transaction: it rewrites
@@ -599,14 +627,264 @@ EOF
         manifest part 2 "$s2" "$z2" ext4
 }
 
+# ---------------------------------------------------------------- btrfs
+
+# mk_btrfs FILE SIZE KEY NFILES BUDGET [MKFS.BTRFS-OPTIONS...]: a btrfs made
+# by mkfs.btrfs --rootdir from a seeded tree, over stale random bytes (its
+# free space keeps them: mkfs writes only what it allocates).
+mk_btrfs() {
+        local file=$1 size=$2 key=$3 nfiles=$4 budget=$5
+        shift 5
+        need mkfs.btrfs btrfs
+        local src=$TMP/src-$key
+        gen_tree "$src" "$key" "$nfiles" "$budget"
+        rand_file "$file" "$size" "$key-stale"
+        mkfs.btrfs -q -f -K -U "$(seeded_uuid "$key-fs")" -L "$key" --rootdir "$src" "$@" "$file" >"$TMP/mkfs.log" 2>&1 ||
+                die "mkfs.btrfs $* failed: $(cat "$TMP/mkfs.log")"
+        rm -rf "$src"
+        # mkfs.btrfs --rootdir grows a regular file it finds too small.
+        [ "$(stat -c %s "$file")" = "$size" ] ||
+                die "mkfs.btrfs $* grew the $size-byte file to $(stat -c %s "$file") bytes: give it a smaller tree or more room"
+        btrfs check --readonly "$file" >"$TMP/check.log" 2>&1 ||
+                die "the new btrfs ($*) does not pass btrfs check --readonly: $(tail -n 20 "$TMP/check.log")"
+}
+
+# bare_btrfs SIZE KEY NFILES BUDGET [MKFS.BTRFS-OPTIONS...]: a disk that is
+# one btrfs device, no partition table.
+bare_btrfs() {
+        local size=$1
+        mk_btrfs "$IMG" "$@"
+        manifest image "$size" 512 none
+        manifest part 0 0 "$size" btrfs
+}
+
+# btrfs_attach FILE: sets BLOOP to a loop device over FILE (for mounting),
+# or exits 77: no loop device here.
+btrfs_attach() {
+        need losetup
+        BLOOP=$(losetup --find --show "$1" 2>"$TMP/losetup.log") ||
+                skip "no loop device ($(head -c 200 "$TMP/losetup.log")): this layout is written through a mount"
+        LOOPS+=("$BLOOP")
+}
+
+# btrfs_mount DEV [MOUNT-OPTIONS]: mounts DEV on $MNT, or exits 77 (no
+# btrfs in this kernel, no right to mount). nodiscard: a loop device turns
+# discards into holes in the image, and freed space must keep its stale bytes.
+btrfs_mount() {
+        need mount umount mountpoint
+        MNT=$TMP/mnt
+        mkdir -p "$MNT"
+        mount -t btrfs -o "nodiscard,noatime${2:+,$2}" "$1" "$MNT" 2>"$TMP/mount.log" ||
+                skip "cannot mount btrfs ($(head -c 300 "$TMP/mount.log")): this layout is written through a mount"
+}
+
+# btrfs_umount: unmounts $MNT, which commits everything (no log tree is left).
+btrfs_umount() {
+        btrfs filesystem sync "$MNT" >/dev/null
+        umount "$MNT" || die "cannot unmount $MNT"
+        MNT=""
+}
+btrfs_detach() {
+        local l
+        for l in "${LOOPS[@]}"; do
+                btrfs device scan --forget "$l" >/dev/null 2>&1 || true
+                losetup -d "$l" || die "cannot detach $l"
+        done
+        LOOPS=()
+}
+
+# btrfs-default: what mkfs.btrfs makes by default (DUP metadata, free-space
+# tree, no-holes), filled with --rootdir.
+layout_btrfs_default() {
+        bare_btrfs $((160 * M)) default 900 $((40 * M))
+}
+
+layout_btrfs_single() {
+        bare_btrfs $((128 * M)) single 700 $((36 * M)) -m single -d single
+}
+
+# Mixed block groups (data and metadata in the same chunks), as mkfs
+# chooses for small filesystems; 80 MiB keeps the superblock copy at 64 MiB.
+layout_btrfs_mixed() {
+        bare_btrfs $((80 * M)) mixed 500 $((24 * M)) --mixed
+}
+
+# DUP data: every data extent is written twice on the one device.
+layout_btrfs_dup() {
+        bare_btrfs $((256 * M)) dup 600 $((28 * M)) -d dup
+}
+
+# Block group items in their own tree (compat_ro BLOCK_GROUP_TREE), where
+# the installed mkfs.btrfs can make it.
+layout_btrfs_bgt() {
+        need mkfs.btrfs
+        mkfs.btrfs -O list-all 2>&1 | grep -q '^block-group-tree' ||
+                skip "mkfs.btrfs $(mkfs.btrfs --version 2>&1 | awk '{print $NF}') cannot make a block-group-tree filesystem ('-O list-all' does not offer it: btrfs-progs before 6.3 has it only in experimental builds)"
+        bare_btrfs $((160 * M)) bgt 800 $((36 * M)) -O block-group-tree
+}
+
+# btrfs made by mkfs, then written by the kernel through a loop mount with
+# compress=zstd: subvolumes (one nested), a read-only snapshot, files
+# deleted afterwards (free space inside data chunks, still holding their
+# bytes), files deleted from the subvolume but kept by the snapshot, files
+# overwritten in their middle (the old extent stays whole while any part
+# of it is referenced), preallocated extents (fallocate, one also past
+# EOF, partly written). Unmounted cleanly: no log tree.
+layout_btrfs_written() {
+        need mkfs.btrfs btrfs fallocate
+        local size=$((192 * M))
+        mk_btrfs "$IMG" "$size" written 150 $((6 * M))
+        btrfs_attach "$IMG"
+        btrfs_mount "$BLOOP" compress=zstd
+        local m=$MNT
+        btrfs subvolume create "$m/@root" >/dev/null || die "btrfs subvolume create failed"
+        btrfs subvolume create "$m/@home" >/dev/null || die "btrfs subvolume create failed"
+        gen_tree "$TMP/src-root" rootw 500 $((20 * M))
+        gen_tree "$TMP/src-home" homew 250 $((12 * M))
+        cp -a "$TMP/src-root/." "$m/@root/"
+        cp -a "$TMP/src-home/." "$m/@home/"
+        rm -rf "$TMP/src-root" "$TMP/src-home"
+        btrfs subvolume create "$m/@home/nested" >/dev/null || die "btrfs subvolume create (nested) failed"
+        rand_file "$m/@home/nested/blob.bin" $((3 * M)) nested-blob
+        # Kept by the snapshot, deleted from @root after it.
+        junk_tree "$m/@root/kept-by-snapshot" snapkept $((6 * M))
+        rand_file "$m/@root/overwritten.bin" $((4 * M)) overwritten
+        rand_file "$m/@home/bookend.bin" $((4 * M)) bookend
+        btrfs filesystem sync "$m" >/dev/null
+        btrfs subvolume snapshot -r "$m/@root" "$m/@root-snapshot" >/dev/null || die "btrfs subvolume snapshot failed"
+        # Junk written, committed, deleted: freed data extents with stale bytes.
+        junk_tree "$m/@root/junk" junkroot $((10 * M))
+        junk_tree "$m/junk-top" junktop $((6 * M))
+        btrfs filesystem sync "$m" >/dev/null
+        rm -rf "$m/@root/junk" "$m/junk-top" "$m/@root/kept-by-snapshot"
+        # Overwritten middles: copy-on-write leaves the old extents in place.
+        rand_at "$m/@root/overwritten.bin" $((1 * M)) $((512 * K)) overwritten-middle
+        rand_at "$m/@home/bookend.bin" $((1 * M)) $((2 * M)) bookend-middle
+        # Preallocated: 8 MiB with 64 KiB written in its middle, and 2 MiB
+        # preallocated past the end of a small file.
+        fallocate -l $((8 * M)) "$m/@home/prealloc.img" || die "fallocate failed"
+        rand_at "$m/@home/prealloc.img" $((3 * M)) $((64 * K)) prealloc-middle
+        rand_file "$m/@home/prealloc-keep-size.txt" 5000 keep-size
+        fallocate -n -o 5000 -l $((2 * M)) "$m/@home/prealloc-keep-size.txt" || die "fallocate --keep-size failed"
+        btrfs_umount
+        btrfs_detach
+        btrfs check --readonly "$IMG" >"$TMP/check.log" 2>&1 ||
+                die "the written btrfs does not pass btrfs check --readonly: $(tail -n 20 "$TMP/check.log")"
+        manifest image "$size" 512 none
+        manifest part 0 0 "$size" btrfs
+}
+
+# A crash image: a btrfs whose last fsyncs live only in its log tree
+# (log_root != 0), as a device holds it when the power is cut after an
+# fsync and before the next commit: mkfs --rootdir of a seeded tree,
+# mounted, a file written and committed, then appended to and a new file
+# written, both fsync'd; the image is the backing file copied at that
+# moment (the mount is thrown away). The appended and new data have file
+# extents in the log tree and no extent item in the extent tree.
+layout_btrfs_log() {
+        need mkfs.btrfs btrfs sync
+        local size=$((160 * M))
+        mk_btrfs "$IMG" "$size" log 400 $((16 * M))
+        btrfs_attach "$IMG"
+        btrfs_mount "$BLOOP"
+        local m=$MNT
+        rand_file "$m/appended.bin" $((1 * M)) appended
+        btrfs filesystem sync "$m" >/dev/null
+        rand_stream $((2 * M)) appended-more >>"$m/appended.bin"
+        sync "$m/appended.bin"
+        rand_file "$m/fsynced-new.bin" $((1 * M + 5000)) fsynced-new
+        sync "$m/fsynced-new.bin"
+        local logroot
+        logroot=$(btrfs inspect-internal dump-super "$BLOOP" | awk '$1 == "log_root" {print $2}')
+        [ -n "$logroot" ] && [ "$logroot" != 0 ] || die "no log tree after fsync (log_root ${logroot:-?}): a commit came first"
+        # What the device holds now, as a regular read of the backing file sees it.
+        cp --sparse=never "$IMG" "$TMP/crashed"
+        btrfs_umount
+        btrfs_detach
+        mv -f "$TMP/crashed" "$IMG"
+        [ "$(btrfs inspect-internal dump-super "$IMG" | awk '$1 == "log_root" {print $2}')" = "$logroot" ] ||
+                die "the copied image lost its log tree"
+        btrfs check --readonly "$IMG" >"$TMP/check.log" 2>&1 ||
+                die "the crash image does not pass btrfs check --readonly: $(tail -n 20 "$TMP/check.log")"
+        manifest image "$size" 512 none
+        manifest part 0 0 "$size" btrfs
+}
+
+# GPT: an ext4 and, after a gap of bootloader bytes, a btrfs partition that
+# starts 3 sectors past a 4 KiB boundary (its blocks straddle the bmap's).
+layout_gpt_btrfs_ext4() {
+        local disk=$((208 * M)) s1=$((1 * M)) z1=$((40 * M)) s2=$((42 * M + 3 * 512)) z2=$((144 * M))
+        mk_ext "$TMP/p1" "$z1" ext4 boot 300 $((10 * M)) -b 4096
+        mk_btrfs "$TMP/p2" "$z2" root 800 $((36 * M))
+        new_disk "$disk"
+        table "$IMG" <<EOF
+label: gpt
+label-id: $(seeded_uuid label)
+unit: sectors
+first-lba: 34
+start=$((s1 / 512)), size=$((z1 / 512)), type=$GPT_LINUX, name="boot", uuid=$(seeded_uuid p1)
+start=$((s2 / 512)), size=$((z2 / 512)), type=$GPT_LINUX, name="root", uuid=$(seeded_uuid p2)
+EOF
+        put "$IMG" "$s1" "$TMP/p1"
+        put "$IMG" "$s2" "$TMP/p2"
+        bootloader_gpt
+        rand_at "$IMG" $((s1 + z1)) $((s2 - s1 - z1)) gap
+        tail_random $((s2 + z2))
+        manifest image "$disk" 512 gpt
+        manifest part 1 "$s1" "$z1" ext4
+        manifest part 2 "$s2" "$z2" btrfs
+}
+
+# A two-device filesystem, single data and RAID1 metadata, written through
+# a mount (mkfs.btrfs --rootdir takes one device only). Two image files:
+# OUT (devid 1) and OUT.dev2 (devid 2), each a bare btrfs device, named in
+# the manifest's 'member' line.
+layout_btrfs_2dev() {
+        need mkfs.btrfs btrfs
+        local size=$((128 * M))
+        IMG2=$TMP/disk.img.dev2
+        rand_file "$IMG" "$size" dev1-stale
+        rand_file "$IMG2" "$size" dev2-stale
+        mkfs.btrfs -q -f -K -U "$(seeded_uuid fs)" -L twodev -d single -m raid1 "$IMG" "$IMG2" >"$TMP/mkfs.log" 2>&1 ||
+                die "mkfs.btrfs -d single -m raid1 failed: $(cat "$TMP/mkfs.log")"
+        btrfs_attach "$IMG"
+        local l1=$BLOOP
+        btrfs_attach "$IMG2"
+        local l2=$BLOOP
+        btrfs device scan "$l1" "$l2" >/dev/null 2>&1 || true
+        btrfs_mount "$l1" "device=$l1,device=$l2"
+        gen_tree "$TMP/src" twodev 900 $((60 * M))
+        junk_tree "$MNT/junk" twodev $((16 * M))
+        btrfs filesystem sync "$MNT" >/dev/null
+        cp -a "$TMP/src/." "$MNT/"
+        rm -rf "$TMP/src"
+        btrfs filesystem sync "$MNT" >/dev/null
+        rm -rf "$MNT/junk"
+        btrfs_umount
+        btrfs check --readonly "$l1" >"$TMP/check.log" 2>&1 ||
+                die "the two-device btrfs does not pass btrfs check --readonly: $(tail -n 20 "$TMP/check.log")"
+        # Data on both devices, or the test of one member proves little.
+        btrfs inspect-internal dump-tree -t chunk "$l1" 2>/dev/null | grep -A6 'type DATA' |
+                grep -o 'devid [0-9]*' | sort -u >"$TMP/datadevs" || true
+        [ "$(wc -l <"$TMP/datadevs")" = 2 ] || die "the data chunks are not on both devices: $(tr '\n' ' ' <"$TMP/datadevs")"
+        btrfs_detach
+        manifest image "$size" 512 none
+        manifest part 0 0 "$size" btrfs
+        manifest member 2 "$OUT.dev2" "$size"
+}
+
 "layout_${LAYOUT//-/_}"
 
 # Every byte written: no holes anywhere (as vendors ship images).
+for f in "$IMG" ${IMG2:+"$IMG2"}; do
+        size=$(stat -c %s "$f")
+        alloc=$(($(stat -c %b "$f") * $(stat -c %B "$f")))
+        [ "$alloc" -ge "$size" ] || die "the image ${f##*/} has holes ($alloc of $size bytes allocated)"
+done
+if [ -n "$IMG2" ]; then mv -f -- "$IMG2" "$OUT.dev2"; fi
 size=$(stat -c %s "$IMG")
-alloc=$(($(stat -c %b "$IMG") * $(stat -c %B "$IMG")))
-[ "$alloc" -ge "$size" ] || die "the image has holes ($alloc of $size bytes allocated)"
 mv -f -- "$IMG" "$OUT"
 if [ -n "${MKIMAGE_MANIFEST:-}" ]; then
         printf '%s\n' "${MANIFEST_LINES[@]}" >"$MKIMAGE_MANIFEST"
 fi
-echo "mkimage: $LAYOUT: $OUT ($((size / K)) KiB, seed $SEED)"
+echo "mkimage: $LAYOUT: $OUT ($((size / K)) KiB, seed $SEED)${IMG2:+; second device: $OUT.dev2}"

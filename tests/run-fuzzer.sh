@@ -26,5 +26,28 @@ fuzz-fat)
                 head -c 262144 f$f.img >corpus/fat$f
         done
         ;;
+fuzz-btrfs)
+        # Sparse seeds (see fuzz-btrfs.c): the non-zero 4 KiB blocks of small
+        # filesystems, whose trees lie megabytes in.
+        mkdir -p root/d && printf 'hello\n' >root/d/small && head -c 9000 /dev/urandom >root/f1 && head -c 70000 /dev/urandom >root/d/f2
+        i=0
+        for args in "--mixed -n 4096" "-n 4096" "-n 4096 -d dup -m single" "-n 4096 --csum xxhash" "-n 16384 -m dup -d dup"; do
+                i=$((i + 1))
+                rm -f b.img && truncate -s $([[ $args == --mixed* ]] && echo 16M || echo 120M) b.img
+                mkfs.btrfs -f -q $args --rootdir root b.img >/dev/null 2>&1 || continue
+                python3 - b.img corpus/btrfs$i <<'PY'
+import sys
+data = open(sys.argv[1], 'rb').read()[:128 << 20]
+out = [b'BTRFSPRS']
+for at in range(0, len(data), 4096):
+    blk = data[at:at + 4096]
+    if blk.count(0) != len(blk):
+        out.append((at // 4096).to_bytes(4, 'little') + blk.ljust(4096, b'\0'))
+open(sys.argv[2], 'wb').write(b''.join(out))
+PY
+                # The mixed one keeps its chunk tree at 1 MiB: a raw prefix reaches it.
+                if [[ $args == --mixed* ]]; then head -c 1200K b.img >corpus/btrfs-raw; fi
+        done
+        ;;
 esac
 "$fuzzer" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 corpus 2>&1 | tail -15
