@@ -1413,9 +1413,12 @@ static void describe(const Btrfs *b, ProbeResult *res) {
         if (b->bg_mismatch)
                 EXTRA("; %u data chunks mapped whole (block group usage differs from their extents)", b->bg_mismatch);
 #undef EXTRA
-        snprintf(res->how, sizeof(res->how), "chunk, dev%s and extent trees (%s%s; %s)%s",
-                 b->compat_ro & COMPAT_RO_BLOCK_GROUP_TREE ? ", block-group" : "", csum_names[b->csum_type],
-                 b->csum_type == CSUM_BLAKE2B ? " not verified: structure checks only" : "", profiles, extra);
+        /* The report line may be cut; it is only read by people. */
+        int k = snprintf(res->how, sizeof(res->how), "chunk, dev%s and extent trees (%s%s; %s)",
+                         b->compat_ro & COMPAT_RO_BLOCK_GROUP_TREE ? ", block-group" : "", csum_names[b->csum_type],
+                         b->csum_type == CSUM_BLAKE2B ? " not verified: structure checks only" : "", profiles);
+        if (k > 0 && (size_t) k < sizeof(res->how))
+                strncat(res->how, extra, sizeof(res->how) - (size_t) k - 1);
 }
 
 /* ---------------------------------------------------------------- the probe */

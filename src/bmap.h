@@ -57,6 +57,16 @@ int bmap_parse(const char *data, size_t len, const char *name, bool allow_bad_fi
                Diag *d);
 int bmap_load(const char *path, bool allow_bad_file_checksum, Bmap *ret, Diag *d);
 
+/* Where the bmap of an image is, as bmaptool looks for it: IMAGE.bmap, then
+ * the name with one extension stripped at a time (a.img.xz: a.img.xz.bmap,
+ * a.img.bmap, a.bmap). -ENOENT when none exists; *ret_tried lists the
+ * names looked at, for the message. */
+int bmap_find(const char *image, char **ret_path, char *tried, size_t tried_len);
+
+/* The ranges as a list of block extents, one per range, not merged (for the
+ * hasher: one checksum per range). */
+int bmap_range_list(const Bmap *b, Extents *ret);
+
 /* The mapped blocks as one extent set. */
 int bmap_mapped_blocks(const Bmap *b, Extents *ret);
 

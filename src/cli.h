@@ -64,6 +64,16 @@ struct Extents;
 int cli_punch(int fd, const char *path, uint64_t size, uint64_t block_size, const struct Extents *blocks,
               bool dry_run);
 
+/* copy and verify: find and load the bmap of an image, open its source,
+ * and read a target back against the bmap. Each returns an exit status. */
+struct Bmap;
+int cli_find_bmap(const char *image, const char *given, char **ret);
+int cli_load_bmap(const char *path, struct Bmap *ret);
+int cli_open_source(const char *image, int *ret_fd);
+int cli_verify_target(const struct Bmap *b, const char *bmap_path, const char *dest);
+
+int cmd_copy(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 int cmd_create(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_scan(int argc, char **argv);

@@ -68,6 +68,8 @@ int usage_error(const char *fmt, ...) {
 static const Command commands[] = {
         { "scan", "filesystem-aware bmap of an image: maps only what its filesystems use", cmd_scan },
         { "sparse", "punch holes in an image over every block its filesystems do not use", cmd_sparse },
+        { "copy", "flash an image (compressed or not) to devices or files, verifying every range", cmd_copy },
+        { "verify", "read a flashed device back and check it against the bmap", cmd_verify },
         { "create", "hole-based bmap of a sparse image, identical to 'bmaptool create'", cmd_create },
         { "info", "describe an image's layout and use, or a bmap and its validity", cmd_info },
 };

@@ -182,7 +182,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, Diag *d) {
                 return diag_set(d, -errno, "cannot create a temporary file beside '%s': %s", path,
                                 strerror(errno));
         /* mkostemp makes the file 0600; a bmap is no secret. */
-        (void) fchmod(fd, 0644 & ~umask(umask(0)));
+        (void) fchmod(fd, 0666 & ~current_umask());
         r = write_full(fd, data, len);
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
@@ -193,6 +193,12 @@ int write_file_atomic(const char *path, const void *data, size_t len, Diag *d) {
                 return diag_set(d, r, "cannot write '%s': %s", path, strerror(-r));
         }
         return 0;
+}
+
+unsigned current_umask(void) {
+        mode_t m = umask(0);
+        umask(m);
+        return (unsigned) m;
 }
 
 unsigned cpu_count(void) {

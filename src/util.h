@@ -95,6 +95,9 @@ int write_file_atomic(const char *path, const void *data, size_t len, Diag *d);
 
 unsigned cpu_count(void);
 
+/* The process umask (reading it means setting it: set it straight back). */
+unsigned current_umask(void);
+
 void hex_encode(const uint8_t *bytes, size_t n, char *out);
 /* Decodes 2*n hex digits (either case) into n bytes; -EINVAL on a non-hex digit. */
 int hex_decode(const char *hex, size_t n, uint8_t *out);

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bmap.h"
+#include "cli.h"
+#include "hash.h"
+#include "target.h"
+
+static void help(void) {
+        printf("Usage: bmapscan verify [--bmap FILE] IMAGE|- DEST\n"
+               "\n"
+               "Read DEST back (for a block device, past its page cache) and check every range\n"
+               "of the bmap against its checksum. The bmap is found as 'copy' finds it; with - as\n"
+               "IMAGE, --bmap is needed. Prints each bad range; exit status 1 if there is one.\n"
+               "\n"
+               "      --bmap FILE   the bmap to check against\n"
+               "  -q, --quiet       print only errors\n"
+               "  -h, --help        show this help\n");
+}
+
+int cli_verify_target(const Bmap *b, const char *bmap_path, const char *dest) {
+        _cleanup_extents_ Extents list = EXTENTS_INIT;
+        _cleanup_free_ uint8_t(*got)[CHECKSUM_MAX_SIZE] = NULL;
+        _cleanup_close_ int fd = -1;
+        size_t bad = 0, unchecked = 0;
+        Diag d = {};
+        int r;
+
+        if (b->checksum_type == CHECKSUM_NONE) {
+                log_error("%s: the bmap has no range checksums: there is nothing to verify %s against", bmap_path,
+                          dest);
+                return EXIT_FAILED;
+        }
+        r = target_open_for_verify(dest, &fd, &d);
+        if (r < 0) {
+                log_error("%s", d.msg);
+                return EXIT_FAILED;
+        }
+        r = bmap_range_list(b, &list);
+        if (r < 0 || !(got = calloc(list.n + 1, sizeof(*got)))) {
+                log_error("out of memory");
+                return EXIT_FAILED;
+        }
+        r = hash_block_ranges(fd, dest, b->image_size, b->block_size, &list, b->checksum_type, 0, got, &d);
+        if (r < 0) {
+                log_error("%s", d.msg);
+                return EXIT_FAILED;
+        }
+        size_t n = checksum_size(b->checksum_type);
+        for (size_t i = 0; i < b->n_ranges; i++) {
+                const BmapRange *x = &b->ranges[i];
+                char want[2 * CHECKSUM_MAX_SIZE + 1], have[2 * CHECKSUM_MAX_SIZE + 1];
+                if (!x->has_checksum) {
+                        unchecked++;
+                        continue;
+                }
+                if (memcmp(got[i], x->checksum, n) == 0)
+                        continue;
+                bad++;
+                uint64_t e = x->blocks.end * b->block_size;
+                hex_encode(x->checksum, n, want);
+                hex_encode(got[i], n, have);
+                printf("%s: bad range %llu-%llu (bytes %llu-%llu): expected %s %s, found %s\n", dest,
+                       (unsigned long long) x->blocks.start, (unsigned long long) x->blocks.end - 1,
+                       (unsigned long long) (x->blocks.start * b->block_size),
+                       (unsigned long long) ((e > b->image_size ? b->image_size : e) - 1), checksum_name(b->checksum_type),
+                       want, have);
+        }
+        if (bad) {
+                log_error("%s: %zu of %zu ranges do not match %s: flash it again", dest, bad, b->n_ranges, bmap_path);
+                return EXIT_FAILED;
+        }
+        log_info("%s: all %zu ranges match %s%s", dest, b->n_ranges - unchecked, bmap_path,
+                 unchecked ? " (some ranges have no checksum)" : "");
+        return EXIT_OK;
+}
+
+int cmd_verify(int argc, char **argv) {
+        static const struct option options[] = {
+                CLI_COMMON_OPTIONS,
+                { "bmap", required_argument, NULL, 'b' },
+                {},
+        };
+        const char *bmap_arg = NULL;
+        _cleanup_free_ char *bmap_path = NULL;
+        _cleanup_(bmap_done) Bmap bmap = {};
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, options, NULL)) >= 0) {
+                switch (c) {
+                case 'b':
+                        bmap_arg = optarg;
+                        break;
+                default:
+                        r = cli_common_option(c, argv, help);
+                        if (r >= 0)
+                                return r;
+                }
+        }
+        if (argc - optind != 2)
+                return usage_error(argc - optind < 2 ? "IMAGE and DEST are needed" : "only IMAGE and DEST are taken");
+        r = cli_find_bmap(argv[optind], bmap_arg, &bmap_path);
+        if (r != EXIT_OK)
+                return r;
+        r = cli_load_bmap(bmap_path, &bmap);
+        if (r != EXIT_OK)
+                return r;
+        return cli_verify_target(&bmap, bmap_path, argv[optind + 1]);
+}

@@ -1,0 +1,457 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "copy.h"
+
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Buffers: large enough to keep syscalls and queue traffic rare, few
+ * enough to keep memory at a few tens of MiB whatever the image. */
+#define CHUNK_SIZE (4u << 20)
+#define N_CHUNKS 10
+#define MAX_TARGETS 64
+
+typedef struct Chunk {
+        uint8_t *data;
+        size_t len;
+        uint64_t offset;        /* in the image */
+        size_t range;           /* index into the bmap's ranges, or SIZE_MAX */
+        bool range_end;         /* the last chunk of its range */
+        atomic_int refs;        /* writers still to write it */
+} Chunk;
+
+/* A bounded FIFO of chunks. pop returns NULL once the queue is closed and
+ * empty, or at once when the copy is aborting. */
+typedef struct Queue {
+        Chunk *items[N_CHUNKS + 1];
+        size_t head, count;
+        bool closed;
+        pthread_mutex_t lock;
+        pthread_cond_t changed;
+} Queue;
+
+typedef struct Copy Copy;
+
+typedef struct Writer {
+        Copy *c;
+        Target *target;
+        Queue q;
+        pthread_t tid;
+        bool failed;
+        CopyTargetResult *result;
+        atomic_uint_fast64_t written;
+} Writer;
+
+struct Copy {
+        const char *name;
+        Stream *src;
+        const Bmap *bmap;
+        uint64_t image_size;
+        bool verify;
+        const volatile sig_atomic_t *cancel;
+
+        Chunk chunks[N_CHUNKS];
+        Queue free_q, hash_q;
+        Writer writers[MAX_TARGETS];
+        size_t n_writers;
+        atomic_size_t active_writers;
+
+        atomic_bool abort;
+        pthread_mutex_t err_lock;
+        int error;
+        Diag diag;
+        atomic_uint_fast64_t read_total;
+        atomic_bool reader_done;
+};
+
+static void queue_init(Queue *q) {
+        *q = (Queue) {};
+        pthread_mutex_init(&q->lock, NULL);
+        pthread_cond_init(&q->changed, NULL);
+}
+
+static void queue_destroy(Queue *q) {
+        pthread_mutex_destroy(&q->lock);
+        pthread_cond_destroy(&q->changed);
+}
+
+static void queue_push(Queue *q, Chunk *c) {
+        pthread_mutex_lock(&q->lock);
+        /* Never full: there are only N_CHUNKS chunks in all. */
+        q->items[(q->head + q->count) % (N_CHUNKS + 1)] = c;
+        q->count++;
+        pthread_cond_broadcast(&q->changed);
+        pthread_mutex_unlock(&q->lock);
+}
+
+static Chunk *queue_pop(Copy *c, Queue *q) {
+        Chunk *ch = NULL;
+        pthread_mutex_lock(&q->lock);
+        while (q->count == 0 && !q->closed && !atomic_load(&c->abort))
+                pthread_cond_wait(&q->changed, &q->lock);
+        if (q->count > 0 && !atomic_load(&c->abort)) {
+                ch = q->items[q->head];
+                q->head = (q->head + 1) % (N_CHUNKS + 1);
+                q->count--;
+        }
+        pthread_mutex_unlock(&q->lock);
+        return ch;
+}
+
+static void queue_close(Queue *q) {
+        pthread_mutex_lock(&q->lock);
+        q->closed = true;
+        pthread_cond_broadcast(&q->changed);
+        pthread_mutex_unlock(&q->lock);
+}
+
+static void wake_all(Copy *c) {
+        queue_close(&c->free_q);
+        queue_close(&c->hash_q);
+        for (size_t i = 0; i < c->n_writers; i++)
+                queue_close(&c->writers[i].q);
+}
+
+/* The first error stops the whole copy. */
+static void fail(Copy *c, int err, const Diag *d) {
+        pthread_mutex_lock(&c->err_lock);
+        if (c->error == 0) {
+                c->error = err;
+                if (d)
+                        c->diag = *d;
+        }
+        pthread_mutex_unlock(&c->err_lock);
+        atomic_store(&c->abort, true);
+        wake_all(c);
+}
+
+static bool stopping(Copy *c) {
+        if (c->cancel && *c->cancel && !atomic_load(&c->abort)) {
+                Diag d;
+                diag_set(&d, -EINTR, "interrupted");
+                fail(c, -EINTR, &d);
+        }
+        return atomic_load(&c->abort);
+}
+
+static void release(Copy *c, Chunk *ch) {
+        if (atomic_fetch_sub(&ch->refs, 1) == 1)
+                queue_push(&c->free_q, ch);
+}
+
+/* Reads one span [start, end) of the image into chunks. */
+static int read_span(Copy *c, uint64_t start, uint64_t end, size_t range, Diag *d) {
+        uint64_t at = stream_offset(c->src);
+        int r;
+
+        if (at < start) {
+                r = stream_skip(c->src, start - at, d);
+                if (r < 0)
+                        return r;
+        }
+        while (start < end) {
+                Chunk *ch = queue_pop(c, &c->free_q);
+                if (!ch)
+                        return -ECANCELED;
+                size_t want = end - start < CHUNK_SIZE ? (size_t) (end - start) : CHUNK_SIZE;
+                size_t got = 0;
+                while (got < want) {
+                        ssize_t k = stream_read(c->src, ch->data + got, want - got, d);
+                        if (k < 0) {
+                                queue_push(&c->free_q, ch);
+                                return (int) k;
+                        }
+                        if (k == 0)
+                                break;
+                        got += (size_t) k;
+                }
+                if (got < want && end != UINT64_MAX) {
+                        queue_push(&c->free_q, ch);
+                        return diag_set(d, -EIO,
+                                        "%s: the image ends at byte %llu, but the bmap says it has %llu bytes: "
+                                        "the image is incomplete, or the bmap belongs to another image",
+                                        c->name, (unsigned long long) (start + got),
+                                        (unsigned long long) c->image_size);
+                }
+                if (got == 0) {
+                        /* The end of a stream of unknown size. */
+                        queue_push(&c->free_q, ch);
+                        break;
+                }
+                ch->len = got;
+                ch->offset = start;
+                ch->range = range;
+                start += got;
+                ch->range_end = start >= end || got < want;
+                atomic_fetch_add(&c->read_total, got);
+                queue_push(&c->hash_q, ch);
+                if (got < want)
+                        break; /* the end of a stream of unknown size */
+                if (stopping(c))
+                        return -ECANCELED;
+        }
+        return 0;
+}
+
+static int drain(Copy *c, Diag *d) {
+        Chunk *ch = queue_pop(c, &c->free_q);
+        int r = 0;
+
+        if (!ch)
+                return -ECANCELED;
+        for (;;) {
+                ssize_t k = stream_read(c->src, ch->data, CHUNK_SIZE, d);
+                if (k < 0) {
+                        r = (int) k;
+                        break;
+                }
+                if (k == 0 || stopping(c))
+                        break;
+        }
+        queue_push(&c->free_q, ch);
+        uint64_t end = stream_offset(c->src);
+        if (r >= 0 && c->image_size != UINT64_MAX && end != c->image_size)
+                r = diag_set(d, -EBADMSG,
+                             "%s: the image is %llu bytes, but the bmap says %llu: the image is %s, or the bmap "
+                             "belongs to another image",
+                             c->name, (unsigned long long) end, (unsigned long long) c->image_size,
+                             end < c->image_size ? "incomplete" : "longer");
+        return r;
+}
+
+static void *reader_main(void *arg) {
+        Copy *c = arg;
+        Diag d = {};
+        int r = 0;
+
+        if (!c->bmap)
+                r = read_span(c, 0, c->image_size, SIZE_MAX, &d);
+        else
+                for (size_t i = 0; i < c->bmap->n_ranges && r >= 0 && !stopping(c); i++) {
+                        const BmapRange *x = &c->bmap->ranges[i];
+                        uint64_t s = x->blocks.start * c->bmap->block_size;
+                        uint64_t e = x->blocks.end * c->bmap->block_size;
+                        r = read_span(c, s, e > c->image_size ? c->image_size : e, i, &d);
+                }
+        /* A compressed image is decoded to its end even past the last
+         * range: its own checks (CRCs, content checksums, the final frame)
+         * sit there, and a damaged or truncated stream must never pass as
+         * a successful copy. Its length must also be the bmap's. */
+        if (r >= 0 && strcmp(stream_describe(c->src), "raw") != 0 && !stopping(c))
+                r = drain(c, &d);
+        if (r < 0 && r != -ECANCELED)
+                fail(c, r, &d);
+        atomic_store(&c->reader_done, true);
+        queue_close(&c->hash_q);
+        return NULL;
+}
+
+static void hex(const uint8_t *b, size_t n, char *out) {
+        hex_encode(b, n, out);
+}
+
+/* Hashes each range as its chunks pass, then hands the chunks on. */
+static void *hasher_main(void *arg) {
+        Copy *c = arg;
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        const EVP_MD *md = NULL;
+        size_t cur = SIZE_MAX;
+        bool hashing = false;
+
+        if (c->bmap && c->verify)
+                md = c->bmap->checksum_type == CHECKSUM_SHA1 ? EVP_sha1()
+                     : c->bmap->checksum_type == CHECKSUM_SHA256 ? EVP_sha256()
+                                                                 : NULL;
+        if (!ctx) {
+                Diag d;
+                fail(c, diag_set(&d, -ENOMEM, "out of memory"), &d);
+        }
+        for (Chunk *ch; ctx && (ch = queue_pop(c, &c->hash_q));) {
+                if (md && ch->range != cur) {
+                        cur = ch->range;
+                        hashing = c->bmap->ranges[cur].has_checksum && EVP_DigestInit_ex(ctx, md, NULL);
+                }
+                if (hashing)
+                        EVP_DigestUpdate(ctx, ch->data, ch->len);
+                if (hashing && ch->range_end) {
+                        const BmapRange *x = &c->bmap->ranges[cur];
+                        uint8_t got[CHECKSUM_MAX_SIZE];
+                        size_t n = checksum_size(c->bmap->checksum_type);
+                        EVP_DigestFinal_ex(ctx, got, NULL);
+                        hashing = false;
+                        if (memcmp(got, x->checksum, n) != 0) {
+                                char want_hex[2 * CHECKSUM_MAX_SIZE + 1], got_hex[2 * CHECKSUM_MAX_SIZE + 1];
+                                uint64_t bs = c->bmap->block_size, e = x->blocks.end * bs;
+                                Diag d;
+                                hex(x->checksum, n, want_hex);
+                                hex(got, n, got_hex);
+                                diag_set(&d, -EBADMSG,
+                                         "checksum mismatch in range %llu-%llu (bytes %llu-%llu): the bmap says %s "
+                                         "%s, the image gives %s: the image is damaged or the bmap belongs to another "
+                                         "image",
+                                         (unsigned long long) x->blocks.start, (unsigned long long) x->blocks.end - 1,
+                                         (unsigned long long) (x->blocks.start * bs),
+                                         (unsigned long long) ((e > c->image_size ? c->image_size : e) - 1),
+                                         checksum_name(c->bmap->checksum_type), want_hex, got_hex);
+                                queue_push(&c->free_q, ch);
+                                fail(c, -EBADMSG, &d);
+                                break;
+                        }
+                }
+                size_t active = 0;
+                for (size_t i = 0; i < c->n_writers; i++)
+                        active += !c->writers[i].failed;
+                if (active == 0) {
+                        queue_push(&c->free_q, ch);
+                        continue;
+                }
+                atomic_store(&ch->refs, (int) c->n_writers);
+                for (size_t i = 0; i < c->n_writers; i++)
+                        queue_push(&c->writers[i].q, ch);
+        }
+        EVP_MD_CTX_free(ctx);
+        for (size_t i = 0; i < c->n_writers; i++)
+                queue_close(&c->writers[i].q);
+        return NULL;
+}
+
+static void *writer_main(void *arg) {
+        Writer *w = arg;
+        Copy *c = w->c;
+
+        for (Chunk *ch; (ch = queue_pop(c, &w->q));) {
+                if (!w->failed) {
+                        Diag d = {};
+                        int r = target_write(w->target, ch->data, ch->len, ch->offset, &d);
+                        if (r < 0) {
+                                w->failed = true;
+                                w->result->error = r;
+                                snprintf(w->result->message, sizeof(w->result->message), "%s", d.msg);
+                                /* One failing target does not stop the others; the
+                                 * last one does. */
+                                if (atomic_fetch_sub(&c->active_writers, 1) == 1) {
+                                        Diag all;
+                                        diag_set(&all, r, "%s", d.msg);
+                                        fail(c, r, &all);
+                                }
+                        } else
+                                atomic_fetch_add(&w->written, ch->len);
+                }
+                release(c, ch);
+        }
+        return NULL;
+}
+
+static uint64_t total_to_copy(const Bmap *b, uint64_t image_size) {
+        uint64_t t = 0;
+        if (!b)
+                return image_size;
+        for (size_t i = 0; i < b->n_ranges; i++) {
+                uint64_t s = b->ranges[i].blocks.start * b->block_size, e = b->ranges[i].blocks.end * b->block_size;
+                t += (e > image_size ? image_size : e) - s;
+        }
+        return t;
+}
+
+int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targets, size_t n_targets,
+               const CopyOptions *o, CopyTargetResult *results, uint64_t *ret_total, Diag *d) {
+        Copy *c;
+        pthread_t reader, hasher;
+        uint64_t total = total_to_copy(bmap, image_size);
+        int r = 0;
+
+        if (n_targets == 0 || n_targets > MAX_TARGETS)
+                return diag_set(d, -EINVAL, "between 1 and %d targets are taken", MAX_TARGETS);
+        c = calloc(1, sizeof(Copy));
+        if (!c)
+                return -ENOMEM;
+        c->src = src;
+        c->name = o && o->source_name ? o->source_name : "the image";
+        c->bmap = bmap;
+        c->image_size = image_size;
+        c->verify = o ? o->verify : true;
+        c->cancel = o ? o->cancel : NULL;
+        pthread_mutex_init(&c->err_lock, NULL);
+        queue_init(&c->free_q);
+        queue_init(&c->hash_q);
+        for (size_t i = 0; i < N_CHUNKS; i++) {
+                c->chunks[i].data = aligned_alloc(4096, CHUNK_SIZE);
+                if (!c->chunks[i].data)
+                        r = -ENOMEM;
+                else
+                        queue_push(&c->free_q, &c->chunks[i]);
+        }
+        c->n_writers = n_targets;
+        atomic_store(&c->active_writers, n_targets);
+        for (size_t i = 0; i < n_targets; i++) {
+                c->writers[i] = (Writer) { .c = c, .target = targets[i], .result = &results[i] };
+                results[i] = (CopyTargetResult) {};
+                queue_init(&c->writers[i].q);
+        }
+        if (r < 0)
+                goto out;
+
+        size_t started = 0;
+        for (; started < n_targets; started++)
+                if (pthread_create(&c->writers[started].tid, NULL, writer_main, &c->writers[started]) != 0)
+                        break;
+        bool hasher_up = started == n_targets && pthread_create(&hasher, NULL, hasher_main, c) == 0;
+        bool reader_up = hasher_up && pthread_create(&reader, NULL, reader_main, c) == 0;
+        if (!reader_up) {
+                Diag e;
+                fail(c, diag_set(&e, -EAGAIN, "cannot start the copy threads"), &e);
+                if (hasher_up)
+                        queue_close(&c->hash_q);
+        }
+
+        /* This thread reports progress and watches for a cancel request. */
+        while (reader_up) {
+                uint64_t done = UINT64_MAX;
+                for (size_t i = 0; i < n_targets; i++)
+                        if (!c->writers[i].failed && atomic_load(&c->writers[i].written) < done)
+                                done = atomic_load(&c->writers[i].written);
+                if (done == UINT64_MAX)
+                        done = 0;
+                if (o && o->progress)
+                        o->progress(o->userdata, done, total == UINT64_MAX ? atomic_load(&c->read_total) : total);
+                (void) stopping(c);
+                bool all_done = atomic_load(&c->reader_done);
+                for (size_t i = 0; all_done && i < n_targets; i++) {
+                        pthread_mutex_lock(&c->writers[i].q.lock);
+                        all_done = c->writers[i].q.closed && c->writers[i].q.count == 0;
+                        pthread_mutex_unlock(&c->writers[i].q.lock);
+                }
+                if (all_done || atomic_load(&c->abort))
+                        break;
+                nanosleep(&(struct timespec) { 0, 100 * 1000 * 1000 }, NULL);
+        }
+        if (reader_up)
+                pthread_join(reader, NULL);
+        if (hasher_up)
+                pthread_join(hasher, NULL);
+        for (size_t i = 0; i < started; i++)
+                pthread_join(c->writers[i].tid, NULL);
+        for (size_t i = 0; i < n_targets; i++)
+                results[i].written = atomic_load(&c->writers[i].written);
+        if (o && o->progress && c->error == 0)
+                o->progress(o->userdata, total == UINT64_MAX ? atomic_load(&c->read_total) : total,
+                            total == UINT64_MAX ? atomic_load(&c->read_total) : total);
+        if (ret_total)
+                *ret_total = atomic_load(&c->read_total);
+        r = c->error;
+        if (r < 0 && d)
+                *d = c->diag;
+out:
+        for (size_t i = 0; i < N_CHUNKS; i++)
+                free(c->chunks[i].data);
+        for (size_t i = 0; i < n_targets; i++)
+                queue_destroy(&c->writers[i].q);
+        queue_destroy(&c->free_q);
+        queue_destroy(&c->hash_q);
+        pthread_mutex_destroy(&c->err_lock);
+        free(c);
+        return r;
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bmap.h"
+#include "stream.h"
+#include "target.h"
+#include "util.h"
+
+typedef struct CopyOptions {
+        const char *source_name;                /* for messages */
+        bool verify;                            /* check range checksums as the data streams */
+        const volatile sig_atomic_t *cancel;    /* set by a signal handler: stop soon */
+        /* Called from the calling thread a few times a second. */
+        void (*progress)(void *userdata, uint64_t done, uint64_t total);
+        void *userdata;
+} CopyOptions;
+
+typedef struct CopyTargetResult {
+        int error;              /* 0, or the negative errno that stopped this target */
+        char message[768];
+        uint64_t written;       /* bytes written to it */
+} CopyTargetResult;
+
+/* Streams the image from src to every target: with a bmap, only its ranges
+ * (skipping, or decoding and dropping, what lies between), each hashed as it
+ * streams and compared at its end; without one (bmap NULL), all image_size
+ * bytes, or everything up to the end of the stream when image_size is
+ * UINT64_MAX. One thread decodes, one hashes, one writes to each target;
+ * memory is a fixed pool of buffers.
+ *
+ * Returns 0 when the image was read and verified in full (each target's own
+ * outcome is in results[i]: one failing target does not stop the others),
+ * or a negative errno with a message when the source failed, a checksum did
+ * not match, every target failed, or the copy was cancelled. Targets are not
+ * finished here: the caller flushes them (target_finish). */
+int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targets, size_t n_targets,
+               const CopyOptions *o, CopyTargetResult *results, uint64_t *ret_total, Diag *d);

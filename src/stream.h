@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util.h"
+
+/* Where the raw (possibly compressed) bytes come from: a file, stdin, and
+ * later a URL. read returns bytes read (possibly fewer than asked), 0 at the
+ * end, or a negative errno; seek (NULL when the input cannot seek) moves to
+ * an absolute offset counted from the first byte the stream reads; size is
+ * the total number of bytes when known (file or device size, HTTP
+ * Content-Length), 0 when not. */
+typedef struct Input {
+        const char *name;
+        void *ctx;
+        ssize_t (*read)(void *ctx, void *buf, size_t n);
+        int (*seek)(void *ctx, uint64_t offset);
+        uint64_t size;
+} Input;
+
+/* An Input over a file descriptor (which stays the caller's, as does the
+ * int it points to); read(2) with EINTR retried. Seekable, with a size,
+ * when the descriptor is a regular file or a block device positioned at
+ * its start; a pipe or a terminal is read as it comes. */
+Input input_from_fd(int *fd, const char *name);
+
+typedef enum StreamFormat {
+        STREAM_RAW,
+        STREAM_GZIP,
+        STREAM_BZIP2,
+        STREAM_XZ,
+        STREAM_ZSTD,
+        STREAM_LZ4,
+        _STREAM_FORMAT_MAX,
+} StreamFormat;
+
+/* The image bytes, decompressed in the process. The format is told from the
+ * first bytes, not the name: gzip (multi-member, as pigz writes), bzip2
+ * (multi-stream), xz (multi-stream and multi-block, decoded on several
+ * threads), zstd (several frames, skippable frames), lz4 (frame format);
+ * and the same inside a tar, or a zip; and an image compressed on its own
+ * inside a tar or zip ("disk.img.xz" in a tar). Memory is bounded whatever
+ * the image (a few MiB of buffers; xz's threads hold a block each).
+ *
+ * Which archive member is the image, decided while streaming: the first
+ * regular file named *.img, *.raw, *.bin, *.iso, *.wic, *.dd, *.sdcard,
+ * *.hdd or *.image (optionally followed by .gz/.xz/.zst/.bz2/.lz4); small
+ * files (under 1 MiB) before it are skipped; the first regular file of
+ * 1 MiB or more, or of unknown size, is the image whatever its name; an
+ * archive of small files only gives its first.
+ *
+ * Input starting with a zip local header ("PK\3\4") is a zip, and an error
+ * if it does not read as one: a raw disk image starts with boot code, a
+ * partition table, a file system or zeros, and writing a damaged archive
+ * onto a disk helps nobody. Likewise 7z, RAR, lzip, .Z, lz4 legacy, qcow2,
+ * VMDK, VHDX and Android sparse images are refused with what to do, not
+ * written raw. Empty input, and an image of 0 bytes, are errors.
+ *
+ * After the end of the compressed data only zero bytes may follow (a file
+ * padded to a block size); anything else is an error. xz follows its own
+ * format's rule (stream padding in multiples of 4 zero bytes). When the
+ * image is inside a compressed tar, the rest of the compressed stream is
+ * still decoded at the end, so that its checksums are checked. */
+typedef struct Stream Stream;
+
+int stream_open(const Input *in, Stream **ret, Diag *d);
+void stream_free(Stream *s);
+static inline void stream_freep(Stream **s) {
+        stream_free(*s);
+}
+#define _cleanup_stream_ __attribute__((cleanup(stream_freep)))
+
+/* Reads up to n bytes of the image: returns the count (less than n only at
+ * the end), 0 at the end, or a negative errno with a message that names
+ * the input, the format, the compressed offset and the image offset, e.g.
+ * "image.img.gz: corrupt gzip data at compressed byte 123456 (image byte
+ * 1048576): invalid deflate block: the file is damaged: download it again",
+ * or "... data ends early, at compressed byte ...". A stream that ends
+ * before its format says it should is an error, never a short success.
+ * After an error, every later call fails the same way. */
+ssize_t stream_read(Stream *s, void *buf, size_t n, Diag *d);
+
+/* Skips n bytes forward: a seek on a raw seekable input, else decoding and
+ * discarding. Skipping past the end is an error (-ENODATA). */
+int stream_skip(Stream *s, uint64_t n, Diag *d);
+
+/* Bytes of image delivered (or skipped) so far. */
+uint64_t stream_offset(const Stream *s);
+/* "raw", "gzip", "xz", "tar in gzip (disk.img)", "xz in tar (disk.img.xz)",
+ * "zip (disk.img)"... for messages and reports. */
+const char *stream_describe(const Stream *s);
+/* The exact image size when the container says it (raw file or device
+ * size, tar/zip entry size, xz index of a seekable file), else UINT64_MAX.
+ * gzip, bzip2, zstd and lz4 give none: their headers, when they record a
+ * size at all, record one member's or frame's, and a file may hold several. */
+uint64_t stream_size_hint(const Stream *s);

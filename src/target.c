@@ -1,0 +1,453 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "target.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+struct Target {
+        TargetKind kind;
+        char *path;
+        char *tmp_path;         /* regular files: where the data goes until finish */
+        int fd;
+        uint64_t image_size;
+        bool finished;
+        bool wrote;             /* any byte written yet */
+        /* Block devices: the whole disk in sysfs, and what we changed. */
+        char disk[64];
+        char saved_scheduler[64];
+        char saved_max_ratio[32];
+};
+
+static int read_sysfs(const char *path, char *buf, size_t len) {
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        if (!fgets(buf, (int) len, f)) {
+                fclose(f);
+                return -EIO;
+        }
+        fclose(f);
+        buf[strcspn(buf, "\n")] = 0;
+        return 0;
+}
+
+static int write_sysfs(const char *path, const char *value) {
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        int r = write_full(fd, value, strlen(value));
+        close(fd);
+        return r;
+}
+
+/* The sysfs name of the whole disk holding block device dev ("sda" for
+ * sda2), from /sys/dev/block/MAJ:MIN. */
+static int whole_disk_of(dev_t dev, char *ret, size_t len, bool *ret_is_partition) {
+        char link[128], target[PATH_MAX], partfile[PATH_MAX + 16];
+        ssize_t n;
+
+        snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", major(dev), minor(dev));
+        n = readlink(link, target, sizeof(target) - 1);
+        if (n < 0)
+                return -errno;
+        target[n] = 0;
+        snprintf(partfile, sizeof(partfile), "%s/partition", link);
+        *ret_is_partition = access(partfile, F_OK) == 0;
+        char *last = strrchr(target, '/');
+        if (!last)
+                return -EINVAL;
+        if (*ret_is_partition) {
+                /* .../block/sda/sda2: the parent directory is the disk. */
+                *last = 0;
+                last = strrchr(target, '/');
+                if (!last)
+                        return -EINVAL;
+        }
+        snprintf(ret, len, "%s", last + 1);
+        return 0;
+}
+
+/* Is major:minor mounted (in our mount namespace)? */
+static bool is_mounted(unsigned maj, unsigned min, char *where, size_t len) {
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        char line[4096];
+        bool found = false;
+
+        if (!f)
+                return false;
+        while (!found && fgets(line, sizeof(line), f)) {
+                unsigned a, b;
+                char mnt[2048];
+                /* id parent major:minor root mountpoint ... */
+                if (sscanf(line, "%*d %*d %u:%u %*s %2047s", &a, &b, mnt) == 3 && a == maj && b == min) {
+                        snprintf(where, len, "%s", mnt);
+                        found = true;
+                }
+        }
+        fclose(f);
+        return found;
+}
+
+static bool is_swap(const char *devname) {
+        FILE *f = fopen("/proc/swaps", "re");
+        char line[1024];
+        bool found = false;
+        if (!f)
+                return false;
+        while (!found && fgets(line, sizeof(line), f)) {
+                char name[512];
+                if (sscanf(line, "%511s", name) == 1 && strcmp(name, devname) == 0)
+                        found = true;
+        }
+        fclose(f);
+        return found;
+}
+
+/* Checks one sysfs block entry (the disk or one partition) for users:
+ * mounted, swap, or holders (device mapper, md, bcache...). */
+static int check_unused(const char *sysdir, const char *name, const char *target, Diag *d) {
+        char path[PATH_MAX], devnum[32], where[2048];
+        unsigned maj, min;
+        DIR *dir;
+        struct dirent *de;
+
+        snprintf(path, sizeof(path), "%s/dev", sysdir);
+        if (read_sysfs(path, devnum, sizeof(devnum)) < 0 || sscanf(devnum, "%u:%u", &maj, &min) != 2)
+                return 0;
+        if (is_mounted(maj, min, where, sizeof(where)))
+                return diag_set(d, -EBUSY, "%s: /dev/%s is mounted on %s: unmount it first; nothing was written",
+                                target, name, where);
+        snprintf(path, sizeof(path), "/dev/%s", name);
+        if (is_swap(path))
+                return diag_set(d, -EBUSY, "%s: /dev/%s is in use as swap: swapoff it first; nothing was written",
+                                target, name);
+        snprintf(path, sizeof(path), "%s/holders", sysdir);
+        dir = opendir(path);
+        if (dir) {
+                while ((de = readdir(dir)))
+                        if (de->d_name[0] != '.') {
+                                int r = diag_set(d, -EBUSY,
+                                                 "%s: /dev/%s is held by %s (device mapper, RAID or similar): "
+                                                 "release it first; nothing was written",
+                                                 target, name, de->d_name);
+                                closedir(dir);
+                                return r;
+                        }
+                closedir(dir);
+        }
+        return 0;
+}
+
+/* The disk and every partition of it must be unused. */
+static int check_disk_unused(const char *disk, const char *target, Diag *d) {
+        char sysdir[PATH_MAX];
+        DIR *dir;
+        struct dirent *de;
+        int r;
+
+        snprintf(sysdir, sizeof(sysdir), "/sys/block/%s", disk);
+        r = check_unused(sysdir, disk, target, d);
+        if (r < 0)
+                return r;
+        dir = opendir(sysdir);
+        if (!dir)
+                return 0;
+        while ((de = readdir(dir))) {
+                char part[PATH_MAX + 300], marker[PATH_MAX + 320];
+                if (strncmp(de->d_name, disk, strlen(disk)) != 0)
+                        continue;
+                snprintf(part, sizeof(part), "%s/%s", sysdir, de->d_name);
+                snprintf(marker, sizeof(marker), "%s/partition", part);
+                if (access(marker, F_OK) != 0)
+                        continue;
+                r = check_unused(part, de->d_name, target, d);
+                if (r < 0)
+                        break;
+        }
+        closedir(dir);
+        return r < 0 ? r : 0;
+}
+
+/* For the copy: no I/O scheduler (the writes are large and sequential) and a
+ * small share of the dirty page cache for this disk, so that a slow card
+ * does not fill memory with dirty pages and stall the system. Both are
+ * restored by target_free, also after errors and interrupts. */
+static void tune(Target *t) {
+        char path[PATH_MAX], cur[256];
+
+        snprintf(path, sizeof(path), "/sys/block/%s/queue/scheduler", t->disk);
+        if (read_sysfs(path, cur, sizeof(cur)) == 0) {
+                char *open = strchr(cur, '['), *close = open ? strchr(open, ']') : NULL;
+                if (open && close && close - open - 1 < (long) sizeof(t->saved_scheduler)) {
+                        snprintf(t->saved_scheduler, sizeof(t->saved_scheduler), "%.*s", (int) (close - open - 1),
+                                 open + 1);
+                        if (strcmp(t->saved_scheduler, "none") == 0 || write_sysfs(path, "none") < 0)
+                                t->saved_scheduler[0] = 0;
+                }
+        }
+        snprintf(path, sizeof(path), "/sys/block/%s/bdi/max_ratio", t->disk);
+        if (read_sysfs(path, t->saved_max_ratio, sizeof(t->saved_max_ratio)) == 0 &&
+            strcmp(t->saved_max_ratio, "1") != 0) {
+                if (write_sysfs(path, "1") < 0)
+                        t->saved_max_ratio[0] = 0;
+        } else
+                t->saved_max_ratio[0] = 0;
+}
+
+static void untune(Target *t) {
+        char path[PATH_MAX];
+
+        if (t->saved_scheduler[0]) {
+                snprintf(path, sizeof(path), "/sys/block/%s/queue/scheduler", t->disk);
+                (void) write_sysfs(path, t->saved_scheduler);
+                t->saved_scheduler[0] = 0;
+        }
+        if (t->saved_max_ratio[0]) {
+                snprintf(path, sizeof(path), "/sys/block/%s/bdi/max_ratio", t->disk);
+                (void) write_sysfs(path, t->saved_max_ratio);
+                t->saved_max_ratio[0] = 0;
+        }
+}
+
+static int open_block(Target *t, const struct stat *st, const TargetOptions *o, Diag *d) {
+        bool is_partition = false;
+        uint64_t size = 0;
+        int ro = 0, r;
+
+        r = whole_disk_of(st->st_rdev, t->disk, sizeof(t->disk), &is_partition);
+        if (r < 0)
+                return diag_set(d, r, "%s: cannot find its disk in /sys: %s", t->path, strerror(-r));
+        if (o && o->removable_only) {
+                char path[PATH_MAX], v[16];
+                snprintf(path, sizeof(path), "/sys/block/%s/removable", t->disk);
+                if (read_sysfs(path, v, sizeof(v)) < 0 || strcmp(v, "1") != 0)
+                        return diag_set(d, -EPERM,
+                                        "%s: /dev/%s is not a removable disk and --removable-device was given; "
+                                        "nothing was written",
+                                        t->path, t->disk);
+        }
+        /* Check the partitions first: O_EXCL on a whole disk does not see a
+         * mounted partition. */
+        r = check_disk_unused(t->disk, t->path, d);
+        if (r < 0)
+                return r;
+        t->fd = open(t->path, O_WRONLY | O_EXCL | O_CLOEXEC);
+        if (t->fd < 0) {
+                if (errno == EBUSY)
+                        return diag_set(d, -EBUSY, "%s: the device is in use (mounted or held); nothing was written",
+                                        t->path);
+                return diag_set(d, -errno, "%s: cannot open for writing: %s", t->path, strerror(errno));
+        }
+        if (ioctl(t->fd, BLKROGET, &ro) == 0 && ro)
+                return diag_set(d, -EROFS, "%s: the device is read-only; nothing was written", t->path);
+        if (ioctl(t->fd, BLKGETSIZE64, &size) < 0)
+                return diag_set(d, -errno, "%s: cannot get its size: %s", t->path, strerror(errno));
+        if (size < t->image_size) {
+                char a[32], b[32];
+                format_human_size(size, a, sizeof(a));
+                format_human_size(t->image_size, b, sizeof(b));
+                return diag_set(d, -ENOSPC,
+                                "%s: the device (%s, %llu bytes) is smaller than the image (%s, %llu bytes); "
+                                "nothing was written",
+                                t->path, a, (unsigned long long) size, b, (unsigned long long) t->image_size);
+        }
+        if (!o || o->tune)
+                tune(t);
+        return 0;
+}
+
+static int open_file(Target *t, const struct stat *st_or_null, Diag *d) {
+        _cleanup_free_ char *copy = NULL;
+
+        /* The temporary file goes beside the target: same filesystem, so the
+         * final rename is atomic. */
+        if (asprintf(&t->tmp_path, "%s.bmapscan-XXXXXX", t->path) < 0) {
+                t->tmp_path = NULL;
+                return -ENOMEM;
+        }
+        t->fd = mkostemp(t->tmp_path, O_CLOEXEC);
+        if (t->fd < 0) {
+                int e = errno;
+                free(t->tmp_path);
+                t->tmp_path = NULL;
+                copy = strdup(t->path);
+                return diag_set(d, -e, "%s: cannot create a file in %s: %s", t->path,
+                                copy ? dirname(copy) : "its directory", strerror(e));
+        }
+        (void) fchmod(t->fd, st_or_null ? (st_or_null->st_mode & 07777) : (0666 & ~current_umask()));
+        /* Sparse: unmapped blocks stay holes. */
+        if (ftruncate(t->fd, (off_t) t->image_size) < 0) {
+                int e = errno;
+                return diag_set(d, -e, "%s: cannot size the file to %llu bytes: %s", t->path,
+                                (unsigned long long) t->image_size, strerror(e));
+        }
+        return 0;
+}
+
+int target_open(const char *path, uint64_t image_size, const TargetOptions *o, Target **ret, Diag *d) {
+        Target *t = calloc(1, sizeof(Target));
+        struct stat st;
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        t->fd = -1;
+        t->image_size = image_size;
+        t->path = strdup(path);
+        if (!t->path) {
+                free(t);
+                return -ENOMEM;
+        }
+        if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
+                t->kind = TARGET_BLOCK;
+                r = open_block(t, &st, o, d);
+        } else if (stat(path, &st) == 0 && S_ISCHR(st.st_mode)) {
+                t->kind = TARGET_CHAR;
+                t->fd = open(path, O_WRONLY | O_CLOEXEC);
+                r = t->fd < 0 ? diag_set(d, -errno, "%s: cannot open for writing: %s", path, strerror(errno)) : 0;
+        } else if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+                r = diag_set(d, -EINVAL, "%s: not a regular file or a device: refusing to write there", path);
+        } else {
+                t->kind = TARGET_FILE;
+                r = open_file(t, stat(path, &st) == 0 ? &st : NULL, d);
+        }
+        if (r < 0) {
+                target_free(t);
+                return r;
+        }
+        *ret = t;
+        return 0;
+}
+
+int target_write(Target *t, const void *buf, size_t n, uint64_t offset, Diag *d) {
+        const uint8_t *p = buf;
+
+        t->wrote = true;
+        while (n > 0) {
+                ssize_t k = pwrite(t->fd, p, n, (off_t) offset);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        int e = errno;
+                        if (e == ENOSPC)
+                                return diag_set(d, -e, "%s: no space left on the device at byte %llu", t->path,
+                                                (unsigned long long) offset);
+                        return diag_set(d, -e, "%s: write error at byte %llu: %s", t->path,
+                                        (unsigned long long) offset, strerror(e));
+                }
+                if (k == 0)
+                        return diag_set(d, -EIO, "%s: the device accepts no more data at byte %llu", t->path,
+                                        (unsigned long long) offset);
+                p += k;
+                n -= (size_t) k;
+                offset += (uint64_t) k;
+        }
+        return 0;
+}
+
+int target_finish(Target *t, Diag *d) {
+        if (t->finished)
+                return 0;
+        if (t->kind != TARGET_CHAR && fsync(t->fd) < 0)
+                return diag_set(d, -errno, "%s: flushing the data to the device failed: %s", t->path,
+                                strerror(errno));
+        if (t->kind == TARGET_FILE) {
+                if (rename(t->tmp_path, t->path) < 0)
+                        return diag_set(d, -errno, "%s: cannot rename %s into place: %s", t->path, t->tmp_path,
+                                        strerror(errno));
+                free(t->tmp_path);
+                t->tmp_path = NULL;
+                /* And the rename itself, so that it survives a crash. */
+                _cleanup_free_ char *copy = strdup(t->path);
+                if (copy) {
+                        int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        if (dfd >= 0) {
+                                (void) fsync(dfd);
+                                close(dfd);
+                        }
+                }
+        }
+        if (t->kind == TARGET_BLOCK)
+                untune(t);
+        t->finished = true;
+        return 0;
+}
+
+void target_free(Target *t) {
+        if (!t)
+                return;
+        if (t->tmp_path) {
+                (void) unlink(t->tmp_path);
+                free(t->tmp_path);
+        }
+        untune(t);
+        if (t->fd >= 0)
+                close(t->fd);
+        free(t->path);
+        free(t);
+}
+
+TargetKind target_kind(const Target *t) {
+        return t->kind;
+}
+
+const char *target_path(const Target *t) {
+        return t->path;
+}
+
+int target_fd(const Target *t) {
+        return t->fd;
+}
+
+const char *target_state_after_failure(const Target *t) {
+        switch (t->kind) {
+        case TARGET_FILE:
+                return "the target file was not changed (the copy went to a temporary file, now removed)";
+        case TARGET_BLOCK:
+                return t->wrote ? "the device is partly written and does not hold a usable image: flash it again"
+                                : "nothing was written to the device";
+        case TARGET_CHAR:
+                break;
+        }
+        return "the output is incomplete";
+}
+
+int target_discard(Target *t, const Extents *bytes, Diag *d) {
+        if (t->kind != TARGET_BLOCK)
+                return 0;
+        EXTENTS_FOREACH(x, bytes) {
+                uint64_t range[2] = { x->start, x->end - x->start };
+                if (ioctl(t->fd, BLKDISCARD, range) < 0) {
+                        if (errno == EOPNOTSUPP || errno == ENOTTY)
+                                return diag_set(d, -EOPNOTSUPP, "%s: the device does not support discard", t->path);
+                        return diag_set(d, -errno, "%s: discarding bytes %llu-%llu failed: %s", t->path,
+                                        (unsigned long long) x->start, (unsigned long long) x->end - 1,
+                                        strerror(errno));
+                }
+        }
+        return 0;
+}
+
+int target_open_for_verify(const char *path, int *ret_fd, Diag *d) {
+        struct stat st;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return diag_set(d, -errno, "cannot open '%s' to read it back: %s", path, strerror(errno));
+        if (fstat(fd, &st) == 0 && S_ISBLK(st.st_mode)) {
+                /* Drop the device's cached pages, so that what is read back
+                 * comes from the device, not from memory. */
+                (void) fsync(fd);
+                (void) ioctl(fd, BLKFLSBUF, 0);
+        }
+        (void) posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        *ret_fd = fd;
+        return 0;
+}

@@ -1,0 +1,318 @@
+#!/bin/bash
+# copy and verify: bmaptool's test image through every bmap version; every
+# compression and container from a file and from stdin; damaged streams,
+# wrong bmaps and damaged bmaps refused before a byte is written; file
+# targets replaced atomically; verify finding a flipped byte; interrupts;
+# and block devices (loop devices, skipped where there are none).
+. "$(dirname "$0")/lib.sh"
+
+D=$TESTDATA
+img=$WORK/test.image
+gzip -dc "$D/bmaptool/test.image.gz" >"$img"
+size=$(stat -c %s "$img")
+
+# flip_byte FILE OFFSET: inverts every bit of one byte.
+flip_byte() {
+        local b
+        b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+        printf "\\x$(printf %02x $((b ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+# expect_same NAME FILE: FILE holds exactly the image.
+expect_same() {
+        if cmp -s "$img" "$2"; then pass "$1"; else fail "$1: $(cmp "$img" "$2" 2>&1 | head -1)"; fi
+}
+
+# --- bmaptool's test image, with each bmap version, from the .gz ---------
+for v in 1.2 1.3 1.4 2.0; do
+        rm -f "$WORK/tgt"
+        run_cmd "$BMAPSCAN" copy --bmap "$D/bmaptool/test.image.bmap.v$v" "$D/bmaptool/test.image.gz" "$WORK/tgt"
+        expect "copy test.image.gz with the $v bmap" 0
+        expect_same "copy with the $v bmap reproduces the image" "$WORK/tgt"
+done
+rm -f "$WORK/tgt"
+run_cmd "$BMAPSCAN" copy --bmap "$D/blockmap/stringified.bmap" "$D/bmaptool/test.image.gz" "$WORK/tgt"
+expect "copy with the re-rendered bmap" 0
+
+# Damaged bmaps: refused before anything is written (no target appears).
+for f in "$D"/blockmap/invalid/file-checksum/*.bmap; do
+        rm -f "$WORK/tgt"
+        run_cmd "$BMAPSCAN" copy --bmap "$f" "$D/bmaptool/test.image.gz" "$WORK/tgt"
+        expect "bad file checksum refused: $(basename "$f")" 1 "checksum"
+        [ ! -e "$WORK/tgt" ] && pass "nothing written for $(basename "$f")" || fail "a target appeared for $(basename "$f")"
+done
+for f in "$D"/blockmap/invalid/range/version-*.bmap; do
+        run_cmd "$BMAPSCAN" copy --bmap "$f" "$D/bmaptool/test.image.gz" "$WORK/tgt"
+        expect "bad range checksum refused: $(basename "$f")" 1 "119-133"
+done
+for f in "$D"/blockmap/invalid/range/multiple-*.bmap; do
+        run_cmd "$BMAPSCAN" copy --bmap "$f" "$D/bmaptool/test.image.gz" "$WORK/tgt"
+        expect "bad range checksums refused: $(basename "$f")" 1 "15-18, 119-133, 191"
+done
+# The padded image with the plain image's bmap: a checksum mismatch, cleanly.
+rm -f "$WORK/tgt"
+run_cmd "$BMAPSCAN" copy --bmap "$D/bmaptool/test.image.bmap.v2.0" "$D/blockmap/padded-bmap.img.gz" "$WORK/tgt"
+expect "padded image with the wrong bmap fails" 1 "checksum mismatch in range"
+[ ! -e "$WORK/tgt" ] && pass "no target left after the mismatch" || fail "a target was left after the mismatch"
+ls "$WORK"/out.bmapscan-* >/dev/null 2>&1 && fail "a temporary file was left" || pass "no temporary file left"
+
+# A regular target that exists is left untouched by a failed copy.
+echo "precious" >"$WORK/keep"
+run_cmd "$BMAPSCAN" copy --bmap "$D/bmaptool/test.image.bmap.v2.0" "$D/blockmap/padded-bmap.img.gz" "$WORK/keep"
+expect "failed copy over an existing file" 1
+[ "$(cat "$WORK/keep")" = precious ] && pass "the existing file is unchanged" || fail "the existing file was changed"
+
+# --- bmap discovery ------------------------------------------------------
+mkdir "$WORK/find"
+cp "$D/bmaptool/test.image.gz" "$WORK/find/a.img.gz"
+cp "$D/bmaptool/test.image.bmap.v2.0" "$WORK/find/a.img.bmap"
+run_cmd "$BMAPSCAN" -v copy "$WORK/find/a.img.gz" "$WORK/find/out"
+expect "bmap found by stripping one extension" 0 "a.img.bmap"
+rm "$WORK/find/a.img.bmap"
+run_cmd "$BMAPSCAN" copy "$WORK/find/a.img.gz" "$WORK/find/out2"
+expect "no bmap: refused" 1 "no bmap found"
+one_line "no bmap"
+run_cmd "$BMAPSCAN" copy --nobmap "$WORK/find/a.img.gz" "$WORK/find/out2"
+expect "--nobmap copies every byte" 0
+expect_same "--nobmap copy" "$WORK/find/out2"
+run_cmd "$BMAPSCAN" copy - "$WORK/tgt"
+expect "stdin without --bmap" 2 "--bmap"
+run_cmd "$BMAPSCAN" copy --bmap x --nobmap a b
+expect "--bmap with --nobmap" 2 "exclude"
+
+# --- every compression and container, from a file and from stdin --------
+bmap=$D/bmaptool/test.image.bmap.v2.0
+mkdir "$WORK/c"
+cp "$img" "$WORK/c/test.img"
+(
+        cd "$WORK/c"
+        gzip -k -c test.img >img.gz
+        pigz -c -b 128 test.img >img.pigz.gz 2>/dev/null || cat test.img | gzip >img.pigz.gz
+        bzip2 -k -c test.img >img.bz2
+        xz -T2 --block-size=65536 -c test.img >img.xz
+        zstd -q -c test.img >img.zst
+        lz4 -q -c test.img >img.lz4
+        cp test.img img.raw
+        tar cf img.tar test.img
+        tar czf img.tar.gz test.img
+        tar cJf img.tar.xz test.img
+        tar --zstd -cf img.tar.zst test.img
+        echo readme >README
+        tar czf img2.tar.gz README test.img
+        zip -q img.zip test.img
+)
+for f in img.raw img.gz img.pigz.gz img.bz2 img.xz img.zst img.lz4 img.tar img.tar.gz img.tar.xz img.tar.zst img2.tar.gz img.zip; do
+        rm -f "$WORK/tgt"
+        run_cmd "$BMAPSCAN" copy --bmap "$bmap" "$WORK/c/$f" "$WORK/tgt"
+        expect "copy from $f" 0
+        expect_same "$f reproduces the image" "$WORK/tgt"
+        [ "$(stat -c %s "$WORK/tgt")" = "$size" ] && pass "$f: target is exactly ImageSize" || fail "$f: target size"
+        case $f in
+        img.zip) continue ;; # zip needs its central directory: not from a pipe
+        esac
+        rm -f "$WORK/tgt"
+        set +e
+        "$BMAPSCAN" copy --bmap "$bmap" - "$WORK/tgt" <"$WORK/c/$f" >/dev/null 2>"$WORK/err"
+        RC=$?
+        set -e
+        expect "copy $f from stdin" 0
+        expect_same "$f from stdin reproduces the image" "$WORK/tgt"
+done
+# The target is sparse: unmapped blocks are holes.
+alloc=$(du -B1 "$WORK/tgt" | cut -f1)
+[ "$alloc" -lt "$size" ] && pass "the target file is sparse ($alloc of $size bytes allocated)" ||
+        fail "the target file is not sparse ($alloc bytes allocated)"
+
+# Damaged streams: truncated and bit-flipped, never a short success.
+for f in img.gz img.bz2 img.xz img.zst img.lz4 img.tar.gz; do
+        n=$(stat -c %s "$WORK/c/$f")
+        head -c $((n / 2)) "$WORK/c/$f" >"$WORK/cut"
+        rm -f "$WORK/tgt"
+        run_cmd "$BMAPSCAN" copy --bmap "$bmap" "$WORK/cut" "$WORK/tgt"
+        expect "truncated $f fails" 1
+        one_line "truncated $f"
+        [ ! -e "$WORK/tgt" ] && pass "truncated $f: no target" || fail "truncated $f left a target"
+        cp "$WORK/c/$f" "$WORK/flip"
+        flip_byte "$WORK/flip" $((n / 3))
+        run_cmd "$BMAPSCAN" copy --bmap "$bmap" "$WORK/flip" "$WORK/tgt"
+        expect "bit-flipped $f fails" 1
+done
+# Even without checksums (--no-verify) a truncated stream is an error.
+n=$(stat -c %s "$WORK/c/img.xz")
+head -c $((n / 2)) "$WORK/c/img.xz" >"$WORK/cut"
+run_cmd "$BMAPSCAN" copy --no-verify --nobmap "$WORK/cut" "$WORK/tgt"
+expect "truncated xz with --nobmap --no-verify fails" 1
+
+# --- verify --------------------------------------------------------------
+rm -f "$WORK/tgt"
+run_cmd "$BMAPSCAN" copy --verify-after --bmap "$bmap" "$WORK/c/img.zst" "$WORK/tgt"
+expect "copy --verify-after" 0 "ranges match"
+run_cmd "$BMAPSCAN" verify --bmap "$bmap" "$WORK/c/img.zst" "$WORK/tgt"
+expect "verify of a good copy" 0
+# Flip one byte inside range 119-133 (block 120).
+flip_byte "$WORK/tgt" $((120 * 4096 + 7))
+run_cmd "$BMAPSCAN" verify --bmap "$bmap" - "$WORK/tgt"
+expect "verify finds a flipped byte" 1 "do not match"
+grep -q "bad range 119-133" "$WORK/out" && pass "verify names range 119-133" ||
+        fail "verify does not name range 119-133: $(cat "$WORK/out")"
+
+# --- several targets at once ---------------------------------------------
+rm -f "$WORK/t1" "$WORK/t2" "$WORK/t3"
+run_cmd "$BMAPSCAN" copy --bmap "$bmap" "$WORK/c/img.xz" "$WORK/t1" "$WORK/t2" "$WORK/t3"
+expect "copy to three targets" 0
+for t in t1 t2 t3; do expect_same "target $t" "$WORK/$t"; done
+
+# --- interrupts ------------------------------------------------------------
+# A slow source (a pipe fed in pieces) and SIGINT after a random delay.
+big=$WORK/big.img
+"${GEN_FILE:?}" "$big" 48M data 5
+"$BMAPSCAN" -q create -o "$WORK/big.bmap" "$big" 2>/dev/null || bmaptool create -o "$WORK/big.bmap" "$big"
+for i in 1 2 3; do
+        rm -f "$WORK/slow-out"
+        (for k in $(seq 0 47); do dd if="$big" bs=1M skip=$k count=1 status=none; sleep 0.05; done) |
+                "$BMAPSCAN" -q copy --bmap "$WORK/big.bmap" - "$WORK/slow-out" 2>"$WORK/int.err" &
+        pid=$!
+        sleep "0.$((RANDOM % 9 + 1))"
+        kill -INT $pid 2>/dev/null || true
+        set +e
+        wait $pid
+        RC=$?
+        set -e
+        if [ "$RC" = 1 ] && grep -q "interrupted" "$WORK/int.err"; then
+                pass "SIGINT $i: exit 1, says interrupted"
+        else
+                fail "SIGINT $i: exit $RC, stderr: $(cat "$WORK/int.err")"
+        fi
+        ls "$WORK"/slow-out* >/dev/null 2>&1 && fail "SIGINT $i: a file was left" || pass "SIGINT $i: no file left"
+done
+
+# --- a full disk -----------------------------------------------------------
+if [ "$(id -u)" = 0 ] && mkdir -p "$WORK/small" && mount -t tmpfs -o size=256k tmpfs "$WORK/small" 2>/dev/null; then
+        echo "precious" >"$WORK/small/target"
+        run_cmd "$BMAPSCAN" copy --bmap "$bmap" "$WORK/c/img.gz" "$WORK/small/target"
+        expect "copy onto a full filesystem fails" 1 "no space"
+        one_line "full disk"
+        [ "$(cat "$WORK/small/target")" = precious ] && pass "full disk: the existing target is unchanged" ||
+                fail "full disk: the target was changed"
+        [ "$(ls "$WORK/small" | wc -l)" = 1 ] && pass "full disk: no temporary file left" ||
+                fail "full disk: left $(ls "$WORK/small")"
+        umount "$WORK/small"
+else
+        echo "skip: no tmpfs mount here (not root?): the full-disk checks"
+fi
+
+# --- block devices (loop) --------------------------------------------------
+loops=()
+made_nodes=()
+cleanup_loops() {
+        for n in "${made_nodes[@]}"; do umount "$n" 2>/dev/null || true; done
+        for l in "${loops[@]}"; do
+                umount "$l" 2>/dev/null || true
+                umount "${l}p1" 2>/dev/null || true
+                losetup -d "$l" 2>/dev/null || true
+        done
+        for n in "${made_nodes[@]}"; do rm -f "$n"; done
+        rm -rf "$WORK"
+}
+trap cleanup_loops EXIT
+# attach FILE [losetup args]: sets DEV (never in a subshell: the list of
+# devices to detach must survive).
+attach() {
+        DEV=$(losetup --find --show "$@" 2>/dev/null) || return 1
+        loops+=("$DEV")
+}
+head -c $((size + 65536)) /dev/urandom >"$WORK/dev.img"
+if attach "$WORK/dev.img"; then
+        dev=$DEV
+        name=$(basename "$dev")
+        ratio_before=$(cat "/sys/block/$name/bdi/max_ratio")
+        sched_before=$(cat "/sys/block/$name/queue/scheduler")
+        run_cmd "$BMAPSCAN" copy --bmap "$bmap" "$WORK/c/img.xz" "$dev"
+        expect "copy onto a loop device" 0
+        # Unmapped blocks keep the garbage: compare a mapped block, and let
+        # verify below read every range back.
+        cmp -s <(dd if="$dev" bs=4096 skip=120 count=14 status=none) <(dd if="$img" bs=4096 skip=120 count=14 status=none) &&
+                pass "the device holds the mapped blocks" || fail "mapped blocks 120-133 differ on the device"
+        [ "$(cat "/sys/block/$name/bdi/max_ratio")" = "$ratio_before" ] && pass "writeback ratio restored" ||
+                fail "max_ratio now $(cat "/sys/block/$name/bdi/max_ratio"), was $ratio_before"
+        [ "$(cat "/sys/block/$name/queue/scheduler")" = "$sched_before" ] && pass "scheduler restored" ||
+                fail "scheduler now $(cat "/sys/block/$name/queue/scheduler"), was $sched_before"
+        run_cmd "$BMAPSCAN" verify --bmap "$bmap" - "$dev"
+        expect "verify reads the device back" 0
+
+        # Too small: refused, nothing written.
+        head -c $((size / 2)) /dev/urandom >"$WORK/small.img"
+        if attach "$WORK/small.img"; then
+                sdev=$DEV
+                before=$(sha256sum <"$sdev")
+                run_cmd "$BMAPSCAN" copy --bmap "$bmap" "$WORK/c/img.gz" "$sdev"
+                expect "a device smaller than the image is refused" 1 "smaller than the image"
+                one_line "too small"
+                [ "$(sha256sum <"$sdev")" = "$before" ] && pass "the small device is unchanged" ||
+                        fail "the small device was written"
+        fi
+
+        # Mounted (the device, then a partition of it): refused, unchanged.
+        truncate -s 64M "$WORK/mnt.img"
+        printf 'label: dos\nstart=2048, size=100000, type=83\n' | sfdisk -q "$WORK/mnt.img"
+        # Without udev nobody makes the partition's node: make it from sysfs.
+        mdev=
+        if attach -P "$WORK/mnt.img"; then
+                mdev=$DEV
+                for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e "/sys/block/${mdev#/dev/}/${mdev#/dev/}p1/dev" ] && break; sleep 0.1; done
+                if [ ! -e "${mdev}p1" ] && [ -e "/sys/block/${mdev#/dev/}/${mdev#/dev/}p1/dev" ]; then
+                        IFS=: read -r ma mi <"/sys/block/${mdev#/dev/}/${mdev#/dev/}p1/dev"
+                        mknod "${mdev}p1" b "$ma" "$mi" && made_nodes+=("${mdev}p1")
+                fi
+        fi
+        if [ -n "${mdev:-}" ] && mkfs.ext4 -q "${mdev}p1" 2>/dev/null && mkdir -p "$WORK/m" &&
+                mount "${mdev}p1" "$WORK/m" 2>/dev/null; then
+                before=$(sha256sum <"$mdev")
+                run_cmd "$BMAPSCAN" copy --bmap "$bmap" "$WORK/c/img.gz" "$mdev"
+                expect "a disk with a mounted partition is refused" 1 "mounted"
+                one_line "mounted partition"
+                run_cmd "$BMAPSCAN" copy --bmap "$bmap" "$WORK/c/img.gz" "${mdev}p1"
+                expect "a mounted partition is refused" 1 "mounted"
+                umount "$WORK/m"
+                [ "$(sha256sum <"$mdev")" = "$before" ] && pass "the mounted disk is unchanged" ||
+                        fail "the mounted disk was written"
+        else
+                echo "skip: no partitions on loop devices here (partition scanning off): the mounted-partition checks"
+        fi
+
+        # A mounted device (the whole loop device holds a filesystem).
+        truncate -s 32M "$WORK/fs.img"
+        mkfs.ext4 -q -F "$WORK/fs.img"
+        if attach "$WORK/fs.img" && mkdir -p "$WORK/m2" && mount -o ro,noload "$DEV" "$WORK/m2" 2>/dev/null; then
+                fdev=$DEV
+                before=$(sha256sum <"$fdev")
+                run_cmd "$BMAPSCAN" copy --bmap "$bmap" "$WORK/c/img.gz" "$fdev"
+                expect "a mounted device is refused" 1 "is mounted on"
+                one_line "mounted device"
+                umount "$WORK/m2"
+                [ "$(sha256sum <"$fdev")" = "$before" ] && pass "the mounted device is unchanged" ||
+                        fail "the mounted device was written"
+        else
+                echo "skip: cannot mount a loop device here"
+        fi
+
+        # O_EXCL is held during the copy: a second exclusive open fails.
+        (for k in $(seq 0 20); do dd if="$img" bs=64k skip=$k count=1 status=none 2>/dev/null; sleep 0.05; done) |
+                "$BMAPSCAN" -q copy --bmap "$bmap" - "$dev" 2>/dev/null &
+        pid=$!
+        sleep 0.3
+        if python3 -c 'import os,sys; os.open(sys.argv[1], os.O_WRONLY | os.O_EXCL)' "$dev" 2>/dev/null; then
+                fail "O_EXCL: a second exclusive open succeeded during the copy"
+        else
+                pass "O_EXCL: held during the copy"
+        fi
+        wait $pid || true
+
+        # --removable-device: a loop device is not removable.
+        run_cmd "$BMAPSCAN" copy --removable-device --bmap "$bmap" "$WORK/c/img.gz" "$dev"
+        expect "--removable-device refuses a fixed disk" 1 "not a removable disk"
+else
+        echo "skip: no loop device here: the block-device checks"
+fi
+
+finish
