@@ -21,7 +21,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
 RUNS=5
 SCRATCH=$REPO/build/bench
-WORKLOADS=(create scan scan-metadata sparse)
+WORKLOADS=(create scan scan-metadata sparse copy)
 SELECTED=()
 
 usage() {
@@ -321,6 +321,49 @@ workload_sparse() {
         fi
         ROWS+=("sparse|$(printf '%.3f' "$ours_med")|$(printf '%.3f' "$peer_med")|fallocate --dig-holes|$(awk -v p="$peer_med" -v o="$ours_med" 'BEGIN { printf "%.1fx", p / o }')|-|-|du $(numfmt --to=iec "$du_a") vs $(numfmt --to=iec "$du_b")")
         rm -f "$a" "$b"
+}
+
+# copy: flash the compressed vendor image with its scan bmap to a file, against
+# bmaptool copy with the same bmap and target, and against the slowest stage
+# alone (the decompressor to /dev/null). The target lives in /dev/shm when
+# there is one, so that the numbers measure the pipeline, not this disk.
+COPY_SRC= COPY_DST=
+copy_ours() { rm -f "$COPY_DST"; "$BMAPSCAN" -q copy --bmap "$SCRATCH/vendor.bmap" "$COPY_SRC" "$COPY_DST"; }
+copy_peer() { rm -f "$COPY_DST"; bmaptool -q copy --bmap "$SCRATCH/vendor.bmap" "$COPY_SRC" "$COPY_DST"; }
+workload_copy() {
+        make_vendor_image
+        local dst_dir=/dev/shm fmt tool stage_t
+        [ -d "$dst_dir" ] && [ -w "$dst_dir" ] || dst_dir=$SCRATCH
+        COPY_DST=$dst_dir/bmapscan-bench-target.img
+        [ -f "$SCRATCH/vendor.bmap" ] && [ "$SCRATCH/vendor.bmap" -nt "$VENDOR_IMG" ] ||
+                "$BMAPSCAN" -q scan -o "$SCRATCH/vendor.bmap" "$VENDOR_IMG"
+        for fmt in gz zst xz; do
+                COPY_SRC=$SCRATCH/vendor.img.$fmt
+                if [ ! -f "$COPY_SRC" ] || [ "$COPY_SRC" -ot "$VENDOR_IMG" ]; then
+                        log "compressing $COPY_SRC"
+                        case $fmt in
+                        gz) pigz -c "$VENDOR_IMG" >"$COPY_SRC" ;;
+                        zst) zstd -q -f -T2 -3 "$VENDOR_IMG" -o "$COPY_SRC" ;;
+                        xz) xz -T2 -1 -c "$VENDOR_IMG" >"$COPY_SRC" ;;
+                        esac
+                fi
+                case $fmt in
+                gz) tool="igzip -dc" ;;
+                zst) tool="zstd -dc" ;;
+                xz) tool="xz -dc -T2" ;;
+                esac
+                bench_pair "copy-$fmt" "bmaptool copy" 2 copy_ours copy_peer
+                : >"$SCRATCH/stage.times"
+                for _ in 1 2 3; do
+                        { TIMEFORMAT='%3R'; time $tool "$COPY_SRC" >/dev/null; } 2>>"$SCRATCH/stage.times"
+                done
+                stage_t=$(median <"$SCRATCH/stage.times")
+                local ours
+                ours=$(cut -d' ' -f1 "$SCRATCH/copy-$fmt.bmapscan.times" | median)
+                echo "copy-$fmt: slowest stage alone ($tool > /dev/null) $stage_t s; bmapscan copy $ours s = $(awk -v o="$ours" -v s="$stage_t" 'BEGIN { printf "%.2f", o / s }')x of it (target: <= 1.25x)"
+                ROWS+=("copy-$fmt stage|$(printf '%.3f' "$ours")|$(printf '%.3f' "$stage_t")|$tool alone|$(awk -v o="$ours" -v s="$stage_t" 'BEGIN { printf "%.2fx", o / s }') of it|<= 1.25x|$(awk -v o="$ours" -v s="$stage_t" 'BEGIN { print (o / s <= 1.25) ? "yes" : "NO" }')|-")
+        done
+        rm -f "$COPY_DST"
 }
 
 # ------------------------------------------------------------------- main
