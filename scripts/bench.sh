@@ -21,7 +21,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
 RUNS=5
 SCRATCH=$REPO/build/bench
-WORKLOADS=(create scan scan-metadata sparse copy)
+WORKLOADS=(create scan scan-metadata sparse scan-btrfs copy)
 SELECTED=()
 
 usage() {
@@ -321,6 +321,61 @@ workload_sparse() {
         fi
         ROWS+=("sparse|$(printf '%.3f' "$ours_med")|$(printf '%.3f' "$peer_med")|fallocate --dig-holes|$(awk -v p="$peer_med" -v o="$ours_med" 'BEGIN { printf "%.1fx", p / o }')|-|-|du $(numfmt --to=iec "$du_a") vs $(numfmt --to=iec "$du_b")")
         rm -f "$a" "$b"
+}
+
+# scan-btrfs: the same vendor image with a btrfs root (default mkfs: DUP
+# metadata, free-space tree; about 1 GiB of files), against bmaptool create.
+BTRFS_IMG=
+make_btrfs_vendor_image() {
+        BTRFS_IMG=$SCRATCH/vendor-btrfs-2G.img
+        local recipe tmp i
+        recipe="vendor-btrfs v1 (gen-file.c $(sha256sum "$REPO/tests/gen-file.c" | cut -c1-16))"
+        if [ -f "$BTRFS_IMG" ] && [ "$(cat "$BTRFS_IMG.recipe" 2>/dev/null)" = "$recipe" ]; then
+                log "reusing $BTRFS_IMG"
+                return
+        fi
+        command -v mkfs.btrfs >/dev/null || { log "mkfs.btrfs is missing (apt-get install btrfs-progs)"; return 1; }
+        log "building $BTRFS_IMG (takes a minute)"
+        rm -f "$BTRFS_IMG.recipe"
+        tmp=$SCRATCH/vendor-btrfs.tmp
+        rm -rf "$tmp"
+        mkdir -p "$tmp/root/usr/lib" "$tmp/root/usr/share/doc" "$tmp/root/etc" "$tmp/esp/EFI/BOOT"
+        for i in $(seq 1 190); do "$GEN_FILE" "$tmp/root/usr/lib/lib$i.so" 5M data "$i"; done
+        for i in $(seq 1 3000); do
+                "$GEN_FILE" "$tmp/root/usr/share/doc/f$i" $(( (i * 7919) % 60000 + 100 )) data $((i + 1000))
+        done
+        "$GEN_FILE" "$tmp/esp/EFI/BOOT/BOOTX64.EFI" 2M data 7
+        truncate -s 1791M "$tmp/root.btrfs"
+        mkfs.btrfs -q -f -L root --rootdir "$tmp/root" "$tmp/root.btrfs" >/dev/null
+        truncate -s 255M "$tmp/esp.fat"
+        mkfs.fat -F 32 -n ESP "$tmp/esp.fat" >/dev/null
+        MTOOLS_SKIP_CHECK=1 mcopy -s -i "$tmp/esp.fat" "$tmp/esp/EFI" ::/
+        truncate -s 2G "$tmp/disk.img"
+        printf 'label: gpt\nstart=2048, size=522240, type=uefi\nstart=524288, size=3667968, type=linux\n' |
+                sfdisk -q "$tmp/disk.img"
+        dd if="$tmp/esp.fat" of="$tmp/disk.img" bs=1M seek=1 conv=notrunc status=none
+        dd if="$tmp/root.btrfs" of="$tmp/disk.img" bs=1M seek=256 conv=notrunc status=none
+        cp --sparse=never "$tmp/disk.img" "$BTRFS_IMG"
+        rm -rf "$tmp"
+        sync -f "$BTRFS_IMG" 2>/dev/null || sync
+        echo "$recipe" >"$BTRFS_IMG.recipe"
+}
+sbtrfs_ours() { "$BMAPSCAN" -q scan -o "$SCRATCH/scan-btrfs.bmapscan.bmap" "$BTRFS_IMG"; }
+sbtrfs_peer() { bmaptool create -o "$SCRATCH/scan-btrfs.bmaptool.bmap" "$BTRFS_IMG" 2>/dev/null; }
+sbtrfs_meta() { "$BMAPSCAN" -q scan --no-checksum -o "$SCRATCH/scan-btrfs.nc.bmap" "$BTRFS_IMG"; }
+workload_scan-btrfs() {
+        make_btrfs_vendor_image || return 0
+        bench_pair scan-btrfs "bmaptool create" 3 sbtrfs_ours sbtrfs_peer
+        local ours peer t
+        ours=$(mapped_bytes "$SCRATCH/scan-btrfs.bmapscan.bmap")
+        peer=$(mapped_bytes "$SCRATCH/scan-btrfs.bmaptool.bmap")
+        echo "scan-btrfs: mapped bytes: bmapscan $ours ($(numfmt --to=iec "$ours")), bmaptool create $peer ($(numfmt --to=iec "$peer")) of $(stat -c %s "$BTRFS_IMG")"
+        "$BMAPSCAN" scan --no-checksum "$BTRFS_IMG" 2>&1 >/dev/null | sed 's/^/scan-btrfs:   /'
+        : >"$SCRATCH/sbtrfs-meta.times"
+        for _ in 1 2 3 4 5; do TIMES=$SCRATCH/sbtrfs-meta.times timed sbtrfs_meta; done
+        t=$(cut -d' ' -f1 "$SCRATCH/sbtrfs-meta.times" | median)
+        echo "scan-btrfs: scan --no-checksum median $t s"
+        ROWS+=("scan-btrfs --no-checksum|$(printf '%.3f' "$t")|-|-|-|-|-|metadata only")
 }
 
 # copy: flash the compressed vendor image with its scan bmap to a file, against
