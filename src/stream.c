@@ -97,7 +97,7 @@ const char *stage_where(const Stage *st, char *buf, size_t size) {
                 snprintf(buf, size, "%s byte %" PRIu64 ", image byte %" PRIu64, s->container, st->out,
                          stream_image_offset(s));
         else
-                snprintf(buf, size, "image byte %" PRIu64, st == s->image ? st->out : stream_image_offset(s));
+                snprintf(buf, size, "image byte %" PRIu64, stream_image_offset(s));
         return buf;
 }
 

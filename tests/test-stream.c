@@ -407,6 +407,23 @@ static void check_trailing(void) {
         sh("cd '%s' && cat disk.img.xz > junk.xz && printf 'junk' >> junk.xz", tmp);
         check_fails("junk.xz", "trailing junk", "xz");
 
+        /* The offsets named are where the damage is. */
+        size_t n;
+        uint8_t *half = slurp("disk.img.gz", &n);
+        if (half) {
+                CHECK(write_file("half.gz", half, n / 2) == 0, "write half.gz");
+                Result h = read_file_stream("half.gz", MiB);
+                char want[64];
+                snprintf(want, sizeof(want), "at compressed byte %zu (image byte ", n / 2);
+                CHECK_STR_CONTAINS(h.msg, want);
+                const char *ib = strstr(h.msg, "(image byte ");
+                uint64_t at = ib ? strtoull(ib + 12, NULL, 10) : 0;
+                CHECK(at > n / 4 && at < image_size, "half.gz: image byte %" PRIu64 " is not where the cut is", at);
+                CHECK(h.err == -ENODATA, "half.gz: error %d", h.err);
+                result_free(&h);
+                free(half);
+        }
+
         /* The gzip trailer: CRC-32, then the length. */
         size_t len;
         uint8_t *gz = slurp("disk.img.gz", &len);
