@@ -50,4 +50,8 @@ PY
         done
         ;;
 esac
-"$fuzzer" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 corpus 2>&1 | tail -15
+# libFuzzer's default exit status for a finding is 77, which meson reads as
+# "skipped": make every finding (crash, leak, timeout, OOM) a failure.
+export LSAN_OPTIONS=suppressions=$(cd "$(dirname "$0")" && pwd)/lsan-fuzz.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}
+"$fuzzer" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -error_exitcode=1 -timeout_exitcode=1 \
+        -print_final_stats=1 corpus 2>&1 | tail -15
