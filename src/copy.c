@@ -240,7 +240,7 @@ static void *reader_main(void *arg) {
          * range: its own checks (CRCs, content checksums, the final frame)
          * sit there, and a damaged or truncated stream must never pass as
          * a successful copy. Its length must also be the bmap's. */
-        if (r >= 0 && strcmp(stream_describe(c->src), "raw") != 0 && !stopping(c))
+        if (r >= 0 && stream_is_encoded(c->src) && !stopping(c))
                 r = drain(c, &d);
         if (r < 0 && r != -ECANCELED)
                 fail(c, r, &d);

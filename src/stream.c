@@ -723,6 +723,13 @@ int stream_skip(Stream *s, uint64_t n, Diag *d) {
         return 0;
 }
 
+bool stream_is_encoded(const Stream *s) {
+        for (const Stage *st = s->top; st; st = st->lower)
+                if (st->decoder)
+                        return true;
+        return s->container != NULL;
+}
+
 uint64_t stream_offset(const Stream *s) {
         return s->offset;
 }

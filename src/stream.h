@@ -87,6 +87,11 @@ ssize_t stream_read(Stream *s, void *buf, size_t n, Diag *d);
  * discarding. Skipping past the end is an error (-ENODATA). */
 int stream_skip(Stream *s, uint64_t n, Diag *d);
 
+/* Whether the image passes through a decoder or an archive (and so has
+ * integrity checks and a length of its own at the end of the input), as
+ * opposed to being the raw input itself. */
+bool stream_is_encoded(const Stream *s);
+
 /* Bytes of image delivered (or skipped) so far. */
 uint64_t stream_offset(const Stream *s);
 /* "raw", "gzip", "xz", "tar in gzip (disk.img)", "xz in tar (disk.img.xz)",
