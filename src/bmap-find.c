@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "bmap.h"
+#include "fetch.h"
 
 int bmap_find(const char *image, char **ret_path, char *tried, size_t tried_len) {
         _cleanup_free_ char *base = strdup(image);
@@ -15,11 +15,14 @@ int bmap_find(const char *image, char **ret_path, char *tried, size_t tried_len)
                 tried[0] = 0;
         for (;;) {
                 _cleanup_free_ char *candidate = NULL;
-                struct stat st;
+                Diag d;
 
                 if (asprintf(&candidate, "%s.bmap", base) < 0)
                         return -ENOMEM;
-                if (stat(candidate, &st) == 0 && S_ISREG(st.st_mode)) {
+                int r = fetch_exists(candidate, &d);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
                         *ret_path = TAKE_PTR(candidate);
                         return 0;
                 }

@@ -4,11 +4,11 @@
 #include <strings.h>
 
 #include "bmap.h"
+#include "fetch.h"
 #include "hash.h"
 
 /* The largest bmap we read: a 1 TiB image with 4 KiB blocks in ranges of
  * three blocks would need about this much. */
-#define BMAP_MAX_SIZE (1024u << 20)
 /* No element's text is longer than a checksum and some whitespace. */
 #define TEXT_MAX 4096
 
@@ -634,10 +634,12 @@ int bmap_load(const char *path, bool allow_bad_file_checksum, Bmap *ret, Diag *d
         size_t len;
         int r;
 
-        r = read_file_full(path, BMAP_MAX_SIZE, &data, &len);
+        r = fetch_whole(path, BMAP_MAX_SIZE, &data, &len, d);
         if (r == -EFBIG)
                 return diag_set(d, -EBADMSG, "%s: larger than %u MiB: not a bmap", path, BMAP_MAX_SIZE >> 20);
-        if (r < 0)
+        if (r == -ENOENT)
                 return diag_set(d, r, "cannot read bmap '%s': %s", path, strerror(-r));
+        if (r < 0)
+                return r;
         return bmap_parse(data, len, path, allow_bad_file_checksum, ret, d);
 }

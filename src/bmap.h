@@ -15,6 +15,8 @@ typedef enum ChecksumType {
 } ChecksumType;
 
 #define CHECKSUM_MAX_SIZE 32
+/* No bmap is larger: refused beyond, unread. */
+#define BMAP_MAX_SIZE (1024u << 20)
 
 size_t checksum_size(ChecksumType t);
 const char *checksum_name(ChecksumType t);

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util.h"
+
+/* Where an image, a bmap or a signature lives: a local path, or an
+ * http:// or https:// URL. */
+bool location_is_url(const char *s);
+
+/* Reads a whole small file (a bmap, a signature) from a path or a URL into
+ * memory (NUL-terminated, not counted in *ret_len). -ENOENT when it does not
+ * exist (a missing file; for a URL, HTTP 404 or 410), -EFBIG when it is
+ * larger than max; other failures with a message naming the location. */
+int fetch_whole(const char *location, size_t max, char **ret, size_t *ret_len, Diag *d);
+
+/* 1 when the location exists (a regular file; for a URL, the server has
+ * it), 0 when it does not, or a negative errno with a message when that
+ * cannot be told (a server that does not answer). */
+int fetch_exists(const char *location, Diag *d);
