@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "bmap.h"
 #include "cli.h"
@@ -33,6 +34,9 @@ static void help(void) {
                "      --no-verify          do not check the range checksums\n"
                "      --verify-after       read every target back and check it ('verify')\n"
                "      --removable-device   refuse a DEST whose disk is not removable\n"
+               "      --discard            after writing a device, discard the blocks the image does\n"
+               "                           not map, so that no stale data stays there\n"
+               "      --psplash-pipe FIFO  write 'PROGRESS <percent>' lines to FIFO (psplash)\n"
                "  -q, --quiet              no progress, only errors\n"
                "  -h, --help               show this help\n");
 }
@@ -100,6 +104,63 @@ int cli_open_source(const char *image, int *ret_fd) {
         return EXIT_OK;
 }
 
+/* What is done to each target once the image is written and verified, in
+ * its writer thread, beside the other targets. */
+typedef struct Finisher {
+        Target **targets;
+        uint64_t image_size;            /* UINT64_MAX: known only at the end */
+        const Extents *discard;         /* --discard: the unmapped bytes, or NULL */
+} Finisher;
+
+static int finish_target(void *userdata, size_t i, uint64_t total, Diag *d) {
+        const Finisher *f = userdata;
+        Target *t = f->targets[i];
+        int r;
+
+        if (f->image_size == UINT64_MAX && target_kind(t) == TARGET_FILE && ftruncate(target_fd(t), (off_t) total) < 0)
+                return diag_set(d, -errno, "%s: cannot size the file: %s", target_path(t), strerror(errno));
+        if (f->discard && target_kind(t) == TARGET_BLOCK) {
+                r = target_discard(t, f->discard, d);
+                if (r < 0)
+                        return diag_set(d, r, "%s: the image was written, but not the discard asked for: %s", target_path(t),
+                                        r == -EOPNOTSUPP ? "the device does not support discard; run without --discard"
+                                                         : strerror(-r));
+        }
+        return target_finish(t, d);
+}
+
+/* The bytes of the image no range maps: what --discard discards. */
+static int unmapped_bytes(const Bmap *b, Extents *ret) {
+        _cleanup_extents_ Extents mapped = EXTENTS_INIT;
+        int r;
+
+        for (size_t i = 0; i < b->n_ranges; i++) {
+                r = extents_add(&mapped, b->ranges[i].blocks.start * b->block_size,
+                                b->ranges[i].blocks.end * b->block_size);
+                if (r < 0)
+                        return r;
+        }
+        return extents_complement(ret, &mapped, 0, b->image_size);
+}
+
+/* --psplash-pipe: as bmaptool, a path that is not a FIFO is warned about
+ * and ignored. */
+static const char *cli_psplash_pipe(const char *path) {
+        struct stat st;
+
+        if (!path)
+                return NULL;
+        if (stat(path, &st) < 0) {
+                log_warning("%s: no such pipe: no psplash progress", path);
+                return NULL;
+        }
+        if (!S_ISFIFO(st.st_mode)) {
+                log_warning("%s: not a FIFO: no psplash progress", path);
+                return NULL;
+        }
+        return path;
+}
+
 int cmd_copy(int argc, char **argv) {
         static const struct option options[] = {
                 CLI_COMMON_OPTIONS,
@@ -108,10 +169,13 @@ int cmd_copy(int argc, char **argv) {
                 { "no-verify", no_argument, NULL, 'n' },
                 { "verify-after", no_argument, NULL, 'A' },
                 { "removable-device", no_argument, NULL, 'R' },
+                { "discard", no_argument, NULL, 'D' },
+                { "psplash-pipe", required_argument, NULL, 'P' },
                 {},
         };
-        const char *bmap_arg = NULL, *image;
-        bool nobmap = false, verify = true, verify_after = false;
+        const char *bmap_arg = NULL, *image, *psplash = NULL;
+        bool nobmap = false, verify = true, verify_after = false, discard = false;
+        _cleanup_extents_ Extents unmapped = EXTENTS_INIT;
         TargetOptions topts = { .tune = true };
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
@@ -122,6 +186,8 @@ int cmd_copy(int argc, char **argv) {
         size_t n_targets;
         uint64_t image_size = UINT64_MAX, total = 0;
         Progress progress;
+        CopyStats stats = {};
+        struct timespec t0, t1;
         Diag d = {};
         int c, r, status = EXIT_OK;
 
@@ -141,6 +207,12 @@ int cmd_copy(int argc, char **argv) {
                         break;
                 case 'R':
                         topts.removable_only = true;
+                        break;
+                case 'D':
+                        discard = true;
+                        break;
+                case 'P':
+                        psplash = optarg;
                         break;
                 default:
                         r = cli_common_option(c, argv, help);
@@ -211,17 +283,37 @@ int cmd_copy(int argc, char **argv) {
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
+        /* A psplash reader that goes away must not kill the copy. */
+        signal(SIGPIPE, SIG_IGN);
 
         /* Progress on a terminal, or with -v; never with -q. */
-        progress_init(&progress, cli_verbosity > 0 || (cli_verbosity == 0 && isatty(STDERR_FILENO)), -1);
+        progress_init(&progress, cli_verbosity > 0 || (cli_verbosity == 0 && isatty(STDERR_FILENO)),
+                      cli_psplash_pipe(psplash));
+        Finisher fin = { .targets = targets, .image_size = image_size, .discard = discard ? &unmapped : NULL };
+        if (discard && !nobmap) {
+                r = unmapped_bytes(&bmap, &unmapped);
+                if (r < 0) {
+                        log_error("out of memory");
+                        status = EXIT_FAILED;
+                        goto out;
+                }
+        }
         CopyOptions copts = {
                 .source_name = image,
                 .verify = verify,
                 .cancel = &interrupted,
                 .progress = progress_update,
                 .userdata = &progress,
+                .stats = &stats,
+                .finish = finish_target,
+                .finish_userdata = &fin,
         };
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         r = copy_image(src, nobmap ? NULL : &bmap, image_size, targets, n_targets, &copts, results, &total, &d);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        log_verbose("pipeline: %.2f s; CPU seconds: reading and decoding %.2f, hashing %.2f, writing %.2f",
+                    (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9, stats.read_cpu,
+                    stats.hash_cpu, stats.write_cpu);
         if (r < 0) {
                 progress_clear(&progress);
                 if (r == -EINTR)
@@ -232,22 +324,26 @@ int cmd_copy(int argc, char **argv) {
                 status = EXIT_FAILED;
                 goto out;
         }
-        for (size_t i = 0; i < n_targets; i++) {
-                if (results[i].error < 0) {
-                        log_error("%s; %s", results[i].message, target_state_after_failure(targets[i]));
+        for (size_t i = 0; i < n_targets; i++)
+                if (results[i].error < 0 || !results[i].finished) {
+                        if (n_targets == 1)
+                                log_error("%s; %s", results[i].error < 0 ? results[i].message : "not finished",
+                                          target_state_after_failure(targets[i]));
                         status = EXIT_FAILED;
-                        continue;
                 }
-                if (image_size == UINT64_MAX && target_kind(targets[i]) == TARGET_FILE &&
-                    ftruncate(target_fd(targets[i]), (off_t) total) < 0) {
-                        log_error("%s: cannot size the file: %s", target_path(targets[i]), strerror(errno));
-                        status = EXIT_FAILED;
-                        continue;
-                }
-                r = target_finish(targets[i], &d);
-                if (r < 0) {
-                        log_error("%s; %s", d.msg, target_state_after_failure(targets[i]));
-                        status = EXIT_FAILED;
+        if (n_targets > 1) {
+                /* One line per target: which are good, which to flash again. */
+                progress_clear(&progress);
+                for (size_t i = 0; i < n_targets; i++) {
+                        char size[32];
+                        format_human_size(results[i].written, size, sizeof(size));
+                        if (results[i].error < 0 || !results[i].finished)
+                                log_error("%s: FAILED: %s; %s", target_path(targets[i]),
+                                          results[i].error < 0 ? results[i].message : "not finished",
+                                          target_state_after_failure(targets[i]));
+                        else
+                                log_info("%s: OK, %s written in %.1f s", target_path(targets[i]), size,
+                                         results[i].seconds);
                 }
         }
         if (status == EXIT_OK)

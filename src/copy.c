@@ -37,12 +37,14 @@ typedef struct Copy Copy;
 
 typedef struct Writer {
         Copy *c;
+        size_t index;
         Target *target;
         Queue q;
         pthread_t tid;
         bool failed;
         CopyTargetResult *result;
         atomic_uint_fast64_t written;
+        double cpu;
 } Writer;
 
 struct Copy {
@@ -52,6 +54,8 @@ struct Copy {
         uint64_t image_size;
         bool verify;
         const volatile sig_atomic_t *cancel;
+        const CopyOptions *o;
+        double start;
 
         Chunk chunks[N_CHUNKS];
         Queue free_q, hash_q;
@@ -65,7 +69,20 @@ struct Copy {
         Diag diag;
         atomic_uint_fast64_t read_total;
         atomic_bool reader_done;
+        double read_cpu, hash_cpu;
 };
+
+static double now(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static double thread_cpu(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
 
 static void queue_init(Queue *q) {
         *q = (Queue) {};
@@ -244,6 +261,7 @@ static void *reader_main(void *arg) {
                 r = drain(c, &d);
         if (r < 0 && r != -ECANCELED)
                 fail(c, r, &d);
+        c->read_cpu = thread_cpu();
         atomic_store(&c->reader_done, true);
         queue_close(&c->hash_q);
         return NULL;
@@ -313,35 +331,53 @@ static void *hasher_main(void *arg) {
                         queue_push(&c->writers[i].q, ch);
         }
         EVP_MD_CTX_free(ctx);
+        c->hash_cpu = thread_cpu();
         for (size_t i = 0; i < c->n_writers; i++)
                 queue_close(&c->writers[i].q);
         return NULL;
 }
 
+/* One failing target does not stop the others; the last one does. */
+static void writer_failed(Writer *w, int r, const Diag *d) {
+        Copy *c = w->c;
+
+        w->failed = true;
+        w->result->error = r;
+        snprintf(w->result->message, sizeof(w->result->message), "%s", d->msg);
+        if (atomic_fetch_sub(&c->active_writers, 1) == 1) {
+                Diag all;
+                diag_set(&all, r, "%s", d->msg);
+                fail(c, r, &all);
+        }
+}
+
 static void *writer_main(void *arg) {
         Writer *w = arg;
         Copy *c = w->c;
+        Diag d = {};
 
         for (Chunk *ch; (ch = queue_pop(c, &w->q));) {
                 if (!w->failed) {
-                        Diag d = {};
                         int r = target_write(w->target, ch->data, ch->len, ch->offset, &d);
-                        if (r < 0) {
-                                w->failed = true;
-                                w->result->error = r;
-                                snprintf(w->result->message, sizeof(w->result->message), "%s", d.msg);
-                                /* One failing target does not stop the others; the
-                                 * last one does. */
-                                if (atomic_fetch_sub(&c->active_writers, 1) == 1) {
-                                        Diag all;
-                                        diag_set(&all, r, "%s", d.msg);
-                                        fail(c, r, &all);
-                                }
-                        } else
+                        if (r < 0)
+                                writer_failed(w, r, &d);
+                        else
                                 atomic_fetch_add(&w->written, ch->len);
                 }
                 release(c, ch);
         }
+        /* The queue closes after the reader has read the whole image and the
+         * hasher has checked it, or on abort: only in the first case is
+         * this target complete, and can be flushed now, beside the others. */
+        if (!w->failed && !atomic_load(&c->abort) && c->o && c->o->finish) {
+                int r = c->o->finish(c->o->finish_userdata, w->index, atomic_load(&c->read_total), &d);
+                if (r < 0)
+                        writer_failed(w, r, &d);
+                else
+                        w->result->finished = true;
+        }
+        w->result->seconds = now() - c->start;
+        w->cpu = thread_cpu();
         return NULL;
 }
 
@@ -374,6 +410,8 @@ int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targ
         c->image_size = image_size;
         c->verify = o ? o->verify : true;
         c->cancel = o ? o->cancel : NULL;
+        c->o = o;
+        c->start = now();
         pthread_mutex_init(&c->err_lock, NULL);
         queue_init(&c->free_q);
         queue_init(&c->hash_q);
@@ -387,7 +425,7 @@ int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targ
         c->n_writers = n_targets;
         atomic_store(&c->active_writers, n_targets);
         for (size_t i = 0; i < n_targets; i++) {
-                c->writers[i] = (Writer) { .c = c, .target = targets[i], .result = &results[i] };
+                c->writers[i] = (Writer) { .c = c, .index = i, .target = targets[i], .result = &results[i] };
                 results[i] = (CopyTargetResult) {};
                 queue_init(&c->writers[i].q);
         }
@@ -441,6 +479,12 @@ int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targ
                             total == UINT64_MAX ? atomic_load(&c->read_total) : total);
         if (ret_total)
                 *ret_total = atomic_load(&c->read_total);
+        if (o && o->stats) {
+                *o->stats = (CopyStats) { .read_cpu = c->read_cpu, .hash_cpu = c->hash_cpu };
+                for (size_t i = 0; i < started; i++)
+                        if (c->writers[i].cpu > o->stats->write_cpu)
+                                o->stats->write_cpu = c->writers[i].cpu;
+        }
         r = c->error;
         if (r < 0 && d)
                 *d = c->diag;

@@ -10,6 +10,13 @@
 #include "target.h"
 #include "util.h"
 
+/* CPU seconds each stage spent: where the time goes, for -v. */
+typedef struct CopyStats {
+        double read_cpu;        /* reading and decompressing */
+        double hash_cpu;
+        double write_cpu;       /* the busiest writer */
+} CopyStats;
+
 typedef struct CopyOptions {
         const char *source_name;                /* for messages */
         bool verify;                            /* check range checksums as the data streams */
@@ -17,12 +24,22 @@ typedef struct CopyOptions {
         /* Called from the calling thread a few times a second. */
         void (*progress)(void *userdata, uint64_t done, uint64_t total);
         void *userdata;
+        CopyStats *stats;                       /* filled in at the end when not NULL */
+        /* Called from a target's writer thread once the whole image has been
+         * read and verified and every byte of it written to that target:
+         * flushes it (target_finish and whatever else the caller wants), in
+         * parallel with the other targets. total is the image's size as
+         * read. NULL: the caller finishes the targets itself. */
+        int (*finish)(void *userdata, size_t target, uint64_t total, Diag *d);
+        void *finish_userdata;
 } CopyOptions;
 
 typedef struct CopyTargetResult {
         int error;              /* 0, or the negative errno that stopped this target */
         char message[768];
         uint64_t written;       /* bytes written to it */
+        double seconds;         /* from the start until it was written (and finished) */
+        bool finished;          /* the finish callback ran and succeeded */
 } CopyTargetResult;
 
 /* Streams the image from src to every target: with a bmap, only its ranges

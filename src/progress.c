@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "progress.h"
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,14 +15,35 @@ double progress_now(void) {
         return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
-void progress_init(Progress *p, bool enabled, int psplash_fd) {
+void progress_init(Progress *p, bool enabled, const char *psplash) {
         *p = (Progress) {
                 .enabled = enabled,
                 .tty = isatty(STDERR_FILENO),
-                .psplash_fd = psplash_fd,
+                .psplash = psplash,
                 .last_percent = -1,
                 .start = progress_now(),
         };
+}
+
+static void psplash_write(Progress *p, int percent) {
+        char line[32];
+        int n, fd;
+
+        if (!p->psplash)
+                return;
+        /* ENXIO (nobody reading yet), EAGAIN (the pipe is full): skip this
+         * line; the next one says more anyway. SIGPIPE is ignored. */
+        fd = open(p->psplash, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return;
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
+                close(fd);
+                return;
+        }
+        n = snprintf(line, sizeof(line), "PROGRESS %d\n", percent);
+        (void) !write(fd, line, (size_t) n);
+        close(fd);
 }
 
 void progress_update(void *userdata, uint64_t done, uint64_t total) {
@@ -28,12 +51,8 @@ void progress_update(void *userdata, uint64_t done, uint64_t total) {
         double now = progress_now();
         int percent = total ? (int) (done * 100 / total) : 0;
 
-        if (p->psplash_fd >= 0 && percent != p->last_percent) {
-                char line[32];
-                int n = snprintf(line, sizeof(line), "PROGRESS %d\n", percent);
-                /* Non-blocking: a splash screen that stopped reading must not stall the copy. */
-                (void) !write(p->psplash_fd, line, (size_t) n);
-        }
+        if (percent != p->last_percent)
+                psplash_write(p, percent);
         p->last_percent = percent;
         if (!p->enabled || !p->tty || now - p->last_draw < 0.25)
                 return;
@@ -62,6 +81,8 @@ void progress_finish(Progress *p, uint64_t done, const char *what) {
         double secs = progress_now() - p->start;
         char a[32], rate[32];
 
+        if (p->last_percent != 100)
+                psplash_write(p, 100);
         if (p->enabled && p->tty)
                 fputs("\r\033[K", stderr);
         if (!p->enabled)

@@ -407,6 +407,9 @@ int target_fd(const Target *t) {
 }
 
 const char *target_state_after_failure(const Target *t) {
+        if (t->finished)
+                return t->kind == TARGET_FILE ? "the target file holds the whole image, written and flushed"
+                                              : "the target holds the whole image, written and flushed";
         switch (t->kind) {
         case TARGET_FILE:
                 return "the target file was not changed (the copy went to a temporary file, now removed)";
@@ -422,13 +425,22 @@ const char *target_state_after_failure(const Target *t) {
 int target_discard(Target *t, const Extents *bytes, Diag *d) {
         if (t->kind != TARGET_BLOCK)
                 return 0;
+        int sector = 512;
+        if (ioctl(t->fd, BLKSSZGET, &sector) < 0 || sector <= 0)
+                sector = 512;
         EXTENTS_FOREACH(x, bytes) {
-                uint64_t range[2] = { x->start, x->end - x->start };
+                /* Only whole sectors, and only inside the range: a sector
+                 * that also holds mapped bytes is never discarded. */
+                uint64_t s = (x->start + (uint64_t) sector - 1) / (uint64_t) sector * (uint64_t) sector;
+                uint64_t e = x->end / (uint64_t) sector * (uint64_t) sector;
+                if (s >= e)
+                        continue;
+                uint64_t range[2] = { s, e - s };
                 if (ioctl(t->fd, BLKDISCARD, range) < 0) {
                         if (errno == EOPNOTSUPP || errno == ENOTTY)
                                 return diag_set(d, -EOPNOTSUPP, "%s: the device does not support discard", t->path);
                         return diag_set(d, -errno, "%s: discarding bytes %llu-%llu failed: %s", t->path,
-                                        (unsigned long long) x->start, (unsigned long long) x->end - 1,
+                                        (unsigned long long) s, (unsigned long long) e - 1,
                                         strerror(errno));
                 }
         }

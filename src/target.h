@@ -41,7 +41,10 @@ const char *target_path(const Target *t);
 const char *target_state_after_failure(const Target *t);
 int target_fd(const Target *t);
 
-/* Discards (BLKDISCARD) byte ranges of a block device target. */
+/* Discards (BLKDISCARD) byte ranges of a block device target: the whole
+ * device sectors inside each range (a sector shared with bytes outside it
+ * is kept). Does nothing for other targets. -EOPNOTSUPP when the device
+ * cannot discard. */
 int target_discard(Target *t, const Extents *bytes, Diag *d);
 
 /* Reads the target back: an fd open for reading with its cached pages

@@ -162,11 +162,46 @@ run_cmd "$BMAPSCAN" copy --bmap "$bmap" "$WORK/c/img.xz" "$WORK/t1" "$WORK/t2" "
 expect "copy to three targets" 0
 for t in t1 t2 t3; do expect_same "target $t" "$WORK/$t"; done
 
-# --- interrupts ------------------------------------------------------------
-# A slow source (a pipe fed in pieces) and SIGINT after a random delay.
+# --- psplash ----------------------------------------------------------------
+# PROGRESS lines into a FIFO, as bmaptool writes them: read through a
+# descriptor held open read-write here, so the FIFO always has a reader.
 big=$WORK/big.img
 "${GEN_FILE:?}" "$big" 48M data 5
 "$BMAPSCAN" -q create -o "$WORK/big.bmap" "$big" 2>/dev/null || bmaptool create -o "$WORK/big.bmap" "$big"
+mkfifo "$WORK/splash"
+exec 7<>"$WORK/splash"
+rm -f "$WORK/ps-out"
+(for k in $(seq 0 47); do dd if="$big" bs=1M skip=$k count=1 status=none; sleep 0.03; done) |
+        run_cmd "$BMAPSCAN" -q copy --psplash-pipe "$WORK/splash" --bmap "$WORK/big.bmap" - "$WORK/ps-out"
+expect "copy with --psplash-pipe" 0
+: >"$WORK/splash.log"
+while read -r -t 1 -u 7 line; do echo "$line" >>"$WORK/splash.log"; done
+exec 7<&-
+if grep -qvE '^PROGRESS [0-9]+$' "$WORK/splash.log"; then
+        fail "psplash: a line is not 'PROGRESS <n>': $(grep -vE '^PROGRESS [0-9]+$' "$WORK/splash.log" | head -1)"
+else
+        pass "psplash: every line is 'PROGRESS <n>'"
+fi
+[ "$(tail -1 "$WORK/splash.log")" = "PROGRESS 100" ] && pass "psplash: ends with PROGRESS 100" ||
+        fail "psplash: last line '$(tail -1 "$WORK/splash.log")'"
+[ "$(wc -l <"$WORK/splash.log")" -ge 3 ] && pass "psplash: $(wc -l <"$WORK/splash.log") progress lines" ||
+        fail "psplash: only $(wc -l <"$WORK/splash.log") lines"
+sort -n -k2 -c "$WORK/splash.log" 2>/dev/null && pass "psplash: percentages never go back" ||
+        fail "psplash: percentages go back: $(tr '\n' ' ' <"$WORK/splash.log")"
+cmp -s "$big" "$WORK/ps-out" && pass "psplash: the copy is exact" || fail "psplash: the copy differs"
+# Nobody reading the FIFO: no hang, no error.
+rm -f "$WORK/ps-out"
+run_cmd timeout 30 "$BMAPSCAN" -q copy --psplash-pipe "$WORK/splash" --bmap "$WORK/big.bmap" "$big" "$WORK/ps-out"
+expect "--psplash-pipe with no reader does not block" 0
+# Not a FIFO: a warning, and the file is not written to.
+echo "keep" >"$WORK/not-fifo"
+rm -f "$WORK/ps-out"
+run_cmd "$BMAPSCAN" copy --psplash-pipe "$WORK/not-fifo" --bmap "$bmap" "$WORK/c/img.gz" "$WORK/ps-out"
+expect "--psplash-pipe on a regular file warns" 0 "not a FIFO"
+[ "$(cat "$WORK/not-fifo")" = keep ] && pass "psplash: a regular file is left alone" || fail "psplash: wrote into a regular file"
+
+# --- interrupts ------------------------------------------------------------
+# A slow source (a pipe fed in pieces) and SIGINT after a random delay.
 for i in 1 2 3; do
         rm -f "$WORK/slow-out"
         (for k in $(seq 0 47); do dd if="$big" bs=1M skip=$k count=1 status=none; sleep 0.05; done) |
@@ -196,6 +231,19 @@ if [ "$(id -u)" = 0 ] && mkdir -p "$WORK/small" && mount -t tmpfs -o size=256k t
                 fail "full disk: the target was changed"
         [ "$(ls "$WORK/small" | wc -l)" = 1 ] && pass "full disk: no temporary file left" ||
                 fail "full disk: left $(ls "$WORK/small")"
+        # Three targets, the middle one on the full filesystem: the others
+        # are written in full, and the end says which is which.
+        rm -f "$WORK/small/target" "$WORK/m1" "$WORK/m3"
+        run_cmd "$BMAPSCAN" copy --bmap "$bmap" "$WORK/c/img.gz" "$WORK/m1" "$WORK/small/target" "$WORK/m3"
+        expect "three targets, one full: exit 1" 1
+        grep -q "m1: OK, " "$WORK/err" && grep -q "m3: OK, " "$WORK/err" && pass "the good targets are reported OK" ||
+                fail "no OK lines for the good targets: $(cat "$WORK/err")"
+        grep -q "small/target: FAILED: .*no space" "$WORK/err" && pass "the full target is reported FAILED" ||
+                fail "no FAILED line for the full target: $(cat "$WORK/err")"
+        expect_same "three targets, one full: the first is exact" "$WORK/m1"
+        expect_same "three targets, one full: the third is exact" "$WORK/m3"
+        [ ! -e "$WORK/small/target" ] && [ "$(ls "$WORK/small" | wc -l)" = 0 ] &&
+                pass "three targets, one full: nothing left on the full filesystem" || fail "left $(ls "$WORK/small")"
         umount "$WORK/small"
 else
         echo "skip: no tmpfs mount here (not root?): the full-disk checks"
@@ -307,6 +355,49 @@ if attach "$WORK/dev.img"; then
                 pass "O_EXCL: held during the copy"
         fi
         wait $pid || true
+
+        # --discard: the unmapped blocks read back as zeros (a loop device
+        # punches holes in its file); the mapped ones hold the image, the
+        # bytes past the image keep their garbage.
+        dsize=$(blockdev --getsize64 "$dev")
+        head -c "$dsize" /dev/urandom >"$dev"
+        tail_before=$(dd if="$dev" bs=1 skip=$size status=none | sha256sum)
+        run_cmd "$BMAPSCAN" copy --discard --bmap "$bmap" "$WORK/c/img.zst" "$dev"
+        expect "copy --discard onto a loop device" 0
+        whole=$((size / 512 * 512))
+        cmp -s <(head -c $whole "$dev") <(head -c $whole "$img") &&
+                pass "--discard: the device holds the image, free blocks as zeros" ||
+                fail "--discard: the device differs from the image: $(cmp <(head -c $whole "$dev") <(head -c $whole "$img") 2>&1 | head -1)"
+        [ "$(dd if="$dev" bs=1 skip=$size status=none | sha256sum)" = "$tail_before" ] &&
+                pass "--discard: nothing past the image was discarded" || fail "--discard: the bytes past the image changed"
+
+        # SIGINT during a copy onto a device: exit 1, says so, settings back.
+        truncate -s 64M "$WORK/int-dev.img"
+        attach "$WORK/int-dev.img" || fail "cannot attach a second loop device"
+        idev=$DEV
+        iname=$(basename "$idev")
+        ratio_before=$(cat "/sys/block/$iname/bdi/max_ratio")
+        sched_before=$(cat "/sys/block/$iname/queue/scheduler")
+        for i in 1 2; do
+                (for k in $(seq 0 47); do dd if="$big" bs=1M skip=$k count=1 status=none; sleep 0.05; done) |
+                        "$BMAPSCAN" -q copy --nobmap - "$idev" 2>"$WORK/int.err" &
+                pid=$!
+                sleep "0.$((RANDOM % 9 + 1))"
+                kill -INT $pid 2>/dev/null || true
+                set +e
+                wait $pid
+                RC=$?
+                set -e
+                [ "$RC" = 1 ] && grep -q "interrupted by SIGINT" "$WORK/int.err" &&
+                        pass "device SIGINT $i: exit 1, says interrupted" ||
+                        fail "device SIGINT $i: exit $RC, stderr: $(cat "$WORK/int.err")"
+                grep -q "flash it again\|nothing was written" "$WORK/int.err" && pass "device SIGINT $i: says what state the device is in" ||
+                        fail "device SIGINT $i: no state: $(cat "$WORK/int.err")"
+                [ "$(cat "/sys/block/$iname/bdi/max_ratio")" = "$ratio_before" ] && pass "device SIGINT $i: writeback ratio restored" ||
+                        fail "device SIGINT $i: max_ratio now $(cat "/sys/block/$iname/bdi/max_ratio"), was $ratio_before"
+                [ "$(cat "/sys/block/$iname/queue/scheduler")" = "$sched_before" ] && pass "device SIGINT $i: scheduler restored" ||
+                        fail "device SIGINT $i: scheduler now $(cat "/sys/block/$iname/queue/scheduler"), was $sched_before"
+        done
 
         # --removable-device: a loop device is not removable.
         run_cmd "$BMAPSCAN" copy --removable-device --bmap "$bmap" "$WORK/c/img.gz" "$dev"
