@@ -378,20 +378,58 @@ workload_scan-btrfs() {
         ROWS+=("scan-btrfs --no-checksum|$(printf '%.3f' "$t")|-|-|-|-|-|metadata only")
 }
 
-# copy: flash the compressed vendor image with its scan bmap to a file, against
-# bmaptool copy with the same bmap and target, and against the slowest stage
-# alone (the decompressor to /dev/null). The target lives in /dev/shm when
-# there is one, so that the numbers measure the pipeline, not this disk.
-COPY_SRC= COPY_DST=
-copy_ours() { rm -f "$COPY_DST"; "$BMAPSCAN" -q copy --bmap "$SCRATCH/vendor.bmap" "$COPY_SRC" "$COPY_DST"; }
-copy_peer() { rm -f "$COPY_DST"; bmaptool -q copy --bmap "$SCRATCH/vendor.bmap" "$COPY_SRC" "$COPY_DST"; }
+# copy: flash the vendor image with its scan bmap, raw and compressed, to a
+# file and to a loop device, against bmaptool copy with the same bmap and
+# target; each compressed format also against its slowest single stage
+# alone (the decompressor, SHA-256 of the mapped bytes, or writing them);
+# and four targets at once against one, and against four bmaptool runs.
+# Targets (and the loop device's backing file) live in /dev/shm when there
+# is one, so that the numbers measure the pipeline, not this disk.
+COPY_SRC= COPY_DST= COPY_DSTS=()
+copy_ours() { [ -b "$COPY_DST" ] || rm -f "$COPY_DST"; "$BMAPSCAN" -q copy --bmap "$SCRATCH/vendor.bmap" "$COPY_SRC" "$COPY_DST"; }
+copy_peer() { [ -b "$COPY_DST" ] || rm -f "$COPY_DST"; bmaptool -q copy --bmap "$SCRATCH/vendor.bmap" "$COPY_SRC" "$COPY_DST"; }
+copy_ours_multi() { rm -f "${COPY_DSTS[@]}"; "$BMAPSCAN" -q copy --bmap "$SCRATCH/vendor.bmap" "$COPY_SRC" "${COPY_DSTS[@]}"; }
+copy_peer_multi() {
+        local t
+        rm -f "${COPY_DSTS[@]}"
+        for t in "${COPY_DSTS[@]}"; do bmaptool -q copy --bmap "$SCRATCH/vendor.bmap" "$COPY_SRC" "$t"; done
+}
+COPY_LOOP=
+copy_cleanup() {
+        [ -z "$COPY_LOOP" ] || losetup -d "$COPY_LOOP" 2>/dev/null || true
+        rm -f "$COPY_DIR"/bmapscan-bench-*
+}
+# stage_time NAME COMMAND...: median of 3 runs of a command, in $STAGE_T.
+stage_time() {
+        local name=$1 _
+        shift
+        : >"$SCRATCH/stage.times"
+        for _ in 1 2 3; do
+                { TIMEFORMAT='%3R'; time "$@" >"$DISCARD"; } 2>>"$SCRATCH/stage.times"
+        done
+        STAGE_T=$(median <"$SCRATCH/stage.times")
+        echo "copy: $name alone: $STAGE_T s"
+}
+write_alone() { dd if="$SCRATCH/vendor.mapped" of="$1" bs=4M conv=fsync status=none; }
 workload_copy() {
         make_vendor_image
-        local dst_dir=/dev/shm fmt tool stage_t
-        [ -d "$dst_dir" ] && [ -w "$dst_dir" ] || dst_dir=$SCRATCH
-        COPY_DST=$dst_dir/bmapscan-bench-target.img
+        local fmt tool kind dec_t hash_t write_t slowest what ours
+        COPY_DIR=/dev/shm
+        [ -d "$COPY_DIR" ] && [ -w "$COPY_DIR" ] || COPY_DIR=$SCRATCH
+        trap copy_cleanup EXIT
         [ -f "$SCRATCH/vendor.bmap" ] && [ "$SCRATCH/vendor.bmap" -nt "$VENDOR_IMG" ] ||
                 "$BMAPSCAN" -q scan -o "$SCRATCH/vendor.bmap" "$VENDOR_IMG"
+        # The mapped bytes, back to back: what hashing and writing alone see.
+        if [ ! -f "$SCRATCH/vendor.mapped" ] || [ "$SCRATCH/vendor.mapped" -ot "$SCRATCH/vendor.bmap" ]; then
+                log "extracting the mapped bytes"
+                grep -o '<Range[^>]*> *[0-9-]* *<' "$SCRATCH/vendor.bmap" | sed 's/.*> *\([0-9-]*\) *<.*/\1/' |
+                        while IFS=- read -r a b; do
+                                dd if="$VENDOR_IMG" bs=4096 skip="$a" count=$((${b:-$a} - a + 1)) status=none
+                        done >"$SCRATCH/vendor.mapped"
+        fi
+        echo "copy: $(stat -c %s "$SCRATCH/vendor.mapped") mapped bytes of $(stat -c %s "$VENDOR_IMG")"
+        stage_time "SHA-256 of the mapped bytes (openssl dgst)" openssl dgst -sha256 "$SCRATCH/vendor.mapped"
+        hash_t=$STAGE_T
         for fmt in gz zst xz; do
                 COPY_SRC=$SCRATCH/vendor.img.$fmt
                 if [ ! -f "$COPY_SRC" ] || [ "$COPY_SRC" -ot "$VENDOR_IMG" ]; then
@@ -402,23 +440,63 @@ workload_copy() {
                         xz) xz -T2 -1 -c "$VENDOR_IMG" >"$COPY_SRC" ;;
                         esac
                 fi
-                case $fmt in
-                gz) tool="igzip -dc" ;;
-                zst) tool="zstd -dc" ;;
-                xz) tool="xz -dc -T2" ;;
-                esac
-                bench_pair "copy-$fmt" "bmaptool copy" 2 copy_ours copy_peer
-                : >"$SCRATCH/stage.times"
-                for _ in 1 2 3; do
-                        { TIMEFORMAT='%3R'; time $tool "$COPY_SRC" >"$DISCARD"; } 2>>"$SCRATCH/stage.times"
-                done
-                stage_t=$(median <"$SCRATCH/stage.times")
-                local ours
-                ours=$(cut -d' ' -f1 "$SCRATCH/copy-$fmt.bmapscan.times" | median)
-                echo "copy-$fmt: slowest stage alone ($tool > $DISCARD) $stage_t s; bmapscan copy $ours s = $(awk -v o="$ours" -v s="$stage_t" 'BEGIN { printf "%.2f", o / s }')x of it (target: <= 1.25x)"
-                ROWS+=("copy-$fmt stage|$(printf '%.3f' "$ours")|$(printf '%.3f' "$stage_t")|$tool alone|$(awk -v o="$ours" -v s="$stage_t" 'BEGIN { printf "%.2fx", o / s }') of it|<= 1.25x|$(awk -v o="$ours" -v s="$stage_t" 'BEGIN { print (o / s <= 1.25) ? "yes" : "NO" }')|-")
         done
-        rm -f "$COPY_DST"
+
+        # Targets: a file, and a loop device over a file (root only).
+        local kinds=(file)
+        truncate -s "$(stat -c %s "$VENDOR_IMG")" "$COPY_DIR/bmapscan-bench-loop.img"
+        if [ "$(id -u)" = 0 ] && COPY_LOOP=$(losetup --find --show "$COPY_DIR/bmapscan-bench-loop.img" 2>/dev/null); then
+                kinds+=(loop)
+        else
+                echo "copy: no loop device here: the loop-device rows are left out"
+        fi
+        for kind in "${kinds[@]}"; do
+                if [ "$kind" = file ]; then
+                        COPY_DST=$COPY_DIR/bmapscan-bench-target.img
+                else
+                        COPY_DST=$COPY_LOOP
+                fi
+                rm -f "$COPY_DIR/bmapscan-bench-write.img"
+                stage_time "writing the mapped bytes to a $kind (dd conv=fsync)" \
+                        write_alone "$([ "$kind" = file ] && echo "$COPY_DIR/bmapscan-bench-write.img" || echo "$COPY_DST")"
+                write_t=$STAGE_T
+                rm -f "$COPY_DIR/bmapscan-bench-write.img"
+                for fmt in raw gz zst xz; do
+                        if [ $fmt = raw ]; then COPY_SRC=$VENDOR_IMG; else COPY_SRC=$SCRATCH/vendor.img.$fmt; fi
+                        bench_pair "copy-$fmt-$kind" "bmaptool copy" 2 copy_ours copy_peer
+                        [ $fmt = raw ] && continue
+                        case $fmt in
+                        gz) tool="igzip -dc" ;;
+                        zst) tool="zstd -dc" ;;
+                        xz) tool="xz -dc -T2" ;;
+                        esac
+                        # shellcheck disable=SC2086 # the tool's words
+                        stage_time "$tool" $tool "$COPY_SRC"
+                        dec_t=$STAGE_T
+                        slowest=$(printf '%s decompression\n%s hashing\n%s writing\n' "$dec_t" "$hash_t" "$write_t" | sort -g | tail -n 1)
+                        what=${slowest#* }
+                        slowest=${slowest%% *}
+                        ours=$(cut -d' ' -f1 "$SCRATCH/copy-$fmt-$kind.bmapscan.times" | median)
+                        echo "copy-$fmt-$kind: stages alone: decompression $dec_t s, hashing $hash_t s, writing $write_t s; bmapscan copy $ours s = $(awk -v o="$ours" -v s="$slowest" 'BEGIN { printf "%.2f", o / s }')x the slowest ($what)"
+                        ROWS+=("copy-$fmt-$kind stage|$(printf '%.3f' "$ours")|$(printf '%.3f' "$slowest")|$what alone|$(awk -v o="$ours" -v s="$slowest" 'BEGIN { printf "%.2fx", o / s }') of it|<= 1.25x|$(awk -v o="$ours" -v s="$slowest" 'BEGIN { print (o / s <= 1.25) ? "yes" : "NO" }')|-")
+                done
+        done
+
+        # Four file targets from one .zst: against four bmaptool runs, and
+        # against bmapscan with one target (which copy-zst-file measured).
+        COPY_SRC=$SCRATCH/vendor.img.zst
+        COPY_DSTS=("$COPY_DIR"/bmapscan-bench-multi-{1,2,3,4}.img)
+        bench_pair "copy-zst-4-files" "4 x bmaptool copy" 2 copy_ours_multi copy_peer_multi
+        local one four
+        one=$(cut -d' ' -f1 "$SCRATCH/copy-zst-file.bmapscan.times" | median)
+        four=$(cut -d' ' -f1 "$SCRATCH/copy-zst-4-files.bmapscan.times" | median)
+        for t in "${COPY_DSTS[@]}"; do
+                cmp -s "$t" "$COPY_DIR/bmapscan-bench-target.img" 2>/dev/null || { STATUS=1; echo "copy-zst-4-files: $t differs from the one-target copy"; }
+        done
+        ROWS+=("copy-zst-4-files vs 1|$(printf '%.3f' "$four")|$(printf '%.3f' "$one")|bmapscan, 1 target|$(awk -v f="$four" -v o="$one" 'BEGIN { printf "%.2fx", f / o }') of it|<= 1.5x|$(awk -v f="$four" -v o="$one" 'BEGIN { print (f / o <= 1.5) ? "yes" : "NO" }')|-")
+        copy_cleanup
+        COPY_LOOP=
+        trap - EXIT
 }
 
 # ------------------------------------------------------------------- main
