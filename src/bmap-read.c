@@ -640,16 +640,21 @@ int bmap_parse(const char *data, size_t len, const char *name, bool allow_bad_fi
         return 0;
 }
 
+int bmap_fetch(const char *location, char **ret_data, size_t *ret_len, Diag *d) {
+        int r = fetch_whole(location, BMAP_MAX_SIZE, ret_data, ret_len, d);
+        if (r == -EFBIG)
+                return diag_set(d, -EBADMSG, "%s: larger than %u MiB: not a bmap", location, BMAP_MAX_SIZE >> 20);
+        if (r == -ENOENT)
+                return diag_set(d, r, "cannot read bmap '%s': %s", location, strerror(-r));
+        return r;
+}
+
 int bmap_load(const char *path, bool allow_bad_file_checksum, Bmap *ret, Diag *d) {
         _cleanup_free_ char *data = NULL;
         size_t len;
         int r;
 
-        r = fetch_whole(path, BMAP_MAX_SIZE, &data, &len, d);
-        if (r == -EFBIG)
-                return diag_set(d, -EBADMSG, "%s: larger than %u MiB: not a bmap", path, BMAP_MAX_SIZE >> 20);
-        if (r == -ENOENT)
-                return diag_set(d, r, "cannot read bmap '%s': %s", path, strerror(-r));
+        r = bmap_fetch(path, &data, &len, d);
         if (r < 0)
                 return r;
         return bmap_parse(data, len, path, allow_bad_file_checksum, ret, d);

@@ -304,6 +304,11 @@ static int check_signature(gpgme_ctx_t ctx, const Check *c, gpgme_signature_t si
         case GPG_ERR_NO_ERROR:
                 break;
         case GPG_ERR_BAD_SIGNATURE:
+                if (!c->sig_name)
+                        return diag_set(d, -EBADMSG,
+                                        "%s: %s is BAD: the bmap was changed after it was signed; get it again from "
+                                        "where it came from",
+                                        c->bmap, what);
                 return diag_set(d, -EBADMSG,
                                 "%s: %s is BAD: the bmap was changed after it was signed, or the signature is for "
                                 "another file; get both again from where they came from",
@@ -311,8 +316,9 @@ static int check_signature(gpgme_ctx_t ctx, const Check *c, gpgme_signature_t si
         case GPG_ERR_NO_PUBKEY:
                 return diag_set(d, -ENOKEY,
                                 "%s: %s was made by key %s, which is not in %s: import the signer's public key "
-                                "('gpg --import KEYFILE') or name a keyring holding it with --keyring",
-                                c->bmap, what, fpr, keyring_name(c, kbuf, sizeof(kbuf)));
+                                "('gpg --import KEYFILE')%s",
+                                c->bmap, what, fpr, keyring_name(c, kbuf, sizeof(kbuf)),
+                                c->opts->report_only ? "" : " or name a keyring holding it with --keyring");
         case GPG_ERR_KEY_EXPIRED:
                 return diag_set(d, -EKEYEXPIRED,
                                 "%s: %s was made by key %s, which has expired: get a bmap signed with a current key",
@@ -325,8 +331,9 @@ static int check_signature(gpgme_ctx_t ctx, const Check *c, gpgme_signature_t si
         case GPG_ERR_SIG_EXPIRED:
                 return diag_set(d, -EKEYEXPIRED, "%s: %s has expired: get a freshly signed bmap", c->bmap, what);
         default:
-                return diag_set(d, -EBADMSG, "%s: %s does not verify (%s): get both again from where they came from",
-                                c->bmap, what, gpgme_strerror(sig->status));
+                return diag_set(d, -EBADMSG, "%s: %s does not verify (%s): get %s again from where %s came from",
+                                c->bmap, what, gpgme_strerror(sig->status), c->sig_name ? "both" : "it",
+                                c->sig_name ? "they" : "it");
         }
         /* A good status should exclude these; do not rely on it. */
         if (sig->summary & (GPGME_SIGSUM_RED | GPGME_SIGSUM_KEY_REVOKED | GPGME_SIGSUM_KEY_EXPIRED |
@@ -390,12 +397,25 @@ static int verify(const Check *c, const char *sig, size_t sig_len, const char *s
         if (e)
                 return diag_set(d, -ENOMEM, "%s: cannot check %s: %s", c->bmap, what, gpgme_strerror(e));
         e = gpgme_op_verify(ctx, sig_dh, signed_dh, plain_dh);
+        if (e && !c->sig_name)
+                return diag_set(d, -EBADMSG, "%s: not a valid clearsigned message (%s): get an intact copy", c->bmap,
+                                gpgme_strerror(e));
         if (e)
                 return diag_set(d, -EBADMSG, "%s: %s is not a valid OpenPGP signature (%s): get an intact copy",
                                 c->bmap, what, gpgme_strerror(e));
         gpgme_verify_result_t res = gpgme_op_verify_result(ctx);
-        if (!res || !res->signatures)
-                return diag_set(d, -EBADMSG, "%s: %s holds no OpenPGP signature: get an intact copy", c->bmap, what);
+        /* gpg finds no signature in a signed message (not a detached
+         * signature) given as one: it never vouches for the bmap. */
+        if (!res || !res->signatures) {
+                if (!c->sig_name)
+                        return diag_set(d, -EBADMSG,
+                                        "%s: its clearsigned signature is damaged (GnuPG finds none in it): get an "
+                                        "intact copy",
+                                        c->bmap);
+                return diag_set(d, -EBADMSG,
+                                "%s: %s holds no detached OpenPGP signature: get the signature made for this bmap",
+                                c->bmap, what);
+        }
         /* Like bmaptool: every signature there is must be good. */
         for (gpgme_signature_t s = res->signatures; s; s = s->next) {
                 r = check_signature(ctx, c, s, info, d);
