@@ -207,6 +207,26 @@ copy_refused "--fingerprint not matching" "not by the key --fingerprint names ($
 copy_refused "--fingerprint not matching a detached signature" "by Test A <a@example.org> (fingerprint $FPR_A)" \
         --bmap "$WORK/det-asc/det-asc.bmap" --fingerprint "$FPR_S"
 
+# Expired key, expired signature, revoked key: made in the past with gpg's
+# faked clock, or revoked with the certificate gpg stores at generation.
+GNUPGHOME=$G gpg --batch --quiet --passphrase '' --faked-system-time 20200101T000000 \
+        --quick-gen-key 'Test E <e@example.org>' ed25519 sign 1d 2>/dev/null
+GNUPGHOME=$G gpg --batch --yes --faked-system-time 20200101T010000 -u e@example.org --clearsign \
+        -o "$WORK/clear-expired-key.bmap" "$plain" 2>/dev/null
+copy_refused "signed by an expired key" "which has expired" --bmap "$WORK/clear-expired-key.bmap"
+GNUPGHOME=$G gpg --batch --quiet --passphrase '' --faked-system-time 20200101T000000 \
+        --quick-gen-key 'Test F <f@example.org>' ed25519 sign never 2>/dev/null
+GNUPGHOME=$G gpg --batch --yes --faked-system-time 20200101T010000 --default-sig-expire 1d -u f@example.org \
+        --clearsign -o "$WORK/clear-expired-sig.bmap" "$plain" 2>/dev/null
+copy_refused "an expired signature" "its clearsigned signature has expired" --bmap "$WORK/clear-expired-sig.bmap"
+gen_key "$G" 'Test R <r@example.org>'
+FPR_R=$(fpr_of "$G" r@example.org)
+b=$(fresh_bmap det-revoked)
+sign "$G" "$FPR_R" armor "$b" "$b.asc"
+copy_ok "signed by R before its revocation" "good signature" --bmap "$b"
+sed 's/^://' "$G/openpgp-revocs.d/$FPR_R.rev" | gpg --batch --quiet --import 2>/dev/null
+copy_refused "signed by a revoked key" "$FPR_R, which has been revoked" --bmap "$b"
+
 # --keyring: only the keys of that file count.
 sign "$HC" "$FPR_C" clear "$plain" "$WORK/clear-c.bmap"
 before=$(ls -d /tmp/bmapscan-gpg-* 2>/dev/null | sort || true)
