@@ -569,6 +569,17 @@ int bmap_file_checksum(const char *text, size_t len, ChecksumType t, size_t fiel
         return digest_buffer(t, copy, len, ret);
 }
 
+bool bmap_text_is_clearsigned(const char *data, size_t len) {
+        static const char marker[] = "-----BEGIN PGP SIGNED MESSAGE-----";
+        size_t i = 0;
+
+        if (len >= 3 && (uint8_t) data[0] == 0xEF && (uint8_t) data[1] == 0xBB && (uint8_t) data[2] == 0xBF)
+                i = 3;
+        while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n'))
+                i++;
+        return len - i >= sizeof(marker) - 1 && memcmp(data + i, marker, sizeof(marker) - 1) == 0;
+}
+
 int bmap_parse(const char *data, size_t len, const char *name, bool allow_bad_file_checksum, Bmap *ret,
                Diag *d) {
         _cleanup_(parser_done) Parser p = { .name = name, .diag = d };
@@ -585,9 +596,9 @@ int bmap_parse(const char *data, size_t len, const char *name, bool allow_bad_fi
                 lead = 3;
         while (lead < len && (data[lead] == ' ' || data[lead] == '\t' || data[lead] == '\r' || data[lead] == '\n'))
                 lead++;
-        if (len - lead >= 29 && memcmp(data + lead, "-----BEGIN PGP SIGNED MESSAGE", 29) == 0)
-                return FAIL(&p, 0, "a clearsigned bmap: reading signed bmaps is not supported yet; "
-                                   "use the plain bmap");
+        if (bmap_text_is_clearsigned(data, len))
+                return FAIL(&p, 0, "a clearsigned bmap: its XML is inside an OpenPGP signed message, to be "
+                                   "verified and taken out first (bmapscan copy, verify and info do that)");
         if (lead >= len || data[lead] != '<')
                 return FAIL(&p, 0, "not a bmap: the file is not XML");
         if (memmem(data, len, "<!DOCTYPE", 9) || memmem(data, len, "<!ENTITY", 8))
@@ -629,16 +640,21 @@ int bmap_parse(const char *data, size_t len, const char *name, bool allow_bad_fi
         return 0;
 }
 
+int bmap_fetch(const char *location, char **ret_data, size_t *ret_len, Diag *d) {
+        int r = fetch_whole(location, BMAP_MAX_SIZE, ret_data, ret_len, d);
+        if (r == -EFBIG)
+                return diag_set(d, -EBADMSG, "%s: larger than %u MiB: not a bmap", location, BMAP_MAX_SIZE >> 20);
+        if (r == -ENOENT)
+                return diag_set(d, r, "cannot read bmap '%s': %s", location, strerror(-r));
+        return r;
+}
+
 int bmap_load(const char *path, bool allow_bad_file_checksum, Bmap *ret, Diag *d) {
         _cleanup_free_ char *data = NULL;
         size_t len;
         int r;
 
-        r = fetch_whole(path, BMAP_MAX_SIZE, &data, &len, d);
-        if (r == -EFBIG)
-                return diag_set(d, -EBADMSG, "%s: larger than %u MiB: not a bmap", path, BMAP_MAX_SIZE >> 20);
-        if (r == -ENOENT)
-                return diag_set(d, r, "cannot read bmap '%s': %s", path, strerror(-r));
+        r = bmap_fetch(path, &data, &len, d);
         if (r < 0)
                 return r;
         return bmap_parse(data, len, path, allow_bad_file_checksum, ret, d);

@@ -58,6 +58,14 @@ void bmap_done(Bmap *b);
 int bmap_parse(const char *data, size_t len, const char *name, bool allow_bad_file_checksum, Bmap *ret,
                Diag *d);
 int bmap_load(const char *path, bool allow_bad_file_checksum, Bmap *ret, Diag *d);
+/* The reading half of bmap_load: the file's bytes (from a path or a URL),
+ * with its messages, for callers that check a signature before parsing. */
+int bmap_fetch(const char *location, char **ret_data, size_t *ret_len, Diag *d);
+
+/* Whether a bmap file is a clearsigned OpenPGP message (after an optional
+ * UTF-8 BOM and whitespace): its XML must then be verified and taken out
+ * (bmap-sig.h) before bmap_parse, which refuses it. */
+bool bmap_text_is_clearsigned(const char *data, size_t len);
 
 /* Where the bmap of an image is, as bmaptool looks for it: IMAGE.bmap, then
  * the name with one extension stripped at a time (a.img.xz: a.img.xz.bmap,

@@ -67,8 +67,10 @@ int cli_punch(int fd, const char *path, uint64_t size, uint64_t block_size, cons
 /* copy and verify: find and load the bmap of an image, open its source,
  * and read a target back against the bmap. Each returns an exit status. */
 struct Bmap;
+struct SigOptions;
 int cli_find_bmap(const char *image, const char *given, char **ret);
-int cli_load_bmap(const char *path, struct Bmap *ret);
+/* Reads the bmap, checks its signature (bmap-sig.h) and parses it. */
+int cli_load_bmap(const char *path, const struct SigOptions *sig, struct Bmap *ret);
 int cli_open_source(const char *image, int *ret_fd);
 int cli_verify_target(const struct Bmap *b, const char *bmap_path, const char *dest);
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bmap-sig.h"
 #include "bmap.h"
 #include "cli.h"
 #include "copy.h"
@@ -16,13 +17,20 @@
 
 static void help(void) {
         printf("Usage: bmapscan copy [--bmap FILE | --nobmap] [--no-verify] [--verify-after]\n"
-               "                     [--removable-device] IMAGE|- DEST [DEST...]\n"
+               "                     [--bmap-sig FILE] [--keyring FILE] [--fingerprint FPR]\n"
+               "                     [--no-sig-verify] [--removable-device] [--discard]\n"
+               "                     [--psplash-pipe FIFO] IMAGE|- DEST [DEST...]\n"
                "\n"
                "Flash IMAGE (a file, or - for standard input; gzip, bzip2, xz, zstd, lz4, the same\n"
                "inside a tar, or zip, told from the content) to DEST: a block device or a file. Only\n"
                "the blocks the bmap maps are written, each range checked against its checksum as it\n"
                "streams. The bmap is IMAGE.bmap, or the name with one extension stripped at a time\n"
                "(a.img.xz: a.img.xz.bmap, a.img.bmap, a.bmap), unless --bmap names it.\n"
+               "\n"
+               "A signed bmap is verified with GnuPG before anything is opened: clearsigned, or with\n"
+               "a detached signature BMAP.asc or BMAP.sig beside it. A bad signature, or one by a key\n"
+               "not in the keyring, is refused. An unsigned bmap is used as it is, unless --keyring or\n"
+               "--fingerprint asks for a signature.\n"
                "\n"
                "A file DEST is written beside itself and renamed into place only after success,\n"
                "sparse, exactly the image's size. A device is refused, before anything is written,\n"
@@ -33,6 +41,10 @@ static void help(void) {
                "      --nobmap             copy every byte of the image, with no bmap\n"
                "      --no-verify          do not check the range checksums\n"
                "      --verify-after       read every target back and check it ('verify')\n"
+               "      --bmap-sig FILE      the bmap's detached signature (default: BMAP.asc, BMAP.sig)\n"
+               "      --keyring FILE       trust only the keys in FILE (exported keys, or a .kbx)\n"
+               "      --fingerprint FPR    the bmap must be signed by the key with this fingerprint\n"
+               "      --no-sig-verify      do not verify the bmap's signature\n"
                "      --removable-device   refuse a DEST whose disk is not removable\n"
                "      --discard            after writing a device, discard the blocks the image does\n"
                "                           not map, so that no stale data stays there\n"
@@ -72,13 +84,31 @@ int cli_find_bmap(const char *image, const char *given, char **ret) {
         return EXIT_OK;
 }
 
-int cli_load_bmap(const char *path, Bmap *ret) {
+int cli_load_bmap(const char *path, const SigOptions *sig, Bmap *ret) {
+        _cleanup_free_ char *data = NULL, *text = NULL;
+        _cleanup_(sig_result_done) SigResult info = {};
+        size_t len, text_len;
         Diag d = {};
-        int r = bmap_load(path, false, ret, &d);
+        int r;
+
+        r = bmap_fetch(path, &data, &len, &d);
+        if (r >= 0)
+                r = bmap_sig_check(path, data, len, sig, &text, &text_len, &info, &d);
+        if (r >= 0)
+                r = bmap_parse(text, text_len, path, false, ret, &d);
         if (r < 0) {
                 log_error("%s; nothing was written", d.msg);
                 return EXIT_FAILED;
         }
+        if (info.verified)
+                log_info("%s: good signature%s%s by %s (fingerprint %s)", path, info.sig_location ? " in " : "",
+                         info.sig_location ? info.sig_location : "", info.signer[0] ? info.signer : "an unnamed key",
+                         info.fingerprint);
+        else if (info.kind == SIG_KIND_CLEARSIGNED)
+                log_warning("%s: clearsigned, but the signature was not verified (--no-sig-verify)", path);
+        else if (!sig->skip)
+                log_verbose("%s: not signed (not clearsigned, no %s.asc or %s.sig): its origin is not checked", path,
+                            path, path);
         if (ret->file_checksum == FILE_CHECKSUM_ABSENT && ret->version_major * 100 + ret->version_minor >= 103)
                 log_warning("%s: the bmap has no file checksum: its integrity cannot be checked", path);
         log_verbose("%s: bmap %u.%u, %llu of %llu blocks of %llu bytes mapped in %zu ranges", path, ret->version_major,
@@ -171,12 +201,17 @@ int cmd_copy(int argc, char **argv) {
                 { "removable-device", no_argument, NULL, 'R' },
                 { "discard", no_argument, NULL, 'D' },
                 { "psplash-pipe", required_argument, NULL, 'P' },
+                { "bmap-sig", required_argument, NULL, 'S' },
+                { "keyring", required_argument, NULL, 'K' },
+                { "fingerprint", required_argument, NULL, 'F' },
+                { "no-sig-verify", no_argument, NULL, 'U' },
                 {},
         };
         const char *bmap_arg = NULL, *image, *psplash = NULL;
         bool nobmap = false, verify = true, verify_after = false, discard = false;
         _cleanup_extents_ Extents unmapped = EXTENTS_INIT;
         TargetOptions topts = { .tune = true };
+        SigOptions sopts = {};
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
         _cleanup_close_ int fd = -1;
@@ -214,6 +249,18 @@ int cmd_copy(int argc, char **argv) {
                 case 'P':
                         psplash = optarg;
                         break;
+                case 'S':
+                        sopts.sig_location = optarg;
+                        break;
+                case 'K':
+                        sopts.keyring = optarg;
+                        break;
+                case 'F':
+                        sopts.fingerprint = optarg;
+                        break;
+                case 'U':
+                        sopts.skip = true;
+                        break;
                 default:
                         r = cli_common_option(c, argv, help);
                         if (r >= 0)
@@ -222,6 +269,10 @@ int cmd_copy(int argc, char **argv) {
         }
         if (bmap_arg && nobmap)
                 return usage_error("--bmap and --nobmap exclude each other");
+        if (nobmap && (sopts.sig_location || sopts.keyring || sopts.fingerprint))
+                return usage_error("--nobmap excludes --bmap-sig, --keyring and --fingerprint: they check the bmap");
+        if (bmap_sig_options_check(&sopts, &d) < 0)
+                return usage_error("%s", d.msg);
         if (argc - optind < 2)
                 return usage_error(optind >= argc ? "no IMAGE given" : "no DEST given");
         n_targets = (size_t) (argc - optind - 1);
@@ -233,7 +284,7 @@ int cmd_copy(int argc, char **argv) {
                 r = cli_find_bmap(image, bmap_arg, &bmap_path);
                 if (r != EXIT_OK)
                         return r;
-                r = cli_load_bmap(bmap_path, &bmap);
+                r = cli_load_bmap(bmap_path, &sopts, &bmap);
                 if (r != EXIT_OK)
                         return r;
                 image_size = bmap.image_size;

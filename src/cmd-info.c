@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 
+#include "bmap-sig.h"
 #include "bmap.h"
 #include "cli.h"
 #include "json.h"
@@ -19,7 +20,9 @@ static void help(void) {
                "picture of the disk.\n"
                "For a bmap (told from an image by its content): its format version, image\n"
                "size, block size, blocks and mapped blocks, checksum type, number of ranges,\n"
-               "and whether it is valid, its own file checksum included (exit 1 if not).\n"
+               "and whether it is valid, its own file checksum included (exit 1 if not). For a\n"
+               "clearsigned bmap, also whether its signature verifies with GnuPG's default keyring\n"
+               "(a warning if not; 'copy' is where a signature is enforced).\n"
                "\n"
                "      --json   print one JSON object instead of text\n"
                "  -h, --help   show this help\n");
@@ -36,7 +39,16 @@ static size_t ranges_with_checksum(const Bmap *b) {
         return n;
 }
 
-static void print_text(const char *path, const Bmap *b) {
+/* The signature's problem without the bmap's name in front, for a line
+ * that is about the bmap already. */
+static const char *problem_text(const char *path, const SigResult *sig) {
+        size_t n = strlen(path);
+        if (strncmp(sig->problem, path, n) == 0 && strncmp(sig->problem + n, ": ", 2) == 0)
+                return sig->problem + n + 2;
+        return sig->problem;
+}
+
+static void print_text(const char *path, const Bmap *b, const SigResult *sig) {
         char human[32], mapped_human[32];
         size_t with = ranges_with_checksum(b);
         double pct = b->blocks_count ? (double) b->mapped_count * 100.0 / (double) b->blocks_count : 0.0;
@@ -61,10 +73,22 @@ static void print_text(const char *path, const Bmap *b) {
                                         : b->file_checksum == FILE_CHECKSUM_BAD
                                                 ? "MISMATCH: the file was changed after it was written"
                                                 : "absent: the bmap's integrity cannot be checked");
+        if (sig && sig->verified)
+                printf("signature:       clearsigned, verified: good signature by %s (fingerprint %s)\n",
+                       sig->signer[0] ? sig->signer : "an unnamed key", sig->fingerprint);
+        else if (sig)
+                printf("signature:       clearsigned, NOT verified: %s\n", problem_text(path, sig));
         printf("valid:           %s\n", b->file_checksum == FILE_CHECKSUM_BAD ? "no" : "yes");
 }
 
-static void print_json(const char *path, const Bmap *b, const char *error) {
+static void print_json_string_or_null(const char *s) {
+        if (s && s[0])
+                json_print_string(stdout, s);
+        else
+                fputs("null", stdout);
+}
+
+static void print_json(const char *path, const Bmap *b, const SigResult *sig, const char *error) {
         fputs("{\"path\":", stdout);
         json_print_string(stdout, path);
         if (b) {
@@ -77,6 +101,16 @@ static void print_json(const char *path, const Bmap *b, const char *error) {
                        b->blocks_count ? (double) b->mapped_count * 100.0 / (double) b->blocks_count : 0.0,
                        b->n_ranges, ranges_with_checksum(b), checksum_name(b->checksum_type),
                        file_checksum_word(b->file_checksum));
+        }
+        if (sig) {
+                printf(",\"signature\":{\"type\":\"clearsigned\",\"verified\":%s,\"signer\":",
+                       sig->verified ? "true" : "false");
+                print_json_string_or_null(sig->verified ? sig->signer : NULL);
+                fputs(",\"fingerprint\":", stdout);
+                print_json_string_or_null(sig->verified ? sig->fingerprint : NULL);
+                fputs(",\"problem\":", stdout);
+                print_json_string_or_null(sig->verified ? NULL : problem_text(path, sig));
+                fputs("}", stdout);
         }
         printf(",\"valid\":%s,\"error\":", error ? "false" : "true");
         if (error)
@@ -158,17 +192,30 @@ int cmd_info(int argc, char **argv) {
                 char why[300];
                 snprintf(why, sizeof(why), "cannot read '%s': %s", path, strerror(-r));
                 if (json)
-                        print_json(path, NULL, why);
+                        print_json(path, NULL, NULL, why);
                 log_error("%s", why);
                 return EXIT_FAILED;
         }
         if (!is_bmap)
                 return info_image(path, json);
 
-        r = bmap_load(path, true, &b, &d);
+        /* A clearsigned bmap: its signed text, and what its signature is
+         * worth with the default keyring, reported rather than enforced. */
+        _cleanup_free_ char *data = NULL, *text = NULL;
+        _cleanup_(sig_result_done) SigResult sig = {};
+        SigResult *sigp = NULL;
+        size_t len, text_len;
+        r = bmap_fetch(path, &data, &len, &d);
+        if (r >= 0 && bmap_text_is_clearsigned(data, len)) {
+                sigp = &sig;
+                r = bmap_sig_check(path, data, len, &(SigOptions) { .report_only = true }, &text, &text_len, &sig,
+                                   &d);
+        }
+        if (r >= 0)
+                r = bmap_parse(text ? text : data, text ? text_len : len, path, true, &b, &d);
         if (r < 0) {
                 if (json)
-                        print_json(path, NULL, d.msg);
+                        print_json(path, NULL, NULL, d.msg);
                 log_error("%s", d.msg);
                 return EXIT_FAILED;
         }
@@ -176,16 +223,18 @@ int cmd_info(int argc, char **argv) {
                 const char *why = "the bmap's own checksum does not match its contents: it was changed after it "
                                   "was written";
                 if (json)
-                        print_json(path, &b, why);
+                        print_json(path, &b, sigp, why);
                 else
-                        print_text(path, &b);
+                        print_text(path, &b, sigp);
                 log_error("%s: %s", path, why);
                 return EXIT_FAILED;
         }
         if (json)
-                print_json(path, &b, NULL);
+                print_json(path, &b, sigp, NULL);
         else
-                print_text(path, &b);
+                print_text(path, &b, sigp);
+        if (sigp && !sig.verified)
+                log_warning("%s", sig.problem);
         if (b.file_checksum == FILE_CHECKSUM_ABSENT && b.version_major * 100 + b.version_minor >= 103)
                 log_warning("%s: the bmap has no file checksum: its integrity cannot be checked", path);
         return EXIT_OK;

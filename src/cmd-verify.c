@@ -3,21 +3,28 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bmap-sig.h"
 #include "bmap.h"
 #include "cli.h"
 #include "hash.h"
 #include "target.h"
 
 static void help(void) {
-        printf("Usage: bmapscan verify [--bmap FILE] IMAGE|- DEST\n"
+        printf("Usage: bmapscan verify [--bmap FILE] [--bmap-sig FILE] [--keyring FILE]\n"
+               "                       [--fingerprint FPR] [--no-sig-verify] IMAGE|- DEST\n"
                "\n"
                "Read DEST back (for a block device, past its page cache) and check every range\n"
                "of the bmap against its checksum. The bmap is found as 'copy' finds it; with - as\n"
                "IMAGE, --bmap is needed. Prints each bad range; exit status 1 if there is one.\n"
+               "A signed bmap is verified first, as 'copy' does it.\n"
                "\n"
-               "      --bmap FILE   the bmap to check against\n"
-               "  -q, --quiet       print only errors\n"
-               "  -h, --help        show this help\n");
+               "      --bmap FILE          the bmap to check against\n"
+               "      --bmap-sig FILE      the bmap's detached signature (default: BMAP.asc, BMAP.sig)\n"
+               "      --keyring FILE       trust only the keys in FILE (exported keys, or a .kbx)\n"
+               "      --fingerprint FPR    the bmap must be signed by the key with this fingerprint\n"
+               "      --no-sig-verify      do not verify the bmap's signature\n"
+               "  -q, --quiet              print only errors\n"
+               "  -h, --help               show this help\n");
 }
 
 int cli_verify_target(const Bmap *b, const char *bmap_path, const char *dest) {
@@ -81,17 +88,35 @@ int cmd_verify(int argc, char **argv) {
         static const struct option options[] = {
                 CLI_COMMON_OPTIONS,
                 { "bmap", required_argument, NULL, 'b' },
+                { "bmap-sig", required_argument, NULL, 'S' },
+                { "keyring", required_argument, NULL, 'K' },
+                { "fingerprint", required_argument, NULL, 'F' },
+                { "no-sig-verify", no_argument, NULL, 'U' },
                 {},
         };
         const char *bmap_arg = NULL;
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
+        SigOptions sopts = {};
+        Diag d = {};
         int c, r;
 
         while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, options, NULL)) >= 0) {
                 switch (c) {
                 case 'b':
                         bmap_arg = optarg;
+                        break;
+                case 'S':
+                        sopts.sig_location = optarg;
+                        break;
+                case 'K':
+                        sopts.keyring = optarg;
+                        break;
+                case 'F':
+                        sopts.fingerprint = optarg;
+                        break;
+                case 'U':
+                        sopts.skip = true;
                         break;
                 default:
                         r = cli_common_option(c, argv, help);
@@ -101,10 +126,12 @@ int cmd_verify(int argc, char **argv) {
         }
         if (argc - optind != 2)
                 return usage_error(argc - optind < 2 ? "IMAGE and DEST are needed" : "only IMAGE and DEST are taken");
+        if (bmap_sig_options_check(&sopts, &d) < 0)
+                return usage_error("%s", d.msg);
         r = cli_find_bmap(argv[optind], bmap_arg, &bmap_path);
         if (r != EXIT_OK)
                 return r;
-        r = cli_load_bmap(bmap_path, &bmap);
+        r = cli_load_bmap(bmap_path, &sopts, &bmap);
         if (r != EXIT_OK)
                 return r;
         return cli_verify_target(&bmap, bmap_path, argv[optind + 1]);

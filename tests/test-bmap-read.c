@@ -766,6 +766,15 @@ static void test_refuse_not_xml(void) {
         REFUSE_STR("ImageSize 821752\nBlockSize 4096\n", "not XML");
         REFUSE_STR("{\"bmap\": \"2.0\"}", "not XML");
 
+        /* A clearsigned bmap is verified and unwrapped before parsing
+         * (bmap-sig.c); given to the parser as is, it is refused as such. */
+        REFUSE_STR("\xEF\xBB\xBF\n-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n<bmap version=\"2.0\"/>\n"
+                   "-----BEGIN PGP SIGNATURE-----\n\n-----END PGP SIGNATURE-----\n",
+                   "a clearsigned bmap: its XML is inside an OpenPGP signed message");
+        CHECK(bmap_text_is_clearsigned(" \r\n-----BEGIN PGP SIGNED MESSAGE-----\n", 38), "a clearsigned text not told");
+        CHECK(!bmap_text_is_clearsigned("-----BEGIN PGP SIGNED MESSAGE----", 33), "a cut marker taken for one");
+        CHECK(!bmap_text_is_clearsigned("-----BEGIN PGP MESSAGE-----\n", 28), "an OpenPGP message taken for clearsigned");
+
         /* Malformed XML. */
         BmapSpec s = spec_v20();
         s.before_block_map = "    <Unclosed>\n";
