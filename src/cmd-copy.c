@@ -44,7 +44,8 @@ static void on_signal(int sig) {
 }
 
 int cli_find_bmap(const char *image, const char *given, char **ret) {
-        char tried[1024];
+        char tried[4096];
+        Diag d = {};
         int r;
 
         if (given) {
@@ -55,10 +56,14 @@ int cli_find_bmap(const char *image, const char *given, char **ret) {
                 log_error("the image comes from standard input: name its bmap with --bmap FILE (or use --nobmap)");
                 return EXIT_USAGE;
         }
-        r = bmap_find(image, ret, tried, sizeof(tried));
+        r = bmap_find(image, ret, tried, sizeof(tried), &d);
         if (r == -ENOENT) {
                 log_error("%s: no bmap found (looked for %s): give --bmap FILE, or --nobmap to copy every byte",
                           image, tried);
+                return EXIT_FAILED;
+        }
+        if (r < 0 && d.msg[0]) {
+                log_error("%s", d.msg);
                 return EXIT_FAILED;
         }
         if (r < 0) {
