@@ -8,20 +8,27 @@
 #include "bmap.h"
 #include "cli.h"
 #include "copy.h"
+#include "fetch.h"
 #include "hash.h"
+#include "input-http.h"
 #include "progress.h"
 #include "stream.h"
 #include "target.h"
 
 static void help(void) {
         printf("Usage: bmapscan copy [--bmap FILE | --nobmap] [--no-verify] [--verify-after]\n"
-               "                     [--removable-device] IMAGE|- DEST [DEST...]\n"
+               "                     [--removable-device] [--ca-file FILE] [--http-timeout SECS]\n"
+               "                     IMAGE|URL|- DEST [DEST...]\n"
                "\n"
                "Flash IMAGE (a file, or - for standard input; gzip, bzip2, xz, zstd, lz4, the same\n"
                "inside a tar, or zip, told from the content) to DEST: a block device or a file. Only\n"
                "the blocks the bmap maps are written, each range checked against its checksum as it\n"
                "streams. The bmap is IMAGE.bmap, or the name with one extension stripped at a time\n"
                "(a.img.xz: a.img.xz.bmap, a.img.bmap, a.bmap), unless --bmap names it.\n"
+               "\n"
+               "IMAGE (and FILE) may be an http:// or https:// URL, streamed; credentials go in it\n"
+               "(https://USER:PASSWORD@host/...) or in ~/.netrc; the proxy variables are honoured.\n"
+               "A broken or stalled download is resumed where the server takes byte ranges.\n"
                "\n"
                "A file DEST is written beside itself and renamed into place only after success,\n"
                "sparse, exactly the image's size. A device is refused, before anything is written,\n"
@@ -33,6 +40,10 @@ static void help(void) {
                "      --no-verify          do not check the range checksums\n"
                "      --verify-after       read every target back and check it ('verify')\n"
                "      --removable-device   refuse a DEST whose disk is not removable\n"
+               "      --ca-file FILE       for https, trust the CA certificates in FILE (PEM) besides\n"
+               "                           the system's\n"
+               "      --http-timeout SECS  a transfer without data for SECS is resumed (or fails);\n"
+               "                           default 30\n"
                "  -q, --quiet              no progress, only errors\n"
                "  -h, --help               show this help\n");
 }
@@ -88,21 +99,47 @@ int cli_load_bmap(const char *path, Bmap *ret) {
         return EXIT_OK;
 }
 
-int cli_open_source(const char *image, int *ret_fd) {
-        if (strcmp(image, "-") == 0) {
+int cli_open_source(const char *image, int *ret_fd, Input *ret) {
+        if (location_is_url(image)) {
+                Diag d = {};
+                if (input_http_open(image, ret, &d) < 0) {
+                        log_error("%s; nothing was written", d.msg);
+                        return EXIT_FAILED;
+                }
+                return EXIT_OK;
+        }
+        if (strcmp(image, "-") == 0)
                 *ret_fd = dup(STDIN_FILENO);
-                return *ret_fd >= 0 ? EXIT_OK : EXIT_FAILED;
-        }
-        if (strncmp(image, "http://", 7) == 0 || strncmp(image, "https://", 8) == 0) {
-                log_error("%s: images over HTTP(S) are not supported yet: download it first", image);
-                return EXIT_FAILED;
-        }
-        *ret_fd = open(image, O_RDONLY | O_CLOEXEC);
+        else
+                *ret_fd = open(image, O_RDONLY | O_CLOEXEC);
         if (*ret_fd < 0) {
                 log_error("cannot open image '%s': %s", image, strerror(errno));
                 return EXIT_FAILED;
         }
+        *ret = input_from_fd(ret_fd, image);
         return EXIT_OK;
+}
+
+int cli_http_option(int c, const char *arg, HttpOptions *o) {
+        uint64_t v;
+
+        if (c == CLI_OPT_CA_FILE) {
+                o->ca_file = arg;
+                return -1;
+        }
+        if (parse_u64(arg, strlen(arg), &v) < 0 || v == 0 || v > 3600)
+                return usage_error("--http-timeout takes a number of seconds from 1 to 3600, not '%s'", arg);
+        o->stall_timeout = (unsigned) v;
+        return -1;
+}
+
+int cli_http_setup(const HttpOptions *o) {
+        Diag d = {};
+        if (http_configure(o, &d) < 0) {
+                log_error("%s", d.msg);
+                return EXIT_FAILED;
+        }
+        return -1;
 }
 
 int cmd_copy(int argc, char **argv) {
@@ -113,6 +150,7 @@ int cmd_copy(int argc, char **argv) {
                 { "no-verify", no_argument, NULL, 'n' },
                 { "verify-after", no_argument, NULL, 'A' },
                 { "removable-device", no_argument, NULL, 'R' },
+                CLI_HTTP_OPTIONS,
                 {},
         };
         const char *bmap_arg = NULL, *image;
@@ -121,7 +159,9 @@ int cmd_copy(int argc, char **argv) {
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
         _cleanup_close_ int fd = -1;
+        _cleanup_(input_close) Input in = {};
         _cleanup_stream_ Stream *src = NULL;
+        HttpOptions http = { .cancel = &interrupted };
         Target *targets[64] = {};
         CopyTargetResult results[64] = {};
         size_t n_targets;
@@ -147,6 +187,12 @@ int cmd_copy(int argc, char **argv) {
                 case 'R':
                         topts.removable_only = true;
                         break;
+                case CLI_OPT_CA_FILE:
+                case CLI_OPT_HTTP_TIMEOUT:
+                        r = cli_http_option(c, optarg, &http);
+                        if (r >= 0)
+                                return r;
+                        break;
                 default:
                         r = cli_common_option(c, argv, help);
                         if (r >= 0)
@@ -161,6 +207,9 @@ int cmd_copy(int argc, char **argv) {
         if (n_targets > ELEMENTSOF(targets))
                 return usage_error("at most %zu DESTs are taken", ELEMENTSOF(targets));
         image = argv[optind];
+        r = cli_http_setup(&http);
+        if (r >= 0)
+                return r;
 
         if (!nobmap) {
                 r = cli_find_bmap(image, bmap_arg, &bmap_path);
@@ -174,10 +223,9 @@ int cmd_copy(int argc, char **argv) {
                         log_warning("%s: the bmap has no range checksums: the data cannot be verified", bmap_path);
         }
 
-        r = cli_open_source(image, &fd);
+        r = cli_open_source(image, &fd, &in);
         if (r != EXIT_OK)
                 return r;
-        Input in = input_from_fd(&fd, image);
         r = stream_open(&in, &src, &d);
         if (r < 0) {
                 log_error("%s; nothing was written", d.msg);

@@ -6,16 +6,20 @@
 #include "bmap.h"
 #include "cli.h"
 #include "hash.h"
+#include "input-http.h"
 #include "target.h"
 
 static void help(void) {
-        printf("Usage: bmapscan verify [--bmap FILE] IMAGE|- DEST\n"
+        printf("Usage: bmapscan verify [--bmap FILE] [--ca-file FILE] [--http-timeout SECS]\n"
+               "                       IMAGE|URL|- DEST\n"
                "\n"
                "Read DEST back (for a block device, past its page cache) and check every range\n"
-               "of the bmap against its checksum. The bmap is found as 'copy' finds it; with - as\n"
-               "IMAGE, --bmap is needed. Prints each bad range; exit status 1 if there is one.\n"
+               "of the bmap against its checksum. The bmap is found as 'copy' finds it, also beside\n"
+               "a URL; with - as IMAGE, --bmap is needed. Prints each bad range; exit status 1 if\n"
+               "there is one.\n"
                "\n"
-               "      --bmap FILE   the bmap to check against\n"
+               "      --bmap FILE   the bmap to check against (a path or a URL)\n"
+               "      --ca-file FILE, --http-timeout SECS   as for 'copy'\n"
                "  -q, --quiet       print only errors\n"
                "  -h, --help        show this help\n");
 }
@@ -81,9 +85,11 @@ int cmd_verify(int argc, char **argv) {
         static const struct option options[] = {
                 CLI_COMMON_OPTIONS,
                 { "bmap", required_argument, NULL, 'b' },
+                CLI_HTTP_OPTIONS,
                 {},
         };
         const char *bmap_arg = NULL;
+        HttpOptions http = {};
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
         int c, r;
@@ -93,6 +99,12 @@ int cmd_verify(int argc, char **argv) {
                 case 'b':
                         bmap_arg = optarg;
                         break;
+                case CLI_OPT_CA_FILE:
+                case CLI_OPT_HTTP_TIMEOUT:
+                        r = cli_http_option(c, optarg, &http);
+                        if (r >= 0)
+                                return r;
+                        break;
                 default:
                         r = cli_common_option(c, argv, help);
                         if (r >= 0)
@@ -101,6 +113,9 @@ int cmd_verify(int argc, char **argv) {
         }
         if (argc - optind != 2)
                 return usage_error(argc - optind < 2 ? "IMAGE and DEST are needed" : "only IMAGE and DEST are taken");
+        r = cli_http_setup(&http);
+        if (r >= 0)
+                return r;
         r = cli_find_bmap(argv[optind], bmap_arg, &bmap_path);
         if (r != EXIT_OK)
                 return r;
