@@ -13,6 +13,7 @@ leading path components:
   /stall-always/ every GET stalls there, at the middle of the file (a request
                  for what follows gets nothing before the stall)
   /redirect/     302 to the same path without this component
+  /redirect-file/ 302 to file:///etc/hostname (which a client must refuse)
   /auth/         Basic authentication (--auth USER:PASSWORD) required
   /nohead/       HEAD is answered 405
 
@@ -32,7 +33,8 @@ import sys
 import threading
 import time
 
-BEHAVIOURS = ("noranges", "drop-once", "drop-noranges", "stall-once", "stall-always", "redirect", "auth", "nohead")
+BEHAVIOURS = ("noranges", "drop-once", "drop-noranges", "stall-once", "stall-always", "redirect", "redirect-file",
+              "auth", "nohead")
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -75,6 +77,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def serve(self):
         flags, rel = self.split_path()
+        if "redirect-file" in flags:
+            return self.plain(302, "elsewhere", [("Location", "file:///etc/hostname")])
         if "redirect" in flags:
             rest = [f for f in flags if f != "redirect"]
             query = "?" + self.path.split("?", 1)[1] if "?" in self.path else ""

@@ -156,6 +156,14 @@ run_cmd "$BMAPSCAN" copy "$U/redirect/a.img.gz" "$WORK/t10"
 expect "a redirect" 0
 expect_same "a redirect: the image" "$small" "$WORK/t10"
 
+run_cmd "$BMAPSCAN" copy --nobmap "$U/redirect-file/a.img.gz" "$WORK/t10b"
+expect "a redirect to file:// refused" 1 "only http:// and https:// are followed"
+one_line "redirect to file://"
+
+run_cmd "$BMAPSCAN" copy "$U/noranges/x.img.xz" "$WORK/t10c"
+expect "xz from a server without ranges (no index read)" 0
+expect_same "xz without ranges: the image" "$small" "$WORK/t10c"
+
 # A server that refuses HEAD: the bmap is looked for with GET.
 run_cmd "$BMAPSCAN" copy "$U/nohead/a.img.gz" "$WORK/t11"
 expect "HEAD refused: GET instead" 0
