@@ -5,36 +5,57 @@
 #include "bmap.h"
 #include "fetch.h"
 
-int bmap_find(const char *image, char **ret_path, char *tried, size_t tried_len) {
-        _cleanup_free_ char *base = strdup(image);
-        size_t used = 0;
+int bmap_find(const char *image, char **ret_path, char *tried, size_t tried_len, Diag *d) {
+        size_t end = strlen(image), name = 0, used = 0, query;
 
-        if (!base)
-                return -ENOMEM;
         if (tried_len)
                 tried[0] = 0;
+        /* [name, end) is the last path segment; what follows end (a URL's
+         * query and fragment) stays after ".bmap". */
+        if (location_is_url(image)) {
+                const char *authority = strstr(image, "://") + 3;
+                size_t path = (size_t) (authority - image) + strcspn(authority, "/?#");
+                end = path + strcspn(image + path, "?#");
+                name = end;
+                while (name > path && image[name - 1] != '/')
+                        name--;
+                if (name == end) {
+                        snprintf(tried, tried_len, "nothing: the URL names no file");
+                        return -ENOENT;
+                }
+        } else {
+                const char *slash = strrchr(image, '/');
+                name = slash ? (size_t) (slash + 1 - image) : 0;
+        }
+        query = end;
+
         for (;;) {
                 _cleanup_free_ char *candidate = NULL;
-                Diag d;
 
-                if (asprintf(&candidate, "%s.bmap", base) < 0)
+                if (asprintf(&candidate, "%.*s.bmap%s", (int) end, image, image + query) < 0)
                         return -ENOMEM;
-                int r = fetch_exists(candidate, &d);
+                int r = fetch_exists(candidate, d);
                 if (r < 0)
                         return r;
                 if (r > 0) {
                         *ret_path = TAKE_PTR(candidate);
                         return 0;
                 }
-                if (used < tried_len) {
-                        int k = snprintf(tried + used, tried_len - used, "%s%s", used ? ", " : "", candidate);
+                if (used + 1 < tried_len) {
+                        _cleanup_free_ char *shown = redact_passwords_dup(candidate);
+                        int k = snprintf(tried + used, tried_len - used, "%s%s", used ? ", " : "",
+                                         shown ? shown : "?");
                         used += k > 0 ? (size_t) k : 0;
+                        if (used >= tried_len)
+                                used = tried_len - 1;
                 }
-                /* Strip one extension, but never into a directory name. */
-                char *slash = strrchr(base, '/'), *dot = strrchr(base, '.');
-                if (!dot || (slash && dot < slash) || dot == base || (slash && dot == slash + 1))
+                /* Strip one extension, never the whole name (".img"). */
+                size_t dot = end;
+                while (dot > name && image[dot - 1] != '.')
+                        dot--;
+                if (dot <= name + 1)
                         return -ENOENT;
-                *dot = 0;
+                end = dot - 1;
         }
 }
 

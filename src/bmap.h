@@ -69,9 +69,14 @@ bool bmap_text_is_clearsigned(const char *data, size_t len);
 
 /* Where the bmap of an image is, as bmaptool looks for it: IMAGE.bmap, then
  * the name with one extension stripped at a time (a.img.xz: a.img.xz.bmap,
- * a.img.bmap, a.bmap). -ENOENT when none exists; *ret_tried lists the
- * names looked at, for the message. */
-int bmap_find(const char *image, char **ret_path, char *tried, size_t tried_len);
+ * a.img.bmap, a.bmap). For a URL only the last segment of its path loses
+ * extensions, and a ?query stays at the end (a download token is likely
+ * needed for the bmap too): https://h/a.img.xz?t=1 gives
+ * https://h/a.img.xz.bmap?t=1, https://h/a.img.bmap?t=1, https://h/a.bmap?t=1.
+ * -ENOENT when none exists; tried lists the names looked at (passwords
+ * hidden), for the message. Another failure (a server that does not
+ * answer) comes with a message in d. */
+int bmap_find(const char *image, char **ret_path, char *tried, size_t tried_len, Diag *d);
 
 /* The ranges as a list of block extents, one per range, not merged (for the
  * hasher: one checksum per range). */

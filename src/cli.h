@@ -64,14 +64,29 @@ struct Extents;
 int cli_punch(int fd, const char *path, uint64_t size, uint64_t block_size, const struct Extents *blocks,
               bool dry_run);
 
-/* copy and verify: find and load the bmap of an image, open its source,
- * and read a target back against the bmap. Each returns an exit status. */
+/* copy and verify: find and load the bmap of an image, open its source
+ * (a file, - for stdin, or a URL: the Input then reads *ret_fd or the
+ * URL), and read a target back against the bmap. Each returns an exit
+ * status. */
 struct Bmap;
 struct SigOptions;
+struct Input;
 int cli_find_bmap(const char *image, const char *given, char **ret);
 /* Reads the bmap, checks its signature (bmap-sig.h) and parses it. */
 int cli_load_bmap(const char *path, const struct SigOptions *sig, struct Bmap *ret);
-int cli_open_source(const char *image, int *ret_fd);
+int cli_open_source(const char *image, int *ret_fd, struct Input *ret);
+
+/* copy and verify over HTTP(S): --ca-file FILE and --http-timeout SECONDS
+ * (option values above any short option's). cli_http_option takes one
+ * into o (-1, or the usage exit status); cli_http_setup applies o before
+ * the first transfer (-1, or an exit status). */
+enum { CLI_OPT_CA_FILE = 0x200, CLI_OPT_HTTP_TIMEOUT };
+#define CLI_HTTP_OPTIONS                                                                                     \
+        { "ca-file", required_argument, NULL, CLI_OPT_CA_FILE },                                             \
+                { "http-timeout", required_argument, NULL, CLI_OPT_HTTP_TIMEOUT }
+struct HttpOptions;
+int cli_http_option(int c, const char *arg, struct HttpOptions *o);
+int cli_http_setup(const struct HttpOptions *o);
 int cli_verify_target(const struct Bmap *b, const char *bmap_path, const char *dest);
 
 int cmd_copy(int argc, char **argv);

@@ -10,7 +10,9 @@
 #include "bmap.h"
 #include "cli.h"
 #include "copy.h"
+#include "fetch.h"
 #include "hash.h"
+#include "input-http.h"
 #include "progress.h"
 #include "stream.h"
 #include "target.h"
@@ -19,7 +21,8 @@ static void help(void) {
         printf("Usage: bmapscan copy [--bmap FILE | --nobmap] [--no-verify] [--verify-after]\n"
                "                     [--bmap-sig FILE] [--keyring FILE] [--fingerprint FPR]\n"
                "                     [--no-sig-verify] [--removable-device] [--discard]\n"
-               "                     [--psplash-pipe FIFO] IMAGE|- DEST [DEST...]\n"
+               "                     [--psplash-pipe FIFO] [--ca-file FILE] [--http-timeout SECS]\n"
+               "                     IMAGE|URL|- DEST [DEST...]\n"
                "\n"
                "Flash IMAGE (a file, or - for standard input; gzip, bzip2, xz, zstd, lz4, the same\n"
                "inside a tar, or zip, told from the content) to DEST: a block device or a file. Only\n"
@@ -31,6 +34,10 @@ static void help(void) {
                "a detached signature BMAP.asc or BMAP.sig beside it. A bad signature, or one by a key\n"
                "not in the keyring, is refused. An unsigned bmap is used as it is, unless --keyring or\n"
                "--fingerprint asks for a signature.\n"
+               "\n"
+               "IMAGE (and FILE) may be an http:// or https:// URL, streamed; credentials go in it\n"
+               "(https://USER:PASSWORD@host/...) or in ~/.netrc; the proxy variables are honoured.\n"
+               "A broken or stalled download is resumed where the server takes byte ranges.\n"
                "\n"
                "A file DEST is written beside itself and renamed into place only after success,\n"
                "sparse, exactly the image's size. A device is refused, before anything is written,\n"
@@ -49,6 +56,10 @@ static void help(void) {
                "      --discard            after writing a device, discard the blocks the image does\n"
                "                           not map, so that no stale data stays there\n"
                "      --psplash-pipe FIFO  write 'PROGRESS <percent>' lines to FIFO (psplash)\n"
+               "      --ca-file FILE       for https, trust the CA certificates in FILE (PEM) besides\n"
+               "                           the system's\n"
+               "      --http-timeout SECS  a transfer without data for SECS is resumed (or fails);\n"
+               "                           default 30\n"
                "  -q, --quiet              no progress, only errors\n"
                "  -h, --help               show this help\n");
 }
@@ -60,7 +71,8 @@ static void on_signal(int sig) {
 }
 
 int cli_find_bmap(const char *image, const char *given, char **ret) {
-        char tried[1024];
+        char tried[4096];
+        Diag d = {};
         int r;
 
         if (given) {
@@ -71,10 +83,14 @@ int cli_find_bmap(const char *image, const char *given, char **ret) {
                 log_error("the image comes from standard input: name its bmap with --bmap FILE (or use --nobmap)");
                 return EXIT_USAGE;
         }
-        r = bmap_find(image, ret, tried, sizeof(tried));
+        r = bmap_find(image, ret, tried, sizeof(tried), &d);
         if (r == -ENOENT) {
                 log_error("%s: no bmap found (looked for %s): give --bmap FILE, or --nobmap to copy every byte",
                           image, tried);
+                return EXIT_FAILED;
+        }
+        if (r < 0 && d.msg[0]) {
+                log_error("%s", d.msg);
                 return EXIT_FAILED;
         }
         if (r < 0) {
@@ -117,20 +133,24 @@ int cli_load_bmap(const char *path, const SigOptions *sig, Bmap *ret) {
         return EXIT_OK;
 }
 
-int cli_open_source(const char *image, int *ret_fd) {
-        if (strcmp(image, "-") == 0) {
+int cli_open_source(const char *image, int *ret_fd, Input *ret) {
+        if (location_is_url(image)) {
+                Diag d = {};
+                if (input_http_open(image, ret, &d) < 0) {
+                        log_error("%s; nothing was written", d.msg);
+                        return EXIT_FAILED;
+                }
+                return EXIT_OK;
+        }
+        if (strcmp(image, "-") == 0)
                 *ret_fd = dup(STDIN_FILENO);
-                return *ret_fd >= 0 ? EXIT_OK : EXIT_FAILED;
-        }
-        if (strncmp(image, "http://", 7) == 0 || strncmp(image, "https://", 8) == 0) {
-                log_error("%s: images over HTTP(S) are not supported yet: download it first", image);
-                return EXIT_FAILED;
-        }
-        *ret_fd = open(image, O_RDONLY | O_CLOEXEC);
+        else
+                *ret_fd = open(image, O_RDONLY | O_CLOEXEC);
         if (*ret_fd < 0) {
                 log_error("cannot open image '%s': %s", image, strerror(errno));
                 return EXIT_FAILED;
         }
+        *ret = input_from_fd(ret_fd, image);
         return EXIT_OK;
 }
 
@@ -191,6 +211,28 @@ static const char *cli_psplash_pipe(const char *path) {
         return path;
 }
 
+int cli_http_option(int c, const char *arg, HttpOptions *o) {
+        uint64_t v;
+
+        if (c == CLI_OPT_CA_FILE) {
+                o->ca_file = arg;
+                return -1;
+        }
+        if (parse_u64(arg, strlen(arg), &v) < 0 || v == 0 || v > 3600)
+                return usage_error("--http-timeout takes a number of seconds from 1 to 3600, not '%s'", arg);
+        o->stall_timeout = (unsigned) v;
+        return -1;
+}
+
+int cli_http_setup(const HttpOptions *o) {
+        Diag d = {};
+        if (http_configure(o, &d) < 0) {
+                log_error("%s", d.msg);
+                return EXIT_FAILED;
+        }
+        return -1;
+}
+
 int cmd_copy(int argc, char **argv) {
         static const struct option options[] = {
                 CLI_COMMON_OPTIONS,
@@ -205,6 +247,7 @@ int cmd_copy(int argc, char **argv) {
                 { "keyring", required_argument, NULL, 'K' },
                 { "fingerprint", required_argument, NULL, 'F' },
                 { "no-sig-verify", no_argument, NULL, 'U' },
+                CLI_HTTP_OPTIONS,
                 {},
         };
         const char *bmap_arg = NULL, *image, *psplash = NULL;
@@ -215,7 +258,9 @@ int cmd_copy(int argc, char **argv) {
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
         _cleanup_close_ int fd = -1;
+        _cleanup_(input_close) Input in = {};
         _cleanup_stream_ Stream *src = NULL;
+        HttpOptions http = { .cancel = &interrupted };
         Target *targets[64] = {};
         CopyTargetResult results[64] = {};
         size_t n_targets;
@@ -261,6 +306,12 @@ int cmd_copy(int argc, char **argv) {
                 case 'U':
                         sopts.skip = true;
                         break;
+                case CLI_OPT_CA_FILE:
+                case CLI_OPT_HTTP_TIMEOUT:
+                        r = cli_http_option(c, optarg, &http);
+                        if (r >= 0)
+                                return r;
+                        break;
                 default:
                         r = cli_common_option(c, argv, help);
                         if (r >= 0)
@@ -279,6 +330,9 @@ int cmd_copy(int argc, char **argv) {
         if (n_targets > ELEMENTSOF(targets))
                 return usage_error("at most %zu DESTs are taken", ELEMENTSOF(targets));
         image = argv[optind];
+        r = cli_http_setup(&http);
+        if (r >= 0)
+                return r;
 
         if (!nobmap) {
                 r = cli_find_bmap(image, bmap_arg, &bmap_path);
@@ -292,10 +346,9 @@ int cmd_copy(int argc, char **argv) {
                         log_warning("%s: the bmap has no range checksums: the data cannot be verified", bmap_path);
         }
 
-        r = cli_open_source(image, &fd);
+        r = cli_open_source(image, &fd, &in);
         if (r != EXIT_OK)
                 return r;
-        Input in = input_from_fd(&fd, image);
         r = stream_open(&in, &src, &d);
         if (r < 0) {
                 log_error("%s; nothing was written", d.msg);

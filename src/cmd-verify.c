@@ -7,22 +7,25 @@
 #include "bmap.h"
 #include "cli.h"
 #include "hash.h"
+#include "input-http.h"
 #include "target.h"
 
 static void help(void) {
         printf("Usage: bmapscan verify [--bmap FILE] [--bmap-sig FILE] [--keyring FILE]\n"
-               "                       [--fingerprint FPR] [--no-sig-verify] IMAGE|- DEST\n"
+               "                       [--fingerprint FPR] [--no-sig-verify] [--ca-file FILE]\n"
+               "                       [--http-timeout SECS] IMAGE|URL|- DEST\n"
                "\n"
                "Read DEST back (for a block device, past its page cache) and check every range\n"
-               "of the bmap against its checksum. The bmap is found as 'copy' finds it; with - as\n"
-               "IMAGE, --bmap is needed. Prints each bad range; exit status 1 if there is one.\n"
-               "A signed bmap is verified first, as 'copy' does it.\n"
+               "of the bmap against its checksum. The bmap is found as 'copy' finds it, also beside\n"
+               "a URL; with - as IMAGE, --bmap is needed. Prints each bad range; exit status 1 if\n"
+               "there is one. A signed bmap is verified first, as 'copy' does it.\n"
                "\n"
-               "      --bmap FILE          the bmap to check against\n"
+               "      --bmap FILE          the bmap to check against (a path or a URL)\n"
                "      --bmap-sig FILE      the bmap's detached signature (default: BMAP.asc, BMAP.sig)\n"
                "      --keyring FILE       trust only the keys in FILE (exported keys, or a .kbx)\n"
                "      --fingerprint FPR    the bmap must be signed by the key with this fingerprint\n"
                "      --no-sig-verify      do not verify the bmap's signature\n"
+               "      --ca-file FILE, --http-timeout SECS   as for 'copy'\n"
                "  -q, --quiet              print only errors\n"
                "  -h, --help               show this help\n");
 }
@@ -92,9 +95,11 @@ int cmd_verify(int argc, char **argv) {
                 { "keyring", required_argument, NULL, 'K' },
                 { "fingerprint", required_argument, NULL, 'F' },
                 { "no-sig-verify", no_argument, NULL, 'U' },
+                CLI_HTTP_OPTIONS,
                 {},
         };
         const char *bmap_arg = NULL;
+        HttpOptions http = {};
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
         SigOptions sopts = {};
@@ -118,6 +123,12 @@ int cmd_verify(int argc, char **argv) {
                 case 'U':
                         sopts.skip = true;
                         break;
+                case CLI_OPT_CA_FILE:
+                case CLI_OPT_HTTP_TIMEOUT:
+                        r = cli_http_option(c, optarg, &http);
+                        if (r >= 0)
+                                return r;
+                        break;
                 default:
                         r = cli_common_option(c, argv, help);
                         if (r >= 0)
@@ -128,6 +139,9 @@ int cmd_verify(int argc, char **argv) {
                 return usage_error(argc - optind < 2 ? "IMAGE and DEST are needed" : "only IMAGE and DEST are taken");
         if (bmap_sig_options_check(&sopts, &d) < 0)
                 return usage_error("%s", d.msg);
+        r = cli_http_setup(&http);
+        if (r >= 0)
+                return r;
         r = cli_find_bmap(argv[optind], bmap_arg, &bmap_path);
         if (r != EXIT_OK)
                 return r;

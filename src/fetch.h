@@ -20,3 +20,9 @@ int fetch_whole(const char *location, size_t max, char **ret, size_t *ret_len, D
  * it), 0 when it does not, or a negative errno with a message when that
  * cannot be told (a server that does not answer). */
 int fetch_exists(const char *location, Diag *d);
+
+/* s, with the password of every URL in it ("scheme://user:password@host")
+ * replaced by "***", for messages: into buf (cut to size), or malloc'ed
+ * (NULL when out of memory). */
+void redact_passwords(const char *s, char *buf, size_t size);
+char *redact_passwords_dup(const char *s);

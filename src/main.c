@@ -5,21 +5,26 @@
 
 #include "cli.h"
 #include "config.h"
+#include "fetch.h"
 
 int cli_verbosity = 0;
 const char *cli_command = NULL;
 
 _printf_(2, 0) static void vlog(const char *prefix, const char *fmt, va_list ap) {
-        fputs("bmapscan: ", stderr);
-        fputs(prefix, stderr);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
+        _cleanup_free_ char *line = NULL, *shown = NULL;
+
+        /* Whatever message names a URL, its password stays off the screen. */
+        if (vasprintf(&line, fmt, ap) < 0 || !(shown = redact_passwords_dup(line))) {
+                fputs("bmapscan: out of memory\n", stderr);
+                return;
+        }
+        fprintf(stderr, "%s%s\n", prefix, shown);
 }
 
 void log_error(const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        vlog("", fmt, ap);
+        vlog("bmapscan: ", fmt, ap);
         va_end(ap);
 }
 
@@ -28,7 +33,7 @@ void log_warning(const char *fmt, ...) {
         if (cli_verbosity < 0)
                 return;
         va_start(ap, fmt);
-        vlog("warning: ", fmt, ap);
+        vlog("bmapscan: warning: ", fmt, ap);
         va_end(ap);
 }
 
@@ -37,8 +42,7 @@ void log_info(const char *fmt, ...) {
         if (cli_verbosity < 0)
                 return;
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
+        vlog("", fmt, ap);
         va_end(ap);
 }
 
@@ -47,8 +51,7 @@ void log_verbose(const char *fmt, ...) {
         if (cli_verbosity < 1)
                 return;
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
+        vlog("", fmt, ap);
         va_end(ap);
 }
 

@@ -68,6 +68,12 @@ Input input_from_fd(int *fd, const char *name) {
         return in;
 }
 
+void input_close(Input *in) {
+        if (in->close)
+                in->close(in->ctx);
+        *in = (Input) {};
+}
+
 /* ---- Stages: common parts ---- */
 
 void stage_init(Stage *st, const StageOps *ops, Stage *lower, Stream *s, const char *label) {
@@ -214,6 +220,8 @@ static ssize_t input_read(Stage *st, void *buf, size_t n, Diag *d) {
 
         while (done < n) {
                 ssize_t k = in->read(in->ctx, (uint8_t *) buf + done, n - done);
+                if (k < 0 && in->error)
+                        return diag_set(d, (int) k, "%s", in->error(in->ctx));
                 if (k < 0)
                         return diag_set(d, (int) k, "%s: read error at byte %" PRIu64 ": %s", in->name,
                                         is->pos, strerror((int) -k));
@@ -238,6 +246,8 @@ static int input_skip(Stage *st, uint64_t n, Diag *d) {
                                 ": the file is incomplete: download it again",
                                 in->name, in->size, is->pos + n);
         int r = in->seek(in->ctx, is->pos + n);
+        if (r < 0 && in->error)
+                return diag_set(d, r, "%s", in->error(in->ctx));
         if (r < 0)
                 return diag_set(d, r, "%s: cannot seek to byte %" PRIu64 ": %s", in->name, is->pos + n,
                                 strerror(-r));
@@ -274,6 +284,8 @@ ssize_t stream_input_pread(Stream *s, uint64_t off, void *buf, size_t n) {
 int stream_input_restore(Stream *s, Diag *d) {
         uint64_t pos = input_stage(s)->pos;
         int r = s->in.seek(s->in.ctx, pos);
+        if (r < 0 && s->in.error)
+                return diag_set(d, r, "%s", s->in.error(s->in.ctx));
         if (r < 0)
                 return diag_set(d, r, "%s: cannot seek back to byte %" PRIu64 ": %s", s->in.name, pos, strerror(-r));
         return 0;

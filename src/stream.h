@@ -18,8 +18,18 @@ typedef struct Input {
         void *ctx;
         ssize_t (*read)(void *ctx, void *buf, size_t n);
         int (*seek)(void *ctx, uint64_t offset);
+        /* When not NULL: the one-line message of the last failed read or
+         * seek, naming the input and the byte offset and saying what to do
+         * (an HTTP input knows more than an errno can say). */
+        const char *(*error)(void *ctx);
+        /* When not NULL: releases ctx (see input_close). */
+        void (*close)(void *ctx);
         uint64_t size;
 } Input;
+
+/* Releases what the Input holds (nothing for input_from_fd) and clears it;
+ * free after the Stream reading it. */
+void input_close(Input *in);
 
 /* An Input over a file descriptor (which stays the caller's, as does the
  * int it points to); read(2) with EINTR retried. Seekable, with a size,

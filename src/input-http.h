@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <signal.h>
+#include <stdbool.h>
+
+#include "stream.h"
+#include "util.h"
+
+/* How every HTTP(S) transfer of the process behaves; set once by the
+ * command layer before the first transfer (fetch_whole and fetch_exists
+ * have no room for options). */
+typedef struct HttpOptions {
+        /* A PEM file of CA certificates trusted in addition to the system's. */
+        const char *ca_file;
+        /* Seconds without a byte (while one is awaited) before a transfer
+         * counts as stalled; 0 means HTTP_STALL_TIMEOUT_DEFAULT. */
+        unsigned stall_timeout;
+        /* When it becomes non-zero, a wait ends with -EINTR within a quarter
+         * of a second (a SIGINT during a stall). */
+        const volatile sig_atomic_t *cancel;
+} HttpOptions;
+
+#define HTTP_STALL_TIMEOUT_DEFAULT 30u
+
+/* Reads the extra CA file (-errno with a message when it cannot be used)
+ * and keeps the options for every later transfer. */
+int http_configure(const HttpOptions *o, Diag *d);
+
+/* An Input over an http:// or https:// URL: a GET streamed in bounded
+ * memory (about 1 MiB of buffer besides libcurl's), with redirects
+ * followed (http and https only), TLS verified, credentials from the URL
+ * or ~/.netrc, and the proxy environment variables honoured. It returns
+ * once the response has started, so a missing file (-ENOENT, HTTP 404 or
+ * 410), refused credentials (-EACCES), an unreachable or untrusted server
+ * are told before anything is written; the message names the URL with any
+ * password hidden.
+ *
+ * size is the entity's length when the server gives it. When the server
+ * takes byte ranges (Accept-Ranges: bytes, a length, and an ETag or
+ * Last-Modified to make them conditional with If-Range), a transfer that
+ * breaks or stalls is resumed where it stopped, a few times, and seek
+ * skips far ahead (or back) with a range request; otherwise seek is NULL,
+ * and a break is an error naming the byte offset. A body shorter than its
+ * length is an error, never an end. The error callback gives the one-line
+ * message of the last failure. Free with input_close(). */
+int input_http_open(const char *url, Input *ret, Diag *d);
+
+/* 1 when the server has the URL, 0 when it answers 404 or 410, or a
+ * negative errno with a message. Asks with HEAD, and with GET when the
+ * server refuses HEAD. */
+int http_exists(const char *url, Diag *d);

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* What fetch.c decides without a network: which locations are URLs, and
+ * that no password in a URL survives into a message. */
+#include "check.h"
+#include "fetch.h"
+
+static void check_redact(const char *in, const char *want) {
+        char buf[256];
+        redact_passwords(in, buf, sizeof(buf));
+        CHECK(strcmp(buf, want) == 0, "'%s' is shown as '%s', expected '%s'", in, buf, want);
+        char *dup = redact_passwords_dup(in);
+        CHECK(dup && strcmp(dup, want) == 0, "'%s' duplicated as '%s', expected '%s'", in, dup ? dup : "(null)", want);
+        free(dup);
+}
+
+int main(void) {
+        char small[12];
+
+        CHECK(location_is_url("http://h/x"), "http");
+        CHECK(location_is_url("https://h/x"), "https");
+        CHECK(!location_is_url("ftp://h/x"), "ftp is no URL we fetch");
+        CHECK(!location_is_url("./http://x"), "a path");
+        CHECK(!location_is_url("HTTP"), "a file named HTTP");
+
+        check_redact("http://user:pw@host/x", "http://user:***@host/x");
+        check_redact("https://host:8443/a.img?t=1", "https://host:8443/a.img?t=1");
+        check_redact("https://user@host/x", "https://user@host/x");
+        check_redact("http://u:@h/", "http://u:***@h/");
+        check_redact("http://u:p@ss@host/x", "http://u:***@host/x");
+        check_redact("http://u:secret@host", "http://u:***@host");
+        check_redact("http://h/p?q=a:b@c", "http://h/p?q=a:b@c");
+        check_redact("http://h/p#a:b@c", "http://h/p#a:b@c");
+        check_redact("x: no bmap found (looked for http://a:b@h/x.bmap, https://c:dd@h2/y.bmap): give --bmap",
+                     "x: no bmap found (looked for http://a:***@h/x.bmap, https://c:***@h2/y.bmap): give --bmap");
+        check_redact("'http://a:b@h/x': gone", "'http://a:***@h/x': gone");
+        check_redact("no URL here: a:b@c", "no URL here: a:b@c");
+        check_redact("", "");
+
+        redact_passwords("http://user:password@host/", small, sizeof(small));
+        CHECK(strlen(small) == sizeof(small) - 1 && strstr(small, "password") == NULL, "cut short: '%s'", small);
+        return check_exit("test-fetch");
+}
