@@ -469,8 +469,8 @@ static int find_detached(const char *bmap, const SigOptions *o, char **ret_loc, 
                 return *ret_loc ? 0 : -ENOMEM;
         }
         for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
-                _cleanup_free_ char *loc = NULL;
-                if (asprintf(&loc, "%s%s", bmap, suffixes[i]) < 0)
+                _cleanup_free_ char *loc = location_add_suffix(bmap, suffixes[i]);
+                if (!loc)
                         return -ENOMEM;
                 r = fetch_whole(loc, SIG_MAX_SIZE, ret_sig, ret_len, d);
                 if (r == -ENOENT)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "fetch.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -49,6 +50,20 @@ static int fetch_url(const char *url, size_t max, char **ret, size_t *ret_len, D
         *ret = TAKE_PTR(data);
         *ret_len = len;
         return 0;
+}
+
+char *location_add_suffix(const char *location, const char *suffix) {
+        size_t end = strlen(location);
+        char *ret;
+
+        if (location_is_url(location)) {
+                const char *authority = strstr(location, "://") + 3;
+                size_t path = (size_t) (authority - location) + strcspn(authority, "/?#");
+                end = path + strcspn(location + path, "?#");
+        }
+        if (asprintf(&ret, "%.*s%s%s", (int) end, location, suffix, location + end) < 0)
+                return NULL;
+        return ret;
 }
 
 int fetch_whole(const char *location, size_t max, char **ret, size_t *ret_len, Diag *d) {

@@ -10,6 +10,12 @@
  * http:// or https:// URL. */
 bool location_is_url(const char *s);
 
+/* The location of a file beside another, named by adding suffix to its
+ * name ("a.bmap" → "a.bmap.asc"): for a URL the suffix goes at the end of
+ * its path, before any ?query or #fragment. Malloc'ed; NULL when out of
+ * memory. */
+char *location_add_suffix(const char *location, const char *suffix);
+
 /* Reads a whole small file (a bmap, a signature) from a path or a URL into
  * memory (NUL-terminated, not counted in *ret_len). -ENOENT when it does not
  * exist (a missing file; for a URL, HTTP 404 or 410), -EFBIG when it is

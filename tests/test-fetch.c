@@ -13,7 +13,21 @@ static void check_redact(const char *in, const char *want) {
         free(dup);
 }
 
+static void suffix_is(const char *in, const char *suffix, const char *want) {
+        char *got = location_add_suffix(in, suffix);
+        CHECK(got && strcmp(got, want) == 0, "'%s' + '%s' gave '%s', expected '%s'", in, suffix, got ? got : "(null)",
+              want);
+        free(got);
+}
+
 int main(void) {
+        suffix_is("a.bmap", ".asc", "a.bmap.asc");
+        suffix_is("/d/x?y.bmap", ".sig", "/d/x?y.bmap.sig");
+        suffix_is("https://h/a.bmap?token=42", ".asc", "https://h/a.bmap.asc?token=42");
+        suffix_is("https://h/a.bmap#frag", ".asc", "https://h/a.bmap.asc#frag");
+        suffix_is("http://u:p@h:8080/d/a.bmap", ".sig", "http://u:p@h:8080/d/a.bmap.sig");
+        suffix_is("http://h?q", ".asc", "http://h.asc?q");
+
         char small[12];
 
         CHECK(location_is_url("http://h/x"), "http");
