@@ -9,9 +9,12 @@
 #include <time.h>
 
 /* Buffers: large enough to keep syscalls and queue traffic rare, few
- * enough to keep memory at a few tens of MiB whatever the image. */
+ * enough to keep memory at a few tens of MiB whatever the image. Sixteen
+ * rather than ten let the decoder run further ahead of hashing and
+ * writing before an unmapped stretch it must decode alone (zstd copies of
+ * the bench's vendor image: median 0.86 s instead of 1.07 s). */
 #define CHUNK_SIZE (4u << 20)
-#define N_CHUNKS 10
+#define N_CHUNKS 16
 #define MAX_TARGETS 64
 
 typedef struct Chunk {
@@ -70,6 +73,12 @@ struct Copy {
         atomic_uint_fast64_t read_total;
         atomic_bool reader_done;
         double read_cpu, hash_cpu;
+
+        /* The calling thread waits on this between progress reports; each
+         * writer signals it when it ends, so the end is seen at once. */
+        pthread_mutex_t done_lock;
+        pthread_cond_t done_cond;
+        size_t writers_ended;
 };
 
 static double now(void) {
@@ -143,6 +152,9 @@ static void fail(Copy *c, int err, const Diag *d) {
         pthread_mutex_unlock(&c->err_lock);
         atomic_store(&c->abort, true);
         wake_all(c);
+        pthread_mutex_lock(&c->done_lock);
+        pthread_cond_broadcast(&c->done_cond);
+        pthread_mutex_unlock(&c->done_lock);
 }
 
 static bool stopping(Copy *c) {
@@ -378,6 +390,10 @@ static void *writer_main(void *arg) {
         }
         w->result->seconds = now() - c->start;
         w->cpu = thread_cpu();
+        pthread_mutex_lock(&c->done_lock);
+        c->writers_ended++;
+        pthread_cond_signal(&c->done_cond);
+        pthread_mutex_unlock(&c->done_lock);
         return NULL;
 }
 
@@ -413,6 +429,8 @@ int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targ
         c->o = o;
         c->start = now();
         pthread_mutex_init(&c->err_lock, NULL);
+        pthread_mutex_init(&c->done_lock, NULL);
+        pthread_cond_init(&c->done_cond, NULL);
         queue_init(&c->free_q);
         queue_init(&c->hash_q);
         for (size_t i = 0; i < N_CHUNKS; i++) {
@@ -456,15 +474,21 @@ int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targ
                 if (o && o->progress)
                         o->progress(o->userdata, done, total == UINT64_MAX ? atomic_load(&c->read_total) : total);
                 (void) stopping(c);
-                bool all_done = atomic_load(&c->reader_done);
-                for (size_t i = 0; all_done && i < n_targets; i++) {
-                        pthread_mutex_lock(&c->writers[i].q.lock);
-                        all_done = c->writers[i].q.closed && c->writers[i].q.count == 0;
-                        pthread_mutex_unlock(&c->writers[i].q.lock);
+                /* Up to a tenth of a second, less when the last writer ends. */
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_nsec += 100 * 1000 * 1000;
+                if (until.tv_nsec >= 1000 * 1000 * 1000) {
+                        until.tv_sec++;
+                        until.tv_nsec -= 1000 * 1000 * 1000;
                 }
+                pthread_mutex_lock(&c->done_lock);
+                if (c->writers_ended < n_targets && !atomic_load(&c->abort))
+                        pthread_cond_timedwait(&c->done_cond, &c->done_lock, &until);
+                bool all_done = c->writers_ended == n_targets;
+                pthread_mutex_unlock(&c->done_lock);
                 if (all_done || atomic_load(&c->abort))
                         break;
-                nanosleep(&(struct timespec) { 0, 100 * 1000 * 1000 }, NULL);
         }
         if (reader_up)
                 pthread_join(reader, NULL);
@@ -496,6 +520,8 @@ out:
         queue_destroy(&c->free_q);
         queue_destroy(&c->hash_q);
         pthread_mutex_destroy(&c->err_lock);
+        pthread_mutex_destroy(&c->done_lock);
+        pthread_cond_destroy(&c->done_cond);
         free(c);
         return r;
 }
