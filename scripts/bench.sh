@@ -139,7 +139,7 @@ prepare_file() {
 ROWS=()
 STATUS=0
 
-# bench_pair WORKLOAD PEER-NAME TARGET-RATIO OURS-FUNCTION PEER-FUNCTION
+# bench_pair WORKLOAD PEER-NAME TARGET-RATIO (0: none) OURS-FUNCTION PEER-FUNCTION
 # [COMPARE-A COMPARE-B]: runs each function once untimed (warming the page
 # cache), then RUNS times each, alternately, and records the medians. With
 # COMPARE-A and COMPARE-B, the two files (the outputs of the warm-up runs)
@@ -183,7 +183,11 @@ bench_pair() {
         echo "$name: $peer wall (s): $(cut -d' ' -f1 "$peer_t" | tr '\n' ' '); median CPU $(cut -d' ' -f2 "$peer_t" | median) s"
         ratio=$(awk -v p="$peer_med" -v o="$ours_med" 'BEGIN { if (o > 0) printf "%.1fx", p / o; else print "inf" }')
         met=$(awk -v p="$peer_med" -v o="$ours_med" -v t="$target" 'BEGIN { print (o > 0 && p / o >= t) ? "yes" : "NO" }')
-        ROWS+=("$name|$(printf '%.3f' "$ours_med")|$(printf '%.3f' "$peer_med")|$peer|$ratio|>= ${target}x|$met|$same")
+        if [ "$target" = 0 ]; then
+                ROWS+=("$name|$(printf '%.3f' "$ours_med")|$(printf '%.3f' "$peer_med")|$peer|$ratio|-|-|$same")
+        else
+                ROWS+=("$name|$(printf '%.3f' "$ours_med")|$(printf '%.3f' "$peer_med")|$peer|$ratio|>= ${target}x|$met|$same")
+        fi
 }
 
 # -------------------------------------------------------------- workloads
@@ -410,7 +414,16 @@ stage_time() {
         STAGE_T=$(median <"$SCRATCH/stage.times")
         echo "copy: $name alone: $STAGE_T s"
 }
-write_alone() { dd if="$SCRATCH/vendor.mapped" of="$1" bs=4M conv=fsync status=none; }
+# Writing alone: dd of the mapped bytes, through the page cache to a file,
+# with O_DIRECT to a device (what the device takes, without dd's page
+# cache and writeback throttling in the way).
+write_alone() {
+        if [ -b "$1" ]; then
+                dd if="$SCRATCH/vendor.mapped" of="$1" bs=4M oflag=direct conv=fsync status=none
+        else
+                dd if="$SCRATCH/vendor.mapped" of="$1" bs=4M conv=fsync status=none
+        fi
+}
 workload_copy() {
         make_vendor_image
         local fmt tool kind dec_t hash_t write_t slowest what ours
@@ -457,13 +470,14 @@ workload_copy() {
                         COPY_DST=$COPY_LOOP
                 fi
                 rm -f "$COPY_DIR/bmapscan-bench-write.img"
-                stage_time "writing the mapped bytes to a $kind (dd conv=fsync)" \
+                stage_time "writing the mapped bytes to a $kind (dd)" \
                         write_alone "$([ "$kind" = file ] && echo "$COPY_DIR/bmapscan-bench-write.img" || echo "$COPY_DST")"
                 write_t=$STAGE_T
                 rm -f "$COPY_DIR/bmapscan-bench-write.img"
                 for fmt in raw gz zst xz; do
                         if [ $fmt = raw ]; then COPY_SRC=$VENDOR_IMG; else COPY_SRC=$SCRATCH/vendor.img.$fmt; fi
-                        bench_pair "copy-$fmt-$kind" "bmaptool copy" 2 copy_ours copy_peer
+                        # The spec's 2x is for compressed images; raw is measured, not targeted.
+                        bench_pair "copy-$fmt-$kind" "bmaptool copy" "$([ $fmt = raw ] && echo 0 || echo 2)" copy_ours copy_peer
                         [ $fmt = raw ] && continue
                         case $fmt in
                         gz) tool="igzip -dc" ;;
