@@ -9,7 +9,7 @@ packages=(
         clang libclang-rt-14-dev
         libxml2-dev libssl-dev libblkid-dev libfdisk-dev libext2fs-dev comerr-dev
         libisal-dev liblzma-dev libzstd-dev liblz4-dev libbz2-dev libarchive-dev
-        libcurl4-openssl-dev libgpgme-dev
+        libcurl4-openssl-dev libgpgme-dev ca-certificates
         # tests, demo and benchmark
         bmap-tools python3 e2fsprogs util-linux fdisk coreutils dosfstools mtools openssl btrfs-progs
         gzip pigz bzip2 xz-utils zstd lz4 tar zip isal
