@@ -389,6 +389,39 @@ run_cmd "$BMAPSCAN" info --json "$plain"
 grep -q '"signature"' "$WORK/out" && fail "info --json on an unsigned bmap has a signature member" ||
         pass "info --json on an unsigned bmap: no signature member"
 
+# --- Over HTTP --------------------------------------------------------------------
+# The bmap and its .asc beside an image URL with a ?query: the signature is
+# asked for as NAME.bmap.asc?query, and checked like a local one.
+if command -v python3 >/dev/null; then
+        unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
+        mkdir -p "$WORK/srv"
+        cp "$img" "$WORK/srv/disk.img"
+        cp "$plain" "$WORK/srv/disk.img.bmap"
+        sign "$G" "$FPR_A" armor "$WORK/srv/disk.img.bmap" "$WORK/srv/disk.img.bmap.asc"
+        python3 "$(dirname "$0")/http-server.py" --root "$WORK/srv" --port-file "$WORK/http.port" \
+                --log "$WORK/http.log" 2>"$WORK/http.err" &
+        http_pid=$!
+        for _ in $(seq 100); do [ -s "$WORK/http.port" ] && break; sleep 0.1; done
+        if [ -s "$WORK/http.port" ]; then
+                url="http://127.0.0.1:$(cat "$WORK/http.port")/disk.img?token=7"
+                rm -f "$WORK/tgt"
+                run_cmd "$BMAPSCAN" copy --fingerprint "$FPR_A" "$url" "$WORK/tgt"
+                expect "over HTTP: bmap and .asc found beside the URL, signature good" 0 "good signature"
+                expect_same "over HTTP: the target holds the image" "$WORK/tgt"
+                grep -q "GET /disk.img.bmap.asc" "$WORK/http.log" && pass "over HTTP: the .asc was fetched before the query" ||
+                        fail "over HTTP: no GET of disk.img.bmap.asc: $(cat "$WORK/http.log")"
+                sign "$HB" "$FPR_B" armor "$WORK/srv/disk.img.bmap" "$WORK/srv/disk.img.bmap.asc"
+                rm -f "$WORK/tgt"
+                run_cmd "$BMAPSCAN" copy --fingerprint "$FPR_A" "$url" "$WORK/tgt"
+                expect "over HTTP: a signature by another key is refused" 1
+                [ ! -e "$WORK/tgt" ] && pass "over HTTP: nothing written" || fail "over HTTP: a target was written"
+        else
+                fail "the HTTP server did not start: $(cat "$WORK/http.err")"
+        fi
+        kill "$http_pid" 2>/dev/null || true
+        wait "$http_pid" 2>/dev/null || true
+fi
+
 # --- bmaptool ------------------------------------------------------------------------
 # Debian's bmaptool 3.6 verifies with the python3 "gpgme" module; without it
 # it refuses every signed bmap, so there is nothing to compare.
