@@ -123,6 +123,13 @@ int bmap_sig_options_check(const SigOptions *o, Diag *d) {
 
         if (o->skip && (o->sig_location || o->keyring || o->fingerprint))
                 return diag_set(d, -EINVAL, "--no-sig-verify excludes --bmap-sig, --keyring and --fingerprint");
+        /* The keyring is what every signature is checked against: one that
+         * came over the network could be anyone's. */
+        if (o->keyring && location_is_url(o->keyring))
+                return diag_set(d, -EINVAL,
+                                "--keyring '%s': the keys to trust must be a local file, not a URL: download "
+                                "them once, check them, and name the file",
+                                o->keyring);
         if (o->fingerprint && normalize_fingerprint(o->fingerprint, fpr) < 0)
                 return diag_set(d, -EINVAL,
                                 "--fingerprint '%s' is not a whole key fingerprint (40 or 64 hex digits, spaces "

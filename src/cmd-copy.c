@@ -169,14 +169,21 @@ static int finish_target(void *userdata, size_t i, uint64_t total, Diag *d) {
 
         if (f->image_size == UINT64_MAX && target_kind(t) == TARGET_FILE && ftruncate(target_fd(t), (off_t) total) < 0)
                 return diag_set(d, -errno, "%s: cannot size the file: %s", target_path(t), strerror(errno));
-        if (f->discard && target_kind(t) == TARGET_BLOCK) {
-                r = target_discard(t, f->discard, d);
-                if (r < 0)
-                        return diag_set(d, r, "%s: the image was written, but not the discard asked for: %s", target_path(t),
-                                        r == -EOPNOTSUPP ? "the device does not support discard; run without --discard"
-                                                         : strerror(-r));
-        }
-        return target_finish(t, d);
+        /* Discard, then flush and restore the device's settings whatever
+         * the discard did: the image itself is complete either way. */
+        int discarded = 0;
+        Diag dd = {};
+        if (f->discard && target_kind(t) == TARGET_BLOCK)
+                discarded = target_discard(t, f->discard, &dd);
+        r = target_finish(t, d);
+        if (r < 0)
+                return r;
+        if (discarded < 0)
+                return diag_set(d, discarded, "%s: the image was written and flushed, but not the discard asked for: %s",
+                                target_path(t),
+                                discarded == -EOPNOTSUPP ? "the device does not support discard; run without --discard"
+                                                         : dd.msg);
+        return 0;
 }
 
 /* The bytes of the image no range maps: what --discard discards. */
@@ -334,6 +341,16 @@ int cmd_copy(int argc, char **argv) {
         if (r >= 0)
                 return r;
 
+        /* From here on, SIGINT and SIGTERM only set a flag: the bmap check,
+         * the downloads and the copy notice it and stop cleanly (removing a
+         * temporary GnuPG home or target file on the way out). */
+        struct sigaction sa = { .sa_handler = on_signal };
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        /* A psplash reader that goes away must not kill the copy. */
+        signal(SIGPIPE, SIG_IGN);
+
         if (!nobmap) {
                 r = cli_find_bmap(image, bmap_arg, &bmap_path);
                 if (r != EXIT_OK)
@@ -344,6 +361,10 @@ int cmd_copy(int argc, char **argv) {
                 image_size = bmap.image_size;
                 if (verify && bmap.checksum_type == CHECKSUM_NONE)
                         log_warning("%s: the bmap has no range checksums: the data cannot be verified", bmap_path);
+        }
+        if (interrupted) {
+                log_error("interrupted by %s; nothing was written", interrupted == SIGTERM ? "SIGTERM" : "SIGINT");
+                return EXIT_FAILED;
         }
 
         r = cli_open_source(image, &fd, &in);
@@ -383,12 +404,6 @@ int cmd_copy(int argc, char **argv) {
                 }
         }
 
-        struct sigaction sa = { .sa_handler = on_signal };
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        /* A psplash reader that goes away must not kill the copy. */
-        signal(SIGPIPE, SIG_IGN);
 
         /* Progress on a terminal, or with -v; never with -q. */
         progress_init(&progress, cli_verbosity > 0 || (cli_verbosity == 0 && isatty(STDERR_FILENO)),
@@ -421,10 +436,15 @@ int cmd_copy(int argc, char **argv) {
         if (r < 0) {
                 progress_clear(&progress);
                 if (r == -EINTR)
-                        log_error("interrupted by %s: %s", interrupted == SIGTERM ? "SIGTERM" : "SIGINT",
-                                  target_state_after_failure(targets[0]));
+                        log_error("interrupted by %s%s%s", interrupted == SIGTERM ? "SIGTERM" : "SIGINT",
+                                  n_targets == 1 ? ": " : "", n_targets == 1 ? target_state_after_failure(targets[0]) : "");
                 else
-                        log_error("%s; %s", d.msg, target_state_after_failure(targets[0]));
+                        log_error("%s%s%s", d.msg, n_targets == 1 ? "; " : "",
+                                  n_targets == 1 ? target_state_after_failure(targets[0]) : "");
+                /* Targets finish in parallel: an interrupt can find some
+                 * complete and others not. */
+                for (size_t i = 0; n_targets > 1 && i < n_targets; i++)
+                        log_error("%s: %s", target_path(targets[i]), target_state_after_failure(targets[i]));
                 status = EXIT_FAILED;
                 goto out;
         }
@@ -455,7 +475,11 @@ int cmd_copy(int argc, char **argv) {
         else
                 progress_clear(&progress);
         if (interrupted) {
-                log_error("interrupted while flushing: the copy may be incomplete; flash it again");
+                /* Too late to stop anything: every target that succeeded
+                 * was already written, verified and flushed. */
+                log_error("interrupted by %s after the copy ended: %s", interrupted == SIGTERM ? "SIGTERM" : "SIGINT",
+                          status == EXIT_OK ? "the image was written and flushed in full"
+                                            : "see the lines above for each target");
                 status = EXIT_FAILED;
         }
         if (status == EXIT_OK && verify_after && !nobmap)

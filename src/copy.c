@@ -44,7 +44,7 @@ typedef struct Writer {
         Target *target;
         Queue q;
         pthread_t tid;
-        bool failed;
+        atomic_bool failed;     /* set by its thread, read by the hasher and the caller */
         CopyTargetResult *result;
         atomic_uint_fast64_t written;
         double cpu;
@@ -430,7 +430,13 @@ int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targ
         c->start = now();
         pthread_mutex_init(&c->err_lock, NULL);
         pthread_mutex_init(&c->done_lock, NULL);
-        pthread_cond_init(&c->done_cond, NULL);
+        /* A clock step (NTP on a board without an RTC) must not stall the
+         * progress reports and cancel checks. */
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&c->done_cond, &attr);
+        pthread_condattr_destroy(&attr);
         queue_init(&c->free_q);
         queue_init(&c->hash_q);
         for (size_t i = 0; i < N_CHUNKS; i++) {
@@ -476,7 +482,7 @@ int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targ
                 (void) stopping(c);
                 /* Up to a tenth of a second, less when the last writer ends. */
                 struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
+                clock_gettime(CLOCK_MONOTONIC, &until);
                 until.tv_nsec += 100 * 1000 * 1000;
                 if (until.tv_nsec >= 1000 * 1000 * 1000) {
                         until.tv_sec++;

@@ -52,7 +52,9 @@ typedef struct CopyTargetResult {
  * Returns 0 when the image was read and verified in full (each target's own
  * outcome is in results[i]: one failing target does not stop the others),
  * or a negative errno with a message when the source failed, a checksum did
- * not match, every target failed, or the copy was cancelled. Targets are not
- * finished here: the caller flushes them (target_finish). */
+ * not match, every target failed, or the copy was cancelled. Each target is
+ * finished (flushed, renamed) through o->finish in its own writer thread once
+ * the whole image is read and verified; without o->finish the caller
+ * finishes them. */
 int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targets, size_t n_targets,
                const CopyOptions *o, CopyTargetResult *results, uint64_t *ret_total, Diag *d);

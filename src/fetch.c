@@ -108,8 +108,11 @@ void redact_passwords(const char *s, char *buf, size_t size) {
                 if (!sep)
                         break;
                 /* The authority ends where the path, query or fragment
-                 * starts, or where the word does in a message. */
-                size_t auth = strcspn(s, "/?# \t\n'\"<>");
+                 * starts. A password may hold quotes, spaces, parentheses:
+                 * in a message with no path after the host, this reaches
+                 * into the text that follows, and hides too much rather
+                 * than too little. */
+                size_t auth = strcspn(s, "/?#");
                 const char *at = memrchr(s, '@', auth), *colon = at ? memchr(s, ':', (size_t) (at - s)) : NULL;
                 if (colon) {
                         append(buf, size, &used, s, (size_t) (colon + 1 - s));

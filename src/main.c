@@ -18,6 +18,11 @@ _printf_(2, 0) static void vlog(const char *prefix, const char *fmt, va_list ap)
                 fputs("bmapscan: out of memory\n", stderr);
                 return;
         }
+        /* One line, and nothing a server or a key's user id could use to
+         * move the cursor or recolour the terminal. */
+        for (char *c = shown; *c; c++)
+                if ((unsigned char) *c < 0x20 || *c == 0x7f)
+                        *c = '?';
         fprintf(stderr, "%s%s\n", prefix, shown);
 }
 

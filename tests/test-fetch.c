@@ -43,6 +43,11 @@ int main(void) {
         check_redact("http://u:p@ss@host/x", "http://u:***@host/x");
         check_redact("http://u:secret@host", "http://u:***@host");
         check_redact("http://h/p?q=a:b@c", "http://h/p?q=a:b@c");
+        /* Quotes, parentheses and spaces are a password's too. */
+        check_redact("http://user:it's(secret)@127.0.0.1:1/x.img: cannot connect",
+                     "http://user:***@127.0.0.1:1/x.img: cannot connect");
+        check_redact("'http://user:se cret@h/x'", "'http://user:***@h/x'");
+        check_redact("http://user:pw@h: no answer", "http://user:***@h: no answer");
         check_redact("http://h/p#a:b@c", "http://h/p#a:b@c");
         check_redact("x: no bmap found (looked for http://a:b@h/x.bmap, https://c:dd@h2/y.bmap): give --bmap",
                      "x: no bmap found (looked for http://a:***@h/x.bmap, https://c:***@h2/y.bmap): give --bmap");

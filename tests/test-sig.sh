@@ -252,6 +252,9 @@ copy_refused "detached by C, --keyring with A only" "not in the keyring '$WORK/a
 copy_refused "an empty keyring" "holds no OpenPGP public key" --bmap "$WORK/clear-c.bmap" --keyring "$WORK/empty.gpg"
 copy_refused "a missing keyring" "cannot read keyring '$WORK/nokeyring.gpg'" --bmap "$WORK/clear-c.bmap" \
         --keyring "$WORK/nokeyring.gpg"
+run_cmd "$BMAPSCAN" copy --bmap "$WORK/clear-c.bmap" --keyring "http://127.0.0.1:1/keys.gpg" "$img" "$WORK/tgt-url"
+expect "a keyring URL is refused: the trusted keys must be local" 2 "must be a local file, not a URL"
+[ ! -e "$WORK/tgt-url" ] && pass "a keyring URL: nothing written" || fail "a keyring URL: a target was written"
 after=$(ls -d /tmp/bmapscan-gpg-* 2>/dev/null | sort || true)
 if [ "$before" = "$after" ]; then pass "--keyring leaves no temporary GnuPG home"; else fail "temporary homes left: $after"; fi
 if ps -eo args | grep -v grep | grep -q 'bmapscan-gpg-'; then
