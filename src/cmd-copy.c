@@ -385,6 +385,12 @@ int cmd_copy(int argc, char **argv) {
         }
         if (nobmap)
                 image_size = hint;
+        /* Raw bytes of unknown length, with no bmap to say how many: a
+         * download cut short by a closed connection looks complete. */
+        if (nobmap && hint == UINT64_MAX && !stream_is_encoded(src) && location_is_url(image))
+                log_warning("%s: the server gives no length and the image is not compressed: a download cut "
+                            "short cannot be told from a complete one; use a bmap or a compressed image",
+                            image);
         log_verbose("%s: %s image", image, stream_describe(src));
 
         for (size_t i = 0; i < n_targets; i++) {
