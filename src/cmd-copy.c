@@ -467,9 +467,13 @@ int cmd_copy(int argc, char **argv) {
                 for (size_t i = 0; i < n_targets; i++) {
                         char size[32];
                         format_human_size(results[i].written, size, sizeof(size));
+                        const char *path = target_path(targets[i]), *why = results[i].message;
+                        size_t n = strlen(path);
+                        /* The message names the target already, most of the time. */
+                        if (strncmp(why, path, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+                                why += n + 2;
                         if (results[i].error < 0 || !results[i].finished)
-                                log_error("%s: FAILED: %s; %s", target_path(targets[i]),
-                                          results[i].error < 0 ? results[i].message : "not finished",
+                                log_error("%s: FAILED: %s; %s", path, results[i].error < 0 ? why : "not finished",
                                           target_state_after_failure(targets[i]));
                         else
                                 log_info("%s: OK, %s written in %.1f s", target_path(targets[i]), size,
