@@ -218,6 +218,13 @@ static const char *cli_psplash_pipe(const char *path) {
         return path;
 }
 
+/* A resumed download, said between progress redraws. */
+static void http_notice(const char *line) {
+        if (cli_verbosity >= 0 && isatty(STDERR_FILENO))
+                fputs("\r\033[K", stderr);
+        log_warning("%s", line);
+}
+
 int cli_http_option(int c, const char *arg, HttpOptions *o) {
         uint64_t v;
 
@@ -267,7 +274,7 @@ int cmd_copy(int argc, char **argv) {
         _cleanup_close_ int fd = -1;
         _cleanup_(input_close) Input in = {};
         _cleanup_stream_ Stream *src = NULL;
-        HttpOptions http = { .cancel = &interrupted };
+        HttpOptions http = { .cancel = &interrupted, .notice = http_notice };
         Target *targets[64] = {};
         CopyTargetResult results[64] = {};
         size_t n_targets;

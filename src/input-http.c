@@ -41,6 +41,7 @@ static struct {
         size_t ca_blob_len;
         unsigned stall_ms;
         const volatile sig_atomic_t *cancel;
+        void (*notice)(const char *line);
 } config = { .stall_ms = HTTP_STALL_TIMEOUT_DEFAULT * 1000u };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -67,6 +68,7 @@ int http_configure(const HttpOptions *o, Diag *d) {
 
         config.stall_ms = (o->stall_timeout ? o->stall_timeout : HTTP_STALL_TIMEOUT_DEFAULT) * 1000u;
         config.cancel = o->cancel;
+        config.notice = o->notice;
         free(config.ca_blob);
         config.ca_blob = NULL;
         config.ca_blob_len = 0;
@@ -504,6 +506,12 @@ static int resume(Http *h, const char *why) {
                 ms = BACKOFF_MAX_MS;
         if (ms > config.stall_ms)
                 ms = config.stall_ms;
+        if (config.notice) {
+                char line[768];
+                snprintf(line, sizeof(line), "%s: %s at %s: resuming in %.1f s (attempt %u of at most %u)", h->shown,
+                         reason, at, ms / 1000.0, h->resumed_total + 1, RESUME_TOTAL);
+                config.notice(line);
+        }
         int r = nap(h, ms);
         if (r < 0)
                 return r;

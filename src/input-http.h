@@ -19,6 +19,9 @@ typedef struct HttpOptions {
         /* When it becomes non-zero, a wait ends with -EINTR within a quarter
          * of a second (a SIGINT during a stall). */
         const volatile sig_atomic_t *cancel;
+        /* Told (one line, from the thread that reads) when a transfer is
+         * resumed, so that a user sees why the copy paused; may be NULL. */
+        void (*notice)(const char *line);
 } HttpOptions;
 
 #define HTTP_STALL_TIMEOUT_DEFAULT 30u

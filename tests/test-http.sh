@@ -172,7 +172,7 @@ expect_same "HEAD refused: the image" "$small" "$WORK/t11"
 # --- Broken and stalled transfers -----------------------------------------
 : >"$WORK/http.log"
 run_cmd "$BMAPSCAN" copy "$U/drop-once/big.img.gz" "$WORK/t12"
-expect "a transfer broken midway is resumed" 0
+expect "a transfer broken midway is resumed" 0 "resuming in 0.5 s (attempt 1 of at most 50)"
 expect_same "resumed transfer: the image" "$big" "$WORK/t12"
 grep -qE "^GET /drop-once/big.img.gz bytes=[1-9][0-9]*- 206 " "$WORK/http.log" && pass "resumed with a Range request" ||
         fail "no resumption in the log: $(cat "$WORK/http.log")"
@@ -209,7 +209,11 @@ grep -qE "^GET /stall-once/big.img.zst bytes=[1-9][0-9]*- 206 " "$WORK/http.log"
 run_cmd "$BMAPSCAN" copy --http-timeout 1 --bmap "$U/big.img.bmap" "$U/stall-always/big.img.zst" "$WORK/t16"
 expect "a transfer that stalls every time fails" 1 "no data for 1 s at byte"
 grep -q "attempts to resume" "$WORK/err" && pass "stalls: gave up after bounded attempts" || fail "stalls: $(cat "$WORK/err")"
-one_line "stalls every time"
+# Each attempt is announced as a warning; the failure itself is one line.
+[ "$(grep -c "resuming in" "$WORK/err")" = 5 ] && pass "stalls: each of the 5 attempts announced" ||
+        fail "stalls: $(grep -c "resuming in" "$WORK/err") attempts announced"
+[ "$(grep -vc '^bmapscan: warning: ' "$WORK/err")" = 1 ] && pass "stalls every time: one error line" ||
+        fail "stalls every time: $(cat "$WORK/err")"
 [ ! -e "$WORK/t16" ] && pass "stalls: no target" || fail "stalls: a target was left"
 
 run_cmd "$BMAPSCAN" copy --http-timeout 0 "$U/a.img.gz" "$WORK/t17"
