@@ -6,26 +6,17 @@
 #include "fetch.h"
 
 int bmap_find(const char *image, char **ret_path, char *tried, size_t tried_len, Diag *d) {
-        size_t end = strlen(image), name = 0, used = 0, query;
+        size_t path, end = location_path_end(image, &path), name = end, used = 0, query;
 
         if (tried_len)
                 tried[0] = 0;
         /* [name, end) is the last path segment; what follows end (a URL's
          * query and fragment) stays after ".bmap". */
-        if (location_is_url(image)) {
-                const char *authority = strstr(image, "://") + 3;
-                size_t path = (size_t) (authority - image) + strcspn(authority, "/?#");
-                end = path + strcspn(image + path, "?#");
-                name = end;
-                while (name > path && image[name - 1] != '/')
-                        name--;
-                if (name == end) {
-                        snprintf(tried, tried_len, "nothing: the URL names no file");
-                        return -ENOENT;
-                }
-        } else {
-                const char *slash = strrchr(image, '/');
-                name = slash ? (size_t) (slash + 1 - image) : 0;
+        while (name > path && image[name - 1] != '/')
+                name--;
+        if (location_is_url(image) && name == end) {
+                snprintf(tried, tried_len, "nothing: the URL names no file");
+                return -ENOENT;
         }
         query = end;
 

@@ -76,16 +76,29 @@ int cli_find_bmap(const char *image, const char *given, char **ret);
 int cli_load_bmap(const char *path, const struct SigOptions *sig, struct Bmap *ret);
 int cli_open_source(const char *image, int *ret_fd, struct Input *ret);
 
-/* copy and verify over HTTP(S): --ca-file FILE and --http-timeout SECONDS
- * (option values above any short option's). cli_http_option takes one
- * into o (-1, or the usage exit status); cli_http_setup applies o before
- * the first transfer (-1, or an exit status). */
-enum { CLI_OPT_CA_FILE = 0x200, CLI_OPT_HTTP_TIMEOUT };
-#define CLI_HTTP_OPTIONS                                                                                     \
-        { "ca-file", required_argument, NULL, CLI_OPT_CA_FILE },                                             \
+/* The options copy and verify share for where the bmap comes from and how
+ * it is trusted: --bmap-sig, --keyring, --fingerprint, --no-sig-verify,
+ * --ca-file, --http-timeout (option values above any short option's).
+ * cli_source_option takes one into sig or http: -1 when it did, -2 when c
+ * is none of them, else the usage exit status. cli_http_setup applies http
+ * before the first transfer (-1, or an exit status). */
+enum {
+        CLI_OPT_CA_FILE = 0x200,
+        CLI_OPT_HTTP_TIMEOUT,
+        CLI_OPT_BMAP_SIG,
+        CLI_OPT_KEYRING,
+        CLI_OPT_FINGERPRINT,
+        CLI_OPT_NO_SIG_VERIFY,
+};
+#define CLI_SOURCE_OPTIONS                                                                                   \
+        { "bmap-sig", required_argument, NULL, CLI_OPT_BMAP_SIG },                                           \
+                { "keyring", required_argument, NULL, CLI_OPT_KEYRING },                                     \
+                { "fingerprint", required_argument, NULL, CLI_OPT_FINGERPRINT },                             \
+                { "no-sig-verify", no_argument, NULL, CLI_OPT_NO_SIG_VERIFY },                               \
+                { "ca-file", required_argument, NULL, CLI_OPT_CA_FILE },                                     \
                 { "http-timeout", required_argument, NULL, CLI_OPT_HTTP_TIMEOUT }
 struct HttpOptions;
-int cli_http_option(int c, const char *arg, struct HttpOptions *o);
+int cli_source_option(int c, const char *arg, struct SigOptions *sig, struct HttpOptions *http);
 int cli_http_setup(const struct HttpOptions *o);
 int cli_verify_target(const struct Bmap *b, const char *bmap_path, const char *dest);
 

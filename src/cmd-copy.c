@@ -225,17 +225,33 @@ static void http_notice(const char *line) {
         log_warning("%s", line);
 }
 
-int cli_http_option(int c, const char *arg, HttpOptions *o) {
+int cli_source_option(int c, const char *arg, SigOptions *sig, HttpOptions *http) {
         uint64_t v;
 
-        if (c == CLI_OPT_CA_FILE) {
-                o->ca_file = arg;
+        switch (c) {
+        case CLI_OPT_BMAP_SIG:
+                sig->sig_location = arg;
                 return -1;
+        case CLI_OPT_KEYRING:
+                sig->keyring = arg;
+                return -1;
+        case CLI_OPT_FINGERPRINT:
+                sig->fingerprint = arg;
+                return -1;
+        case CLI_OPT_NO_SIG_VERIFY:
+                sig->skip = true;
+                return -1;
+        case CLI_OPT_CA_FILE:
+                http->ca_file = arg;
+                return -1;
+        case CLI_OPT_HTTP_TIMEOUT:
+                if (parse_u64(arg, strlen(arg), &v) < 0 || v == 0 || v > 3600)
+                        return usage_error("--http-timeout takes a number of seconds from 1 to 3600, not '%s'", arg);
+                http->stall_timeout = (unsigned) v;
+                return -1;
+        default:
+                return -2;
         }
-        if (parse_u64(arg, strlen(arg), &v) < 0 || v == 0 || v > 3600)
-                return usage_error("--http-timeout takes a number of seconds from 1 to 3600, not '%s'", arg);
-        o->stall_timeout = (unsigned) v;
-        return -1;
 }
 
 int cli_http_setup(const HttpOptions *o) {
@@ -257,11 +273,7 @@ int cmd_copy(int argc, char **argv) {
                 { "removable-device", no_argument, NULL, 'R' },
                 { "discard", no_argument, NULL, 'D' },
                 { "psplash-pipe", required_argument, NULL, 'P' },
-                { "bmap-sig", required_argument, NULL, 'S' },
-                { "keyring", required_argument, NULL, 'K' },
-                { "fingerprint", required_argument, NULL, 'F' },
-                { "no-sig-verify", no_argument, NULL, 'U' },
-                CLI_HTTP_OPTIONS,
+                CLI_SOURCE_OPTIONS,
                 {},
         };
         const char *bmap_arg = NULL, *image, *psplash = NULL;
@@ -308,26 +320,10 @@ int cmd_copy(int argc, char **argv) {
                 case 'P':
                         psplash = optarg;
                         break;
-                case 'S':
-                        sopts.sig_location = optarg;
-                        break;
-                case 'K':
-                        sopts.keyring = optarg;
-                        break;
-                case 'F':
-                        sopts.fingerprint = optarg;
-                        break;
-                case 'U':
-                        sopts.skip = true;
-                        break;
-                case CLI_OPT_CA_FILE:
-                case CLI_OPT_HTTP_TIMEOUT:
-                        r = cli_http_option(c, optarg, &http);
-                        if (r >= 0)
-                                return r;
-                        break;
                 default:
-                        r = cli_common_option(c, argv, help);
+                        r = cli_source_option(c, optarg, &sopts, &http);
+                        if (r == -2)
+                                r = cli_common_option(c, argv, help);
                         if (r >= 0)
                                 return r;
                 }

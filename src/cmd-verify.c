@@ -91,11 +91,7 @@ int cmd_verify(int argc, char **argv) {
         static const struct option options[] = {
                 CLI_COMMON_OPTIONS,
                 { "bmap", required_argument, NULL, 'b' },
-                { "bmap-sig", required_argument, NULL, 'S' },
-                { "keyring", required_argument, NULL, 'K' },
-                { "fingerprint", required_argument, NULL, 'F' },
-                { "no-sig-verify", no_argument, NULL, 'U' },
-                CLI_HTTP_OPTIONS,
+                CLI_SOURCE_OPTIONS,
                 {},
         };
         const char *bmap_arg = NULL;
@@ -111,26 +107,10 @@ int cmd_verify(int argc, char **argv) {
                 case 'b':
                         bmap_arg = optarg;
                         break;
-                case 'S':
-                        sopts.sig_location = optarg;
-                        break;
-                case 'K':
-                        sopts.keyring = optarg;
-                        break;
-                case 'F':
-                        sopts.fingerprint = optarg;
-                        break;
-                case 'U':
-                        sopts.skip = true;
-                        break;
-                case CLI_OPT_CA_FILE:
-                case CLI_OPT_HTTP_TIMEOUT:
-                        r = cli_http_option(c, optarg, &http);
-                        if (r >= 0)
-                                return r;
-                        break;
                 default:
-                        r = cli_common_option(c, argv, help);
+                        r = cli_source_option(c, optarg, &sopts, &http);
+                        if (r == -2)
+                                r = cli_common_option(c, argv, help);
                         if (r >= 0)
                                 return r;
                 }

@@ -52,15 +52,25 @@ static int fetch_url(const char *url, size_t max, char **ret, size_t *ret_len, D
         return 0;
 }
 
+size_t location_path_end(const char *location, size_t *ret_path_start) {
+        size_t path = 0;
+
+        if (!location_is_url(location)) {
+                if (ret_path_start)
+                        *ret_path_start = 0;
+                return strlen(location);
+        }
+        const char *authority = strstr(location, "://") + 3;
+        path = (size_t) (authority - location) + strcspn(authority, "/?#");
+        if (ret_path_start)
+                *ret_path_start = path;
+        return path + strcspn(location + path, "?#");
+}
+
 char *location_add_suffix(const char *location, const char *suffix) {
-        size_t end = strlen(location);
+        size_t end = location_path_end(location, NULL);
         char *ret;
 
-        if (location_is_url(location)) {
-                const char *authority = strstr(location, "://") + 3;
-                size_t path = (size_t) (authority - location) + strcspn(authority, "/?#");
-                end = path + strcspn(location + path, "?#");
-        }
         if (asprintf(&ret, "%.*s%s%s", (int) end, location, suffix, location + end) < 0)
                 return NULL;
         return ret;

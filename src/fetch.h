@@ -10,6 +10,11 @@
  * http:// or https:// URL. */
 bool location_is_url(const char *s);
 
+/* Where a location's path ends: strlen for a local path; for a URL, where
+ * its ?query or #fragment starts. *ret_path_start (may be NULL) is where
+ * the path starts: 0 for a local path, the end of a URL's host part. */
+size_t location_path_end(const char *location, size_t *ret_path_start);
+
 /* The location of a file beside another, named by adding suffix to its
  * name ("a.bmap" → "a.bmap.asc"): for a URL the suffix goes at the end of
  * its path, before any ?query or #fragment. Malloc'ed; NULL when out of
