@@ -17,59 +17,13 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "test-helpers.h"
 #include "probe.h"
 
 #define MIB (1024ULL * 1024)
 
-static char tmpdir[1024];
 static char self_exe[PATH_MAX];
 static bool can_mount;
-
-static int sh(const char *fmt, ...) _printf_(1, 2);
-static int sh(const char *fmt, ...) {
-        char cmd[8192];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(cmd, sizeof(cmd), fmt, ap);
-        va_end(ap);
-        int k = system(cmd);
-        if (k != 0)
-                fprintf(stderr, "command failed (%d): %s\n", k, cmd);
-        return k;
-}
-
-/* The same, for commands whose failure is an answer, not an error. */
-static int sh_quiet(const char *fmt, ...) _printf_(1, 2);
-static int sh_quiet(const char *fmt, ...) {
-        char cmd[8192];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(cmd, sizeof(cmd), fmt, ap);
-        va_end(ap);
-        return system(cmd);
-}
-
-/* A path in the test's directory, valid until the 8th call after it. */
-static const char *tpath(const char *name) {
-        static char bufs[8][PATH_MAX];
-        static unsigned next;
-        char *p = bufs[next++ % ELEMENTSOF(bufs)];
-        snprintf(p, PATH_MAX, "%s/%s", tmpdir, name);
-        return p;
-}
-
-#define PATH_COPY(var, name) \
-        char var[PATH_MAX];  \
-        snprintf(var, sizeof(var), "%s", tpath(name))
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static uint64_t rng(void) {
-        rng_state ^= rng_state << 13;
-        rng_state ^= rng_state >> 7;
-        rng_state ^= rng_state << 17;
-        return rng_state;
-}
 
 static void make_file(const char *path, size_t size) {
         FILE *f = fopen(path, "we");

@@ -14,22 +14,10 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "test-helpers.h"
 #include "probe.h"
 
 static char tmp[PATH_MAX - 64];
-
-static int sh(const char *fmt, ...) _printf_(1, 2);
-static int sh(const char *fmt, ...) {
-        char cmd[4096];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(cmd, sizeof(cmd), fmt, ap);
-        va_end(ap);
-        int k = system(cmd);
-        if (k != 0)
-                fprintf(stderr, "command failed (%d): %s\n", k, cmd);
-        return k;
-}
 
 /* The whole stdout of a shell command, NUL-terminated (NULL on failure). */
 static char *sh_out(const char *fmt, ...) _printf_(1, 2);
@@ -253,14 +241,6 @@ static void patch_le32_or(const char *img, uint64_t off, uint32_t bits) {
         patch(img, off, b, 4);
 }
 
-static uint64_t rng_state;
-static uint64_t rnd(void) {
-        rng_state ^= rng_state << 13;
-        rng_state ^= rng_state >> 7;
-        rng_state ^= rng_state << 17;
-        return rng_state;
-}
-
 static int write_file(const char *p, uint64_t size, bool sparse) {
         int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0)
@@ -269,7 +249,7 @@ static int write_file(const char *p, uint64_t size, bool sparse) {
         for (uint64_t off = 0; off < size;) {
                 size_t n = size - off < sizeof(buf) ? (size_t) (size - off) : sizeof(buf);
                 for (size_t i = 0; i < n; i += 8) {
-                        uint64_t v = rnd();
+                        uint64_t v = rng();
                         memcpy(buf + i, &v, n - i < 8 ? n - i : 8);
                 }
                 /* Sparse files: data only in every fourth 64 KiB. */
@@ -293,17 +273,17 @@ static int make_tree(const char *dir, unsigned n) {
                 return -EIO;
         for (unsigned i = 0; i < n; i++) {
                 static const char *const sub[] = { "", "a/", "a/b/", "a/b/c/", "d/" };
-                uint64_t r = rnd() % 100, size;
+                uint64_t r = rng() % 100, size;
                 if (r < 10)
                         size = 0;
                 else if (r < 50)
-                        size = rnd() % 4096;
+                        size = rng() % 4096;
                 else if (r < 85)
-                        size = rnd() % 65536;
+                        size = rng() % 65536;
                 else if (r < 97)
-                        size = rnd() % (512 * 1024);
+                        size = rng() % (512 * 1024);
                 else
-                        size = 1024 * 1024 + rnd() % (1024 * 1024);
+                        size = 1024 * 1024 + rng() % (1024 * 1024);
                 snprintf(p, sizeof(p), "%s/%sf%u", dir, sub[i % 5], i);
                 if (write_file(p, size, i % 7 == 3 && size > 65536) < 0)
                         return -EIO;
@@ -621,7 +601,7 @@ static void test_recovery_oddities(void) {
                 /* A journal superblock that is garbage. */
                 uint8_t junk[64];
                 for (size_t i = 0; i < sizeof(junk); i++)
-                        junk[i] = (uint8_t) rnd();
+                        junk[i] = (uint8_t) rng();
                 if (sh("cp '%s' '%s'", src, path("badjsb.img")) == 0 && patch(path("badjsb.img"), jsb, junk, sizeof(junk)) == 0)
                         check_whole_or_fail("recovery-bad-journal", path("badjsb.img"), 0, 0, true);
         }
@@ -651,13 +631,13 @@ static void fuzz(const char *label, const char *img, uint64_t region, uint64_t r
         for (unsigned seed = 1; seed <= seeds; seed++) {
                 rng_state = 0x9e3779b97f4a7c15ULL * seed;
                 memcpy(mem, orig, st.st_size);
-                unsigned n = 1 + rnd() % 24;
+                unsigned n = 1 + rng() % 24;
                 for (unsigned i = 0; i < n; i++) {
-                        uint64_t off = region + rnd() % region_len;
+                        uint64_t off = region + rng() % region_len;
                         /* Keep the magic mostly, or nearly every case stops there. */
-                        if (off >= 1024 + 0x38 && off < 1024 + 0x3a && rnd() % 8)
+                        if (off >= 1024 + 0x38 && off < 1024 + 0x3a && rng() % 8)
                                 continue;
-                        mem[off] = rnd() % 3 == 0 ? (uint8_t) rnd() : mem[off] ^ (uint8_t) (1u << (rnd() % 8));
+                        mem[off] = rng() % 3 == 0 ? (uint8_t) rng() : mem[off] ^ (uint8_t) (1u << (rng() % 8));
                 }
                 Reader r = reader_from_mem(mem, st.st_size, 0, st.st_size);
                 ProbeResult res = { .used = EXTENTS_INIT };

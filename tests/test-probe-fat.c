@@ -13,45 +13,8 @@
 #include <time.h>
 
 #include "check.h"
+#include "test-helpers.h"
 #include "probe.h"
-
-static char tmpdir[1024];
-
-static int sh(const char *fmt, ...) _printf_(1, 2);
-static int sh(const char *fmt, ...) {
-        char cmd[4096];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(cmd, sizeof(cmd), fmt, ap);
-        va_end(ap);
-        int k = system(cmd);
-        if (k != 0)
-                fprintf(stderr, "command failed (%d): %s\n", k, cmd);
-        return k;
-}
-
-/* A path in the test's directory, valid until the 8th call after it: keep
- * a copy (PATH_COPY) when it must live longer. */
-static const char *tpath(const char *name) {
-        static char bufs[8][PATH_MAX];
-        static unsigned next;
-        char *p = bufs[next++ % ELEMENTSOF(bufs)];
-        snprintf(p, PATH_MAX, "%s/%s", tmpdir, name);
-        return p;
-}
-
-#define PATH_COPY(var, name) \
-        char var[PATH_MAX];  \
-        snprintf(var, sizeof(var), "%s", tpath(name))
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static uint64_t rng(void) {
-        rng_state ^= rng_state << 13;
-        rng_state ^= rng_state >> 7;
-        rng_state ^= rng_state << 17;
-        return rng_state;
-}
 
 /* A file of size pseudo-random bytes, to copy into images. */
 static void make_file(const char *name, size_t size) {

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "test-helpers.h"
 #include "stream.h"
 
 static char tmp[PATH_MAX - 64];
@@ -22,19 +23,6 @@ static uint8_t *image;
 static size_t image_size;
 
 #define MiB ((size_t) 1 << 20)
-
-static int sh(const char *fmt, ...) _printf_(1, 2);
-static int sh(const char *fmt, ...) {
-        char cmd[4096];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(cmd, sizeof(cmd), fmt, ap);
-        va_end(ap);
-        int k = system(cmd);
-        if (k != 0)
-                fprintf(stderr, "command failed (%d): %s\n", k, cmd);
-        return k;
-}
 
 static bool have(const char *tool) {
         char cmd[256];
