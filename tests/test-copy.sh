@@ -18,6 +18,30 @@ flip_byte() {
         printf "\\x$(printf %02x $((b ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
+# flip_effective ORIG COPY: COPY is ORIG with one byte inverted, from a third
+# of the way in on, where the format's own decoder then fails or gives other
+# bytes. (Rarely a flipped bit changes nothing that is decoded, e.g. the
+# code length of a symbol a deflate block never uses: gzip -t passes it
+# and the output is the same, so a copy from it is right to succeed.)
+flip_effective() {
+        local orig=$1 copy=$2 dec off
+        case $orig in
+        *.gz) dec="gzip -dc" ;;
+        *.bz2) dec="bzip2 -dc" ;;
+        *.xz) dec="xz -dc" ;;
+        *.zst) dec="zstd -dcq" ;;
+        *.lz4) dec="lz4 -dcq" ;;
+        esac
+        off=$(($(stat -c %s "$orig") / 3))
+        while :; do
+                cp "$orig" "$copy"
+                flip_byte "$copy" $off
+                # shellcheck disable=SC2086 # the decoder's words
+                $dec <"$copy" 2>/dev/null | cmp -s - <($dec <"$orig") || return 0
+                off=$((off + 1))
+        done
+}
+
 # expect_same NAME FILE: FILE holds exactly the image.
 expect_same() {
         if cmp -s "$img" "$2"; then pass "$1"; else fail "$1: $(cmp "$img" "$2" 2>&1 | head -1)"; fi
@@ -132,8 +156,7 @@ for f in img.gz img.bz2 img.xz img.zst img.lz4 img.tar.gz; do
         expect "truncated $f fails" 1
         one_line "truncated $f"
         [ ! -e "$WORK/tgt" ] && pass "truncated $f: no target" || fail "truncated $f left a target"
-        cp "$WORK/c/$f" "$WORK/flip"
-        flip_byte "$WORK/flip" $((n / 3))
+        flip_effective "$WORK/c/$f" "$WORK/flip"
         run_cmd "$BMAPSCAN" copy --bmap "$bmap" "$WORK/flip" "$WORK/tgt"
         expect "bit-flipped $f fails" 1
 done
