@@ -14,6 +14,7 @@ packages=(
         bmap-tools python3 e2fsprogs util-linux fdisk coreutils dosfstools mtools openssl btrfs-progs
         gzip pigz bzip2 xz-utils zstd lz4 tar zip isal
         gnupg gpg-agent
+        cryptsetup-bin squashfs-tools
 )
 
 if [ "$(id -u)" != 0 ]; then

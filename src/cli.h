@@ -56,7 +56,14 @@ int cli_write_bmap(const char *path, const char *text, size_t len);
 /* Opens an image (read-only, or for writing when it will be punched) and
  * scans it; says what went wrong. Returns an exit status. */
 struct Scan;
-int cli_open_and_scan(const char *path, bool writable, int *ret_fd, uint64_t *ret_size, struct Scan *ret);
+struct ScanOptions;
+int cli_open_and_scan(const char *path, bool writable, const struct ScanOptions *o, int *ret_fd, uint64_t *ret_size,
+                      struct Scan *ret);
+/* --map REGION for scan, info and sparse: -1 when fine, else an exit status. */
+#define CLI_MAP_HELP                                                                                       \
+        "      --map REGION     map REGION in full whatever the filesystems say (repeatable):\n"           \
+        "                       START:LENGTH in bytes (K, M, G suffixes), part:N, label:NAME\n"
+int cli_map_option(const char *arg, struct ScanOptions *o);
 /* Parses --block-size; -1 when fine, else an exit status. */
 int cli_parse_block_size(const char *s, uint64_t *ret);
 /* Punches holes over what blocks does not map (or reports it, dry_run). */

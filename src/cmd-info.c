@@ -13,7 +13,7 @@
 #include "scan.h"
 
 static void help(void) {
-        printf("Usage: bmapscan info [--json] IMAGE|BMAP\n"
+        printf("Usage: bmapscan info [--json] [--map REGION]... IMAGE|BMAP\n"
                "\n"
                "For an image: its partition table and sector size, each partition's type,\n"
                "filesystem, used and free bytes and how that was decided, and a one-line\n"
@@ -24,8 +24,9 @@ static void help(void) {
                "clearsigned bmap, also whether its signature verifies with GnuPG's default keyring\n"
                "(a warning if not; 'copy' is where a signature is enforced).\n"
                "\n"
-               "      --json   print one JSON object instead of text\n"
-               "  -h, --help   show this help\n");
+               "      --json           print one JSON object instead of text\n"
+               CLI_MAP_HELP
+               "  -h, --help           show this help\n");
 }
 
 static const char *file_checksum_word(FileChecksumState s) {
@@ -141,13 +142,13 @@ static int looks_like_bmap(const char *path, bool *ret) {
         return 0;
 }
 
-static int info_image(const char *path, bool json) {
+static int info_image(const char *path, const ScanOptions *so, bool json) {
         _cleanup_close_ int fd = -1;
         _cleanup_(scan_done) Scan s = {};
         uint64_t size;
         int r;
 
-        r = cli_open_and_scan(path, false, &fd, &size, &s);
+        r = cli_open_and_scan(path, false, so, &fd, &size, &s);
         if (r != EXIT_OK)
                 return r;
         if (json) {
@@ -163,9 +164,11 @@ int cmd_info(int argc, char **argv) {
         static const struct option options[] = {
                 CLI_COMMON_OPTIONS,
                 { "json", no_argument, NULL, 'j' },
+                { "map", required_argument, NULL, 'M' },
                 {},
         };
         _cleanup_(bmap_done) Bmap b = {};
+        _cleanup_(scan_options_done) ScanOptions so = {};
         bool json = false;
         const char *path;
         Diag d = {};
@@ -175,6 +178,11 @@ int cmd_info(int argc, char **argv) {
                 switch (c) {
                 case 'j':
                         json = true;
+                        break;
+                case 'M':
+                        r = cli_map_option(optarg, &so);
+                        if (r >= 0)
+                                return r;
                         break;
                 default:
                         r = cli_common_option(c, argv, help);
@@ -197,7 +205,7 @@ int cmd_info(int argc, char **argv) {
                 return EXIT_FAILED;
         }
         if (!is_bmap)
-                return info_image(path, json);
+                return info_image(path, &so, json);
 
         /* A clearsigned bmap: its signed text, and what its signature is
          * worth with the default keyring, reported rather than enforced. */

@@ -12,7 +12,8 @@
 #include "sparse.h"
 
 static void help(void) {
-        printf("Usage: bmapscan scan [-o FILE] [--sparse] [--no-checksum] [--block-size N] [--json] IMAGE\n"
+        printf("Usage: bmapscan scan [-o FILE] [--sparse] [--no-checksum] [--block-size N] [--json]\n"
+               "                     [--map REGION]... IMAGE\n"
                "\n"
                "Write a bmap of IMAGE that maps what its filesystems use, read from their own\n"
                "allocation metadata, plus everything that is not a filesystem (partition\n"
@@ -25,6 +26,7 @@ static void help(void) {
                "      --block-size N   bmap block size, a power of two from 512 (default 4096)\n"
                "      --json           print the layout report as JSON on stdout instead of the\n"
                "                       bmap (with -o, both)\n"
+               CLI_MAP_HELP
                "  -q, --quiet          no report on stderr\n"
                "  -h, --help           show this help\n");
 }
@@ -37,7 +39,20 @@ static void help(void) {
  * keeps bmaptool's ranges exactly. */
 #define SCAN_MAX_RANGE (UINT64_C(64) << 20)
 
-int cli_open_and_scan(const char *path, bool writable, int *ret_fd, uint64_t *ret_size, Scan *ret) {
+int cli_map_option(const char *arg, ScanOptions *o) {
+        int r = scan_options_add_map(o, arg);
+        if (r == -ENOMEM) {
+                log_error("out of memory");
+                return EXIT_FAILED;
+        }
+        if (r < 0)
+                return usage_error("--map '%s' is not START:LENGTH (sizes in bytes, K, M or G), part:N or label:NAME",
+                                   arg);
+        return -1;
+}
+
+int cli_open_and_scan(const char *path, bool writable, const ScanOptions *o, int *ret_fd, uint64_t *ret_size,
+                      Scan *ret) {
         _cleanup_close_ int fd = -1;
         struct stat st;
         Diag d = {};
@@ -68,7 +83,11 @@ int cli_open_and_scan(const char *path, bool writable, int *ret_fd, uint64_t *re
                 log_error("'%s' is empty: there is nothing to map", path);
                 return EXIT_FAILED;
         }
-        r = scan_image(fd, path, size, ret, &d);
+        r = scan_image(fd, path, size, o, ret, &d);
+        if (r == -EDOM) {
+                log_error("%s", d.msg);
+                return EXIT_USAGE;
+        }
         if (r < 0) {
                 log_error("%s", d.msg[0] ? d.msg : strerror(-r));
                 return EXIT_FAILED;
@@ -131,6 +150,7 @@ int cmd_scan(int argc, char **argv) {
                 { "no-checksum", no_argument, NULL, 'C' },
                 { "block-size", required_argument, NULL, 'B' },
                 { "json", no_argument, NULL, 'j' },
+                { "map", required_argument, NULL, 'M' },
                 {},
         };
         const char *output = NULL, *image;
@@ -138,6 +158,7 @@ int cmd_scan(int argc, char **argv) {
         uint64_t block_size = 4096, size;
         _cleanup_close_ int fd = -1;
         _cleanup_(scan_done) Scan s = {};
+        _cleanup_(scan_options_done) ScanOptions so = {};
         _cleanup_extents_ Extents blocks = EXTENTS_INIT, ranges = EXTENTS_INIT;
         _cleanup_free_ uint8_t(*digests)[CHECKSUM_MAX_SIZE] = NULL;
         _cleanup_free_ char *text = NULL;
@@ -159,6 +180,11 @@ int cmd_scan(int argc, char **argv) {
                 case 'j':
                         json = true;
                         break;
+                case 'M':
+                        r = cli_map_option(optarg, &so);
+                        if (r >= 0)
+                                return r;
+                        break;
                 case 'B':
                         r = cli_parse_block_size(optarg, &block_size);
                         if (r >= 0)
@@ -176,7 +202,7 @@ int cmd_scan(int argc, char **argv) {
         if (r >= 0)
                 return r;
 
-        r = cli_open_and_scan(image, sparse, &fd, &size, &s);
+        r = cli_open_and_scan(image, sparse, &so, &fd, &size, &s);
         if (r != EXIT_OK)
                 return r;
         r = extents_to_blocks(&blocks, &s.mapped, block_size);

@@ -5,7 +5,7 @@
 #include "scan.h"
 
 static void help(void) {
-        printf("Usage: bmapscan sparse [--dry-run] [--block-size N] IMAGE\n"
+        printf("Usage: bmapscan sparse [--dry-run] [--block-size N] [--map REGION]... IMAGE\n"
                "\n"
                "Punch holes in IMAGE over every block its filesystems do not use (as 'scan'\n"
                "decides), keeping its size: it then takes only the disk space its data needs.\n"
@@ -14,6 +14,7 @@ static void help(void) {
                "\n"
                "  -n, --dry-run        only report what would be freed\n"
                "      --block-size N   granularity, a power of two from 512 (default 4096)\n"
+               CLI_MAP_HELP
                "  -q, --quiet          print only errors\n"
                "  -h, --help           show this help\n");
 }
@@ -23,6 +24,7 @@ int cmd_sparse(int argc, char **argv) {
                 CLI_COMMON_OPTIONS,
                 { "dry-run", no_argument, NULL, 'n' },
                 { "block-size", required_argument, NULL, 'B' },
+                { "map", required_argument, NULL, 'M' },
                 {},
         };
         const char *image;
@@ -30,6 +32,7 @@ int cmd_sparse(int argc, char **argv) {
         uint64_t block_size = 4096, size;
         _cleanup_close_ int fd = -1;
         _cleanup_(scan_done) Scan s = {};
+        _cleanup_(scan_options_done) ScanOptions so = {};
         _cleanup_extents_ Extents blocks = EXTENTS_INIT;
         int c, r;
 
@@ -37,6 +40,11 @@ int cmd_sparse(int argc, char **argv) {
                 switch (c) {
                 case 'n':
                         dry_run = true;
+                        break;
+                case 'M':
+                        r = cli_map_option(optarg, &so);
+                        if (r >= 0)
+                                return r;
                         break;
                 case 'B':
                         r = cli_parse_block_size(optarg, &block_size);
@@ -53,7 +61,7 @@ int cmd_sparse(int argc, char **argv) {
         if (r >= 0)
                 return r;
 
-        r = cli_open_and_scan(image, !dry_run, &fd, &size, &s);
+        r = cli_open_and_scan(image, !dry_run, &so, &fd, &size, &s);
         if (r != EXIT_OK)
                 return r;
         if (extents_to_blocks(&blocks, &s.mapped, block_size) < 0) {

@@ -2,6 +2,7 @@
 #include "layout.h"
 
 #include <blkid.h>
+#include <ctype.h>
 #include <fcntl.h>
 #include <libfdisk.h>
 #include <stdio.h>
@@ -235,6 +236,13 @@ static int check_hybrid_mbr(int fd, Layout *l) {
         return 0;
 }
 
+static void copy_lower(char *dst, size_t n, const char *src) {
+        size_t i = 0;
+        for (; src[i] && i + 1 < n; i++)
+                dst[i] = (char) tolower((unsigned char) src[i]);
+        dst[i] = 0;
+}
+
 static int read_partitions(const Table *t, Layout *l) {
         struct fdisk_partition *pa;
         struct fdisk_iter *it = fdisk_new_iter(FDISK_ITER_FORWARD);
@@ -257,6 +265,14 @@ static int read_partitions(const Table *t, Layout *l) {
                 else if (pt)
                         snprintf(p.type, sizeof(p.type), "%s",
                                  fdisk_parttype_get_name(pt) ? fdisk_parttype_get_name(pt) : fdisk_parttype_get_string(pt));
+                if (strcmp(l->label, "gpt") == 0) {
+                        if (pt && fdisk_parttype_get_string(pt))
+                                copy_lower(p.type_guid, sizeof(p.type_guid), fdisk_parttype_get_string(pt));
+                        if (fdisk_partition_get_uuid(pa))
+                                copy_lower(p.uuid, sizeof(p.uuid), fdisk_partition_get_uuid(pa));
+                        if (fdisk_partition_get_name(pa))
+                                snprintf(p.name, sizeof(p.name), "%s", fdisk_partition_get_name(pa));
+                }
                 r = add_part(l, &p);
         }
         fdisk_free_iter(it);

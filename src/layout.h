@@ -12,6 +12,9 @@ typedef struct Partition {
         uint64_t start, size;   /* bytes; the end may lie past the image */
         char type[48];          /* "0x83", or a GPT type's name or GUID */
         char fstype[32];        /* libblkid TYPE, "" when nothing was recognised */
+        char type_guid[40];     /* GPT: the type GUID, lower case; "" otherwise */
+        char uuid[40];          /* GPT: the partition's unique GUID, lower case; "" otherwise */
+        char name[128];         /* GPT: the partition name (UTF-8); "" otherwise */
         bool container;         /* an MBR extended partition: holds EBRs and logical partitions */
         bool mapped_whole;      /* disputed or untrustworthy: never probed, mapped in full */
         char note[160];         /* why mapped_whole, or what is odd */

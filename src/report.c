@@ -42,6 +42,11 @@ void report_text(FILE *f, const char *path, const Scan *s, uint64_t block_size, 
         }
         fprintf(f, "  outside the partitions (tables, gaps, unpartitioned space): %s mapped\n",
                 human(s->outside, a, sizeof(a)));
+        for (size_t i = 0; i < s->n_regions; i++) {
+                const ScanRegion *g = &s->regions[i];
+                fprintf(f, "  mapped in full: %s at %s: %s\n", human(g->end - g->start, a, sizeof(a)),
+                        human(g->start, b, sizeof(b)), g->why);
+        }
         fprintf(f, "mapped %s of %s (%.1f%%)", human(mapped, a, sizeof(a)), human(l->image_size, b, sizeof(b)),
                 l->image_size ? (double) mapped * 100.0 / (double) l->image_size : 0.0);
         if (blocks)
@@ -76,6 +81,14 @@ void report_json(FILE *f, const char *path, const Scan *s, uint64_t block_size, 
                 fprintf(f, ",\"probed\":%s,\"mapped_bytes\":%" PRIu64 ",\"filesystem_size\":%" PRIu64 ",\"how\":",
                         sp->probed ? "true" : "false", p->container ? 0 : sp->used, sp->fs_size);
                 json_print_string(f, sp->how);
+                fputc('}', f);
+        }
+        fputs("],\"regions_mapped_in_full\":[", f);
+        for (size_t i = 0; i < s->n_regions; i++) {
+                const ScanRegion *g = &s->regions[i];
+                fprintf(f, "%s{\"start\":%" PRIu64 ",\"size\":%" PRIu64 ",\"why\":", i ? "," : "", g->start,
+                        g->end - g->start);
+                json_print_string(f, g->why);
                 fputc('}', f);
         }
         fprintf(f, "],\"outside_mapped_bytes\":%" PRIu64 ",\"mapped_bytes\":%" PRIu64, s->outside,

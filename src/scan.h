@@ -15,19 +15,60 @@ typedef struct ScanPart {
         bool probed;            /* the probe succeeded: its free space is unmapped */
         uint64_t used;          /* bytes mapped inside the partition (within the image) */
         uint64_t fs_size;
-        char how[320];          /* "ext4: block bitmap", "LVM2_member: fully mapped (not a filesystem)" */
+        char how[640];          /* "ext4: block bitmap", "LVM2_member: fully mapped (not a filesystem)" */
 } ScanPart;
+
+/* A region mapped whole for a reason the probes cannot see: the user's
+ * --map, a dm-verity or AVB finding. Listed in the report. */
+typedef struct ScanRegion {
+        uint64_t start, end;    /* bytes of the image */
+        char why[224];
+} ScanRegion;
+
+/* A region the user asks to map whole (scan/info/sparse --map). */
+typedef enum MapKind {
+        MAP_RANGE,              /* START:LENGTH bytes */
+        MAP_PART,               /* part:N */
+        MAP_LABEL,              /* label:NAME, a GPT partition name */
+} MapKind;
+
+typedef struct MapRequest {
+        MapKind kind;
+        uint64_t start, length; /* MAP_RANGE */
+        unsigned number;        /* MAP_PART */
+        const char *label;      /* MAP_LABEL: points into arg */
+        const char *arg;        /* as given, for messages */
+} MapRequest;
+
+typedef struct ScanOptions {
+        MapRequest *maps;
+        size_t n_maps;
+} ScanOptions;
+
+void scan_options_done(ScanOptions *o);
+/* Parses arg as map_request_parse does and appends it. -EINVAL, -ENOMEM. */
+int scan_options_add_map(ScanOptions *o, const char *arg);
+
+/* Parses one --map value: START:LENGTH (sizes with K/M/G/T suffixes),
+ * part:N or label:NAME. -EINVAL when it is none of them; arg must outlive
+ * the request. */
+int map_request_parse(const char *arg, MapRequest *ret);
 
 typedef struct Scan {
         Layout layout;
         ScanPart *parts;        /* parallel to layout.parts */
         Extents mapped;         /* bytes of the image that must be copied */
         uint64_t outside;       /* bytes mapped outside every partition: tables, gaps, tail */
+        ScanRegion *regions;    /* mapped whole by --map, dm-verity or AVB, in the order found */
+        size_t n_regions;
 } Scan;
 
 void scan_done(Scan *s);
 
 /* Reads the layout of the image open as fd, asks each partition's probe
  * which bytes it uses, and returns the bytes to map: the whole image less
- * the free space of every filesystem that could be read. */
-int scan_image(int fd, const char *path, uint64_t image_size, Scan *ret, Diag *d);
+ * the free space of every filesystem that could be read, less nothing
+ * that a dm-verity tree or an AVB footer protects, nor any non-zero byte
+ * past a filesystem's end, nor what o->maps names. Returns -EDOM (with d
+ * saying why) when a --map request does not fit the image: a usage error. */
+int scan_image(int fd, const char *path, uint64_t image_size, const ScanOptions *o, Scan *ret, Diag *d);

@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int fd = memfd_create("fuzz-image", MFD_CLOEXEC);
         if (fd < 0)
                 return 0;
-        if (write_full(fd, data, size) == 0 && scan_image(fd, "fuzz", size, &s, &d) == 0) {
+        if (write_full(fd, data, size) == 0 && scan_image(fd, "fuzz", size, NULL, &s, &d) == 0) {
                 /* What scan maps always lies inside the image. */
                 if (s.mapped.n > 0 && s.mapped.v[s.mapped.n - 1].end > size)
                         __builtin_trap();
