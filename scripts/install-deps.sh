@@ -12,6 +12,7 @@ packages=(
         libcurl4-openssl-dev libgpgme-dev ca-certificates
         # tests, demo and benchmark
         bmap-tools python3 e2fsprogs util-linux fdisk coreutils dosfstools mtools openssl btrfs-progs
+        fuse2fs # a filesystem without O_TMPFILE, for copy's fallback (test-copy-targets)
         gzip pigz bzip2 xz-utils zstd lz4 tar zip isal
         gnupg gpg-agent
         cryptsetup-bin squashfs-tools

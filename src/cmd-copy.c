@@ -39,10 +39,14 @@ static void help(void) {
                "(https://USER:PASSWORD@host/...) or in ~/.netrc; the proxy variables are honoured.\n"
                "A broken or stalled download is resumed where the server takes byte ranges.\n"
                "\n"
-               "A file DEST is written beside itself and renamed into place only after success,\n"
-               "sparse, exactly the image's size. A device is refused, before anything is written,\n"
-               "when it or a partition of it is mounted or in use, when it is read-only or smaller\n"
-               "than the image.\n"
+               "A file DEST is written as an unnamed file in its directory and linked into place\n"
+               "only after success, sparse, exactly the image's size: a copy that fails or is killed\n"
+               "leaves the old file as it was and nothing beside it. A symbolic link DEST gets the\n"
+               "file or device it points to written. A device is refused, before anything is\n"
+               "written, when it or a partition of it is mounted or in use, when it is read-only or\n"
+               "smaller than the image. A path on /dev that does not exist is refused (no file is\n"
+               "made there), and so are character devices, FIFOs and sockets, and the same DEST\n"
+               "given twice. /dev/null reads and verifies the image and writes nothing.\n"
                "\n"
                "      --bmap FILE          the bmap to use\n"
                "      --nobmap             copy every byte of the image, with no bmap\n"
@@ -263,6 +267,46 @@ int cli_http_setup(const HttpOptions *o) {
         return -1;
 }
 
+/* Every DEST, before anything is read or written: one that must not be
+ * written (a missing /dev path, a FIFO...) and the same one twice are
+ * refused here. Returns -1 when all are fine, else an exit status. */
+static int check_dests(char **dests, size_t n) {
+        TargetId ids[64] = {};
+        int status = -1;
+        size_t i;
+        Diag d = {};
+
+        for (i = 0; i < n && status < 0; i++) {
+                if (target_identify(dests[i], &ids[i], &d) < 0) {
+                        log_error("%s", d.msg);
+                        status = EXIT_FAILED;
+                        break;
+                }
+                for (size_t j = 0; j < i && status < 0; j++)
+                        if (target_id_equal(&ids[j], &ids[i]))
+                                status = usage_error("%s and %s are the same %s: give each DEST once; nothing was "
+                                                     "written",
+                                                     dests[j], dests[i],
+                                                     ids[i].kind == TARGET_BLOCK ? "device" : "file");
+        }
+        for (size_t j = 0; j < n; j++)
+                target_id_done(&ids[j]);
+        return status;
+}
+
+/* The end line of a /dev/null target: what was checked, since nothing was
+ * written. */
+static void log_null_ok(const char *path, uint64_t total, const Bmap *b, bool verify) {
+        char size[32];
+
+        format_human_size(total, size, sizeof(size));
+        if (b && verify && b->checksum_type != CHECKSUM_NONE)
+                log_info("%s: OK, verified %s against the bmap, nothing written", path, size);
+        else
+                log_info("%s: OK, read %s (not verified: %s), nothing written", path, size,
+                         !b ? "no bmap" : !verify ? "--no-verify" : "the bmap has no checksums");
+}
+
 int cmd_copy(int argc, char **argv) {
         static const struct option options[] = {
                 CLI_COMMON_OPTIONS,
@@ -340,6 +384,9 @@ int cmd_copy(int argc, char **argv) {
         if (n_targets > ELEMENTSOF(targets))
                 return usage_error("at most %zu DESTs are taken", ELEMENTSOF(targets));
         image = argv[optind];
+        r = check_dests(argv + optind + 1, n_targets);
+        if (r >= 0)
+                return r;
         r = cli_http_setup(&http);
         if (r >= 0)
                 return r;
@@ -411,6 +458,9 @@ int cmd_copy(int argc, char **argv) {
                         status = EXIT_FAILED;
                         goto out;
                 }
+                if (target_stale_removed(targets[i]))
+                        log_warning("%s: removed the temporary files of an earlier copy that was killed: %s", dest,
+                                    target_stale_removed(targets[i]));
         }
 
 
@@ -478,12 +528,17 @@ int cmd_copy(int argc, char **argv) {
                         if (results[i].error < 0 || !results[i].finished)
                                 log_error("%s: FAILED: %s; %s", path, results[i].error < 0 ? why : "not finished",
                                           target_state_after_failure(targets[i]));
+                        else if (target_kind(targets[i]) == TARGET_NULL)
+                                log_null_ok(path, total, nobmap ? NULL : &bmap, verify);
                         else
                                 log_info("%s: OK, %s written in %.1f s", target_path(targets[i]), size,
                                          results[i].seconds);
                 }
         }
-        if (status == EXIT_OK)
+        if (status == EXIT_OK && n_targets == 1 && target_kind(targets[0]) == TARGET_NULL) {
+                progress_finish(&progress, total, "read");
+                log_null_ok(target_path(targets[0]), total, nobmap ? NULL : &bmap, verify);
+        } else if (status == EXIT_OK)
                 progress_finish(&progress, total, "copied");
         else
                 progress_clear(&progress);
@@ -497,6 +552,11 @@ int cmd_copy(int argc, char **argv) {
         }
         if (status == EXIT_OK && verify_after && !nobmap)
                 for (size_t i = 0; i < n_targets; i++) {
+                        if (target_kind(targets[i]) == TARGET_NULL) {
+                                log_info("%s: not read back (--verify-after): nothing was written there",
+                                         target_path(targets[i]));
+                                continue;
+                        }
                         r = cli_verify_target(&bmap, bmap_path, target_path(targets[i]));
                         if (r != EXIT_OK)
                                 status = r;

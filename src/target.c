@@ -4,17 +4,22 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
 struct Target {
         TargetKind kind;
-        char *path;
-        char *tmp_path;         /* regular files: where the data goes until finish */
+        char *path;             /* as given, for messages */
+        char *real_path;        /* regular files: where the file goes, links resolved */
+        char *tmp_path;         /* regular files without O_TMPFILE: where the data goes until finish */
+        char *stale;            /* stale temporaries removed on opening, "a, b" */
         int fd;
         uint64_t image_size;
         bool finished;
@@ -263,25 +268,129 @@ static int open_block(Target *t, const struct stat *st, const TargetOptions *o, 
         return 0;
 }
 
-static int open_file(Target *t, const struct stat *st_or_null, Diag *d) {
-        _cleanup_free_ char *copy = NULL;
+/* ---- regular files -------------------------------------------------------- */
 
-        /* The temporary file goes beside the target: same filesystem, so the
-         * final rename is atomic. */
-        if (asprintf(&t->tmp_path, "%s.bmapscan-XXXXXX", t->path) < 0) {
-                t->tmp_path = NULL;
+/* A temporary name beside the file: "NAME.bmapscan-" and 6 letters or
+ * digits, as mkostemp makes them, so that stale ones can be told apart. */
+#define TMP_INFIX ".bmapscan-"
+#define TMP_RANDOM 6
+
+static bool is_our_temporary(const char *name, const char *base) {
+        size_t n = strlen(base), k = strlen(TMP_INFIX);
+
+        if (strncmp(name, base, n) != 0 || strncmp(name + n, TMP_INFIX, k) != 0 || strlen(name + n + k) != TMP_RANDOM)
+                return false;
+        for (const char *p = name + n + k; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+                        return false;
+        return true;
+}
+
+static int append_name(char **list, const char *name) {
+        char *s;
+
+        if (asprintf(&s, "%s%s%s", *list ? *list : "", *list ? ", " : "", name) < 0)
                 return -ENOMEM;
+        free(*list);
+        *list = s;
+        return 0;
+}
+
+/* Removes the temporaries that killed copies to the same file left: ours
+ * by name, regular files owned by us, and not locked, i.e. not open in a
+ * running copy (every copy holds an flock on its temporary until it ends,
+ * and takes it before it trusts the file: see create_named). */
+static int remove_stale(const char *real_path, char **ret_removed) {
+        _cleanup_free_ char *dir_copy = strdup(real_path), *base_copy = strdup(real_path);
+        DIR *dir;
+        struct dirent *de;
+
+        if (!dir_copy || !base_copy)
+                return -ENOMEM;
+        const char *base = basename(base_copy);
+        dir = opendir(dirname(dir_copy));
+        if (!dir)
+                return -errno;
+        while ((de = readdir(dir))) {
+                struct stat st, fst;
+                if (!is_our_temporary(de->d_name, base))
+                        continue;
+                if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+                    st.st_uid != geteuid())
+                        continue;
+                _cleanup_close_ int fd = openat(dirfd(dir), de->d_name,
+                                                O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+                if (fd < 0 || fstat(fd, &fst) < 0 || fst.st_dev != st.st_dev || fst.st_ino != st.st_ino)
+                        continue;
+                if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+                        continue;
+                /* Unlinked while the lock is held: a copy that created the
+                 * file a moment ago and waits for the lock sees it gone. */
+                if (unlinkat(dirfd(dir), de->d_name, 0) == 0 && append_name(ret_removed, de->d_name) < 0) {
+                        closedir(dir);
+                        return -ENOMEM;
+                }
         }
-        t->fd = mkostemp(t->tmp_path, O_CLOEXEC);
-        if (t->fd < 0) {
-                int e = errno;
+        closedir(dir);
+        return 0;
+}
+
+/* The fallback where the filesystem has no O_TMPFILE: a named temporary,
+ * locked. mkostemp and flock are two steps: a stale cleanup by another copy
+ * between them can remove the name, which the link count then shows. */
+static int create_named(Target *t) {
+        for (int tries = 0; tries < 100; tries++) {
+                struct stat st;
+
                 free(t->tmp_path);
-                t->tmp_path = NULL;
-                copy = strdup(t->path);
-                return diag_set(d, -e, "%s: cannot create a file in %s: %s", t->path,
-                                copy ? dirname(copy) : "its directory", strerror(e));
+                if (asprintf(&t->tmp_path, "%s" TMP_INFIX "XXXXXX", t->real_path) < 0) {
+                        t->tmp_path = NULL;
+                        return -ENOMEM;
+                }
+                t->fd = mkostemp(t->tmp_path, O_CLOEXEC);
+                if (t->fd < 0) {
+                        int e = errno;
+                        free(t->tmp_path);
+                        t->tmp_path = NULL;
+                        return -e;
+                }
+                if (flock(t->fd, LOCK_EX) == 0 && fstat(t->fd, &st) == 0 && st.st_nlink > 0)
+                        return 0;
+                close(t->fd);
+                t->fd = -1;
         }
-        (void) fchmod(t->fd, st_or_null ? (st_or_null->st_mode & 07777) : (0666 & ~current_umask()));
+        free(t->tmp_path);
+        t->tmp_path = NULL;
+        return -EBUSY;
+}
+
+static int open_file(Target *t, const TargetId *id, Diag *d) {
+        _cleanup_free_ char *dir = strdup(id->path);
+        struct stat st;
+        int r;
+
+        if (!dir)
+                return -ENOMEM;
+        t->real_path = strdup(id->path);
+        if (!t->real_path)
+                return -ENOMEM;
+        r = remove_stale(t->real_path, &t->stale);
+        if (r == -ENOMEM)
+                return r;
+        /* Unnamed, in the target's directory (the same filesystem, so that
+         * it can be linked into place): a copy killed at any moment leaves
+         * nothing behind. The lock is for the moment between linking it
+         * under a temporary name and the rename (see target_finish). */
+        t->fd = open(dirname(dir), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (t->fd >= 0)
+                (void) flock(t->fd, LOCK_EX);
+        else if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL || errno == ENOENT) {
+                r = create_named(t);
+                if (r < 0)
+                        return diag_set(d, r, "%s: cannot create a file in %s: %s", t->path, dir, strerror(-r));
+        } else
+                return diag_set(d, -errno, "%s: cannot create a file in %s: %s", t->path, dir, strerror(errno));
+        (void) fchmod(t->fd, stat(t->real_path, &st) == 0 ? (st.st_mode & 07777) : (0666 & ~current_umask()));
         /* Sparse: unmapped blocks stay holes. */
         if (ftruncate(t->fd, (off_t) t->image_size) < 0) {
                 int e = errno;
@@ -291,32 +400,78 @@ static int open_file(Target *t, const struct stat *st_or_null, Diag *d) {
         return 0;
 }
 
+/* Gives the unnamed file its name: linked straight to the path when that
+ * does not exist (atomic, no window), else under a fresh temporary name
+ * renamed over it (linkat never replaces). */
+static int link_into_place(Target *t, Diag *d) {
+        char proc[64], name[PATH_MAX];
+
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", t->fd);
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, t->real_path, AT_SYMLINK_FOLLOW) == 0)
+                return 0;
+        if (errno != EEXIST)
+                return diag_set(d, -errno, "%s: cannot link the written file into place: %s", t->path,
+                                strerror(errno));
+        for (int tries = 0;; tries++) {
+                static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+                uint8_t rnd[TMP_RANDOM];
+                char suffix[TMP_RANDOM + 1];
+
+                if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
+                        return diag_set(d, -EIO, "%s: no random bytes for a temporary name", t->path);
+                for (size_t i = 0; i < TMP_RANDOM; i++)
+                        suffix[i] = chars[rnd[i] % (sizeof(chars) - 1)];
+                suffix[TMP_RANDOM] = 0;
+                if ((size_t) snprintf(name, sizeof(name), "%s" TMP_INFIX "%s", t->real_path, suffix) >= sizeof(name))
+                        return diag_set(d, -ENAMETOOLONG, "%s: the path is too long", t->path);
+                if (linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0)
+                        break;
+                if (errno != EEXIST || tries == 100)
+                        return diag_set(d, -errno, "%s: cannot link the written file as %s: %s", t->path, name,
+                                        strerror(errno));
+        }
+        if (rename(name, t->real_path) < 0) {
+                int e = errno;
+                (void) unlink(name);
+                return diag_set(d, -e, "%s: cannot rename %s into place: %s", t->path, name, strerror(e));
+        }
+        return 0;
+}
+
 int target_open(const char *path, uint64_t image_size, const TargetOptions *o, Target **ret, Diag *d) {
-        Target *t = calloc(1, sizeof(Target));
+        _cleanup_(target_id_done) TargetId id = {};
+        Target *t;
         struct stat st;
         int r;
 
+        r = target_identify(path, &id, d);
+        if (r < 0)
+                return r;
+        t = calloc(1, sizeof(Target));
         if (!t)
                 return -ENOMEM;
         t->fd = -1;
         t->image_size = image_size;
+        t->kind = id.kind;
         t->path = strdup(path);
         if (!t->path) {
                 free(t);
                 return -ENOMEM;
         }
-        if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
-                t->kind = TARGET_BLOCK;
-                r = open_block(t, &st, o, d);
-        } else if (stat(path, &st) == 0 && S_ISCHR(st.st_mode)) {
-                t->kind = TARGET_CHAR;
-                t->fd = open(path, O_WRONLY | O_CLOEXEC);
-                r = t->fd < 0 ? diag_set(d, -errno, "%s: cannot open for writing: %s", path, strerror(errno)) : 0;
-        } else if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-                r = diag_set(d, -EINVAL, "%s: not a regular file or a device: refusing to write there", path);
-        } else {
-                t->kind = TARGET_FILE;
-                r = open_file(t, stat(path, &st) == 0 ? &st : NULL, d);
+        switch (id.kind) {
+        case TARGET_BLOCK:
+                if (stat(path, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != id.dev)
+                        r = diag_set(d, -EAGAIN, "%s: changed while it was being looked at: run again", path);
+                else
+                        r = open_block(t, &st, o, d);
+                break;
+        case TARGET_NULL:
+                /* Nothing is opened: there is nothing to write. */
+                r = 0;
+                break;
+        case TARGET_FILE:
+                r = open_file(t, &id, d);
+                break;
         }
         if (r < 0) {
                 target_free(t);
@@ -329,6 +484,8 @@ int target_open(const char *path, uint64_t image_size, const TargetOptions *o, T
 int target_write(Target *t, const void *buf, size_t n, uint64_t offset, Diag *d) {
         const uint8_t *p = buf;
 
+        if (t->kind == TARGET_NULL)
+                return 0;
         t->wrote = true;
         while (n > 0) {
                 ssize_t k = pwrite(t->fd, p, n, (off_t) offset);
@@ -355,17 +512,23 @@ int target_write(Target *t, const void *buf, size_t n, uint64_t offset, Diag *d)
 int target_finish(Target *t, Diag *d) {
         if (t->finished)
                 return 0;
-        if (t->kind != TARGET_CHAR && fsync(t->fd) < 0)
+        if (t->kind != TARGET_NULL && fsync(t->fd) < 0)
                 return diag_set(d, -errno, "%s: flushing the data to the device failed: %s", t->path,
                                 strerror(errno));
         if (t->kind == TARGET_FILE) {
-                if (rename(t->tmp_path, t->path) < 0)
-                        return diag_set(d, -errno, "%s: cannot rename %s into place: %s", t->path, t->tmp_path,
-                                        strerror(errno));
-                free(t->tmp_path);
-                t->tmp_path = NULL;
-                /* And the rename itself, so that it survives a crash. */
-                _cleanup_free_ char *copy = strdup(t->path);
+                if (t->tmp_path) {
+                        if (rename(t->tmp_path, t->real_path) < 0)
+                                return diag_set(d, -errno, "%s: cannot rename %s into place: %s", t->path,
+                                                t->tmp_path, strerror(errno));
+                        free(t->tmp_path);
+                        t->tmp_path = NULL;
+                } else {
+                        int r = link_into_place(t, d);
+                        if (r < 0)
+                                return r;
+                }
+                /* And the new name itself, so that it survives a crash. */
+                _cleanup_free_ char *copy = strdup(t->real_path);
                 if (copy) {
                         int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                         if (dfd >= 0) {
@@ -391,6 +554,8 @@ void target_free(Target *t) {
         if (t->fd >= 0)
                 close(t->fd);
         free(t->path);
+        free(t->real_path);
+        free(t->stale);
         free(t);
 }
 
@@ -402,21 +567,27 @@ const char *target_path(const Target *t) {
         return t->path;
 }
 
+const char *target_stale_removed(const Target *t) {
+        return t->stale;
+}
+
 int target_fd(const Target *t) {
         return t->fd;
 }
 
 const char *target_state_after_failure(const Target *t) {
+        if (t->kind == TARGET_NULL)
+                return "nothing was written (a sink)";
         if (t->finished)
                 return t->kind == TARGET_FILE ? "the target file holds the whole image, written and flushed"
                                               : "the target holds the whole image, written and flushed";
         switch (t->kind) {
         case TARGET_FILE:
-                return "the target file was not changed (the copy went to a temporary file, now removed)";
+                return "the target file was not changed (the copy went to a temporary file, now gone)";
         case TARGET_BLOCK:
                 return t->wrote ? "the device is partly written and does not hold a usable image: flash it again"
                                 : "nothing was written to the device";
-        case TARGET_CHAR:
+        case TARGET_NULL:
                 break;
         }
         return "the output is incomplete";

@@ -3,24 +3,51 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "extents.h"
 #include "util.h"
 
 typedef enum TargetKind {
-        TARGET_FILE,    /* a regular file (new or replaced): written beside it, renamed into place */
+        TARGET_FILE,    /* a regular file (new or replaced): written beside it, linked into place */
         TARGET_BLOCK,   /* a block device */
-        TARGET_CHAR,    /* a character device such as /dev/null: written in place */
+        TARGET_NULL,    /* /dev/null: the image is read and verified, nothing is written */
 } TargetKind;
+
+/* What a DEST names, found before anything is opened: to refuse the same
+ * target given twice, and the paths that must never be written (see
+ * target_identify). */
+typedef struct TargetId {
+        TargetKind kind;
+        bool exists;
+        dev_t dev;              /* a device: st_rdev; an existing file: st_dev */
+        ino_t ino;              /* an existing file */
+        char *path;             /* a file: where it is written, symbolic links and ".." resolved */
+} TargetId;
+
+/* Follows DEST through symbolic links (a link to a file gets the file it
+ * points to written; a link to a device, /dev/disk/by-id/..., is the
+ * device) and refuses, with a message: a missing path on the /dev
+ * filesystem or any devtmpfs (a mistyped or unplugged disk would become a
+ * regular file in RAM), a regular file there, a character device other
+ * than /dev/null, a FIFO, a socket, a directory. */
+int target_identify(const char *path, TargetId *ret, Diag *d);
+/* Do two DESTs name the same device or file? */
+bool target_id_equal(const TargetId *a, const TargetId *b);
+void target_id_done(TargetId *id);
 
 typedef struct TargetOptions {
         bool removable_only;    /* --removable-device: refuse a non-removable disk */
         bool tune;              /* set the I/O scheduler and writeback ratio for the copy */
 } TargetOptions;
 
-/* Where an image is written. A regular file is written under a temporary
- * name beside it, sparse, exactly image_size bytes, and renamed over the
- * path only by target_finish: a failed copy leaves the old file untouched.
+/* Where an image is written. A regular file is written into an unnamed
+ * file (O_TMPFILE) in its directory, sparse, exactly image_size bytes, and
+ * linked into place only by target_finish: a failed or killed copy leaves
+ * the old file untouched and nothing beside it. Where the filesystem has no
+ * unnamed files, a named temporary PATH.bmapscan-XXXXXX is used, locked
+ * (flock) while it lives, and the temporaries of earlier copies that were
+ * killed are removed by the next copy to the same path.
  * A block device is opened O_EXCL and refused, before any byte is written,
  * when it or one of its partitions is mounted or held (swap, device mapper,
  * md), when it is read-only or smaller than the image. */
@@ -37,6 +64,9 @@ void target_free(Target *t);
 
 TargetKind target_kind(const Target *t);
 const char *target_path(const Target *t);
+/* The stale temporaries of killed copies target_open removed, as a list of
+ * names ("a, b"), or NULL when there were none. */
+const char *target_stale_removed(const Target *t);
 /* For messages after a failure: what state the target is in. */
 const char *target_state_after_failure(const Target *t);
 int target_fd(const Target *t);

@@ -47,3 +47,39 @@ finish() {
         echo "$TEST_NAME: $PASSED passed, $FAILED failed"
         [ "$FAILED" = 0 ]
 }
+
+# wait_for_fd PID PATTERN: waits until process PID has a file open whose
+# /proc/PID/fd link matches the glob PATTERN, and prints that fd's /proc
+# path. Status 1 when PID ends first, or after about 60 s.
+wait_for_fd() {
+        local pid=$1 pattern=$2 f l i state
+        for ((i = 0; i < 600; i++)); do
+                for f in /proc/"$pid"/fd/*; do
+                        l=$(readlink "$f" 2>/dev/null) || continue
+                        # shellcheck disable=SC2053 # PATTERN is a glob
+                        if [[ $l == $pattern ]]; then
+                                echo "$f"
+                                return 0
+                        fi
+                done
+                state=$(ps -o stat= -p "$pid" 2>/dev/null) || return 1
+                [[ $state == Z* ]] && return 1
+                sleep 0.1
+        done
+        return 1
+}
+
+# start_fed CMD...: runs CMD in the background, its standard input a FIFO
+# this shell writes to through fd 9 (feed it with >&9, close it with
+# end_fed), and sets FED_PID: a test holds the command mid-way as long as
+# it needs to, with no race against its speed.
+start_fed() {
+        rm -f "$WORK/feed"
+        mkfifo "$WORK/feed"
+        "$@" <"$WORK/feed" &
+        FED_PID=$!
+        exec 9>"$WORK/feed"
+}
+end_fed() {
+        exec 9>&-
+}

@@ -78,7 +78,7 @@ rm -f "$WORK/tgt"
 run_cmd "$BMAPSCAN" copy --bmap "$D/bmaptool/test.image.bmap.v2.0" "$D/blockmap/padded-bmap.img.gz" "$WORK/tgt"
 expect "padded image with the wrong bmap fails" 1 "checksum mismatch in range"
 [ ! -e "$WORK/tgt" ] && pass "no target left after the mismatch" || fail "a target was left after the mismatch"
-ls "$WORK"/out.bmapscan-* >/dev/null 2>&1 && fail "a temporary file was left" || pass "no temporary file left"
+ls "$WORK"/tgt.bmapscan-* >/dev/null 2>&1 && fail "a temporary file was left" || pass "no temporary file left"
 
 # A regular target that exists is left untouched by a failed copy.
 echo "precious" >"$WORK/keep"
@@ -194,10 +194,34 @@ big=$WORK/big.img
 mkfifo "$WORK/splash"
 exec 7<>"$WORK/splash"
 rm -f "$WORK/ps-out"
-(for k in $(seq 0 47); do dd if="$big" bs=1M skip=$k count=1 status=none; sleep 0.03; done) |
-        run_cmd "$BMAPSCAN" -q copy --psplash-pipe "$WORK/splash" --bmap "$WORK/big.bmap" - "$WORK/ps-out"
-expect "copy with --psplash-pipe" 0
 : >"$WORK/splash.log"
+# Fed in four parts; after each of the first three, a new, higher percent
+# must come before the next part is fed: at least three lines by
+# construction, however fast or slow the machine.
+start_fed "$BMAPSCAN" -q copy --psplash-pipe "$WORK/splash" --bmap "$WORK/big.bmap" - "$WORK/ps-out" 2>"$WORK/err"
+last=0
+for part in 0 1 2 3; do
+        dd if="$big" bs=1M skip=$((part * 12)) count=12 status=none >&9 2>/dev/null || true
+        [ $part = 3 ] && break
+        got=
+        while read -r -t 60 -u 7 line; do
+                echo "$line" >>"$WORK/splash.log"
+                p=${line#PROGRESS }
+                if [[ $p =~ ^[0-9]+$ ]] && [ "$p" -gt "$last" ]; then
+                        last=$p
+                        got=1
+                        break
+                fi
+        done
+        [ -n "$got" ] || fail "psplash: no new PROGRESS line within 60 s after $(((part + 1) * 12)) MiB"
+done
+end_fed
+set +e
+wait $FED_PID
+RC=$?
+set -e
+expect "copy with --psplash-pipe" 0
+# The copy has ended: what it wrote is in the FIFO already.
 while read -r -t 1 -u 7 line; do echo "$line" >>"$WORK/splash.log"; done
 exec 7<&-
 if grep -qvE '^PROGRESS [0-9]+$' "$WORK/splash.log"; then
@@ -214,7 +238,7 @@ sort -n -k2 -c "$WORK/splash.log" 2>/dev/null && pass "psplash: percentages neve
 cmp -s "$big" "$WORK/ps-out" && pass "psplash: the copy is exact" || fail "psplash: the copy differs"
 # Nobody reading the FIFO: no hang, no error.
 rm -f "$WORK/ps-out"
-run_cmd timeout 30 "$BMAPSCAN" -q copy --psplash-pipe "$WORK/splash" --bmap "$WORK/big.bmap" "$big" "$WORK/ps-out"
+run_cmd timeout 600 "$BMAPSCAN" -q copy --psplash-pipe "$WORK/splash" --bmap "$WORK/big.bmap" "$big" "$WORK/ps-out"
 expect "--psplash-pipe with no reader does not block" 0
 # Not a FIFO: a warning, and the file is not written to.
 echo "keep" >"$WORK/not-fifo"
@@ -224,14 +248,32 @@ expect "--psplash-pipe on a regular file warns" 0 "not a FIFO"
 [ "$(cat "$WORK/not-fifo")" = keep ] && pass "psplash: a regular file is left alone" || fail "psplash: wrote into a regular file"
 
 # --- interrupts ------------------------------------------------------------
-# A slow source (a pipe fed in pieces) and SIGINT after a random delay.
+# wait_signal_taken PID: waits (up to about 60 s) until no thread of PID has
+# a signal pending: its handler has run, and the flag it sets is set.
+wait_signal_taken() {
+        local i
+        for ((i = 0; i < 600; i++)); do
+                kill -0 "$1" 2>/dev/null || return 0
+                grep -hE '^(SigPnd|ShdPnd):' /proc/"$1"/status /proc/"$1"/task/*/status 2>/dev/null |
+                        grep -qvE ':[[:space:]]*0+$' || return 0
+                sleep 0.1
+        done
+        return 1
+}
+# A copy held mid-way (its source a pipe fed from here, a different amount
+# each time) and SIGINT once the target is open; then the rest of the
+# image is fed: the copy must stop at the next chunk, not finish.
+mkdir "$WORK/int"
 for i in 1 2 3; do
-        rm -f "$WORK/slow-out"
-        (for k in $(seq 0 47); do dd if="$big" bs=1M skip=$k count=1 status=none; sleep 0.05; done) |
-                "$BMAPSCAN" -q copy --bmap "$WORK/big.bmap" - "$WORK/slow-out" 2>"$WORK/int.err" &
-        pid=$!
-        sleep "0.$((RANDOM % 9 + 1))"
+        rm -f "$WORK/int/slow-out"
+        start_fed "$BMAPSCAN" -q copy --bmap "$WORK/big.bmap" - "$WORK/int/slow-out" 2>"$WORK/int.err"
+        pid=$FED_PID
+        dd if="$big" bs=1M count=$((i * 8)) status=none >&9 2>/dev/null || true
+        wait_for_fd $pid "$WORK/int/*" >/dev/null || fail "SIGINT $i: the copy never opened its target"
         kill -INT $pid 2>/dev/null || true
+        wait_signal_taken $pid || fail "SIGINT $i: the signal was never taken"
+        dd if="$big" bs=1M skip=$((i * 8)) status=none >&9 2>/dev/null || true
+        end_fed
         set +e
         wait $pid
         RC=$?
@@ -241,7 +283,7 @@ for i in 1 2 3; do
         else
                 fail "SIGINT $i: exit $RC, stderr: $(cat "$WORK/int.err")"
         fi
-        ls "$WORK"/slow-out* >/dev/null 2>&1 && fail "SIGINT $i: a file was left" || pass "SIGINT $i: no file left"
+        [ -z "$(ls -A "$WORK/int")" ] && pass "SIGINT $i: no file left" || fail "SIGINT $i: left $(ls -A "$WORK/int")"
 done
 
 # --- a full disk -----------------------------------------------------------
@@ -324,20 +366,25 @@ if attach "$WORK/dev.img"; then
         fi
 
         # Mounted (the device, then a partition of it): refused, unchanged.
+        # Read-only and without journal replay: a read-write ext4 writes its
+        # superblock on mount, on unmount and at each journal commit.
         truncate -s 64M "$WORK/mnt.img"
         printf 'label: dos\nstart=2048, size=100000, type=83\n' | sfdisk -q "$WORK/mnt.img"
         # Without udev nobody makes the partition's node: make it from sysfs.
         mdev=
         if attach -P "$WORK/mnt.img"; then
                 mdev=$DEV
-                for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e "/sys/block/${mdev#/dev/}/${mdev#/dev/}p1/dev" ] && break; sleep 0.1; done
+                # The kernel's own scan is done before losetup returns; a
+                # kernel without the DOS partition parser finds nothing, and
+                # partx adds them (synchronously, through BLKPG).
+                [ -e "/sys/block/${mdev#/dev/}/${mdev#/dev/}p1/dev" ] || partx -a "$mdev" 2>/dev/null || true
                 if [ ! -e "${mdev}p1" ] && [ -e "/sys/block/${mdev#/dev/}/${mdev#/dev/}p1/dev" ]; then
                         IFS=: read -r ma mi <"/sys/block/${mdev#/dev/}/${mdev#/dev/}p1/dev"
                         mknod "${mdev}p1" b "$ma" "$mi" && made_nodes+=("${mdev}p1")
                 fi
         fi
         if [ -n "${mdev:-}" ] && mkfs.ext4 -q "${mdev}p1" 2>/dev/null && mkdir -p "$WORK/m" &&
-                mount "${mdev}p1" "$WORK/m" 2>/dev/null; then
+                mount -o ro,noload "${mdev}p1" "$WORK/m" 2>/dev/null; then
                 before=$(sha256sum <"$mdev")
                 run_cmd "$BMAPSCAN" copy --bmap "$bmap" "$WORK/c/img.gz" "$mdev"
                 expect "a disk with a mounted partition is refused" 1 "mounted"
@@ -368,16 +415,24 @@ if attach "$WORK/dev.img"; then
         fi
 
         # O_EXCL is held during the copy: a second exclusive open fails.
-        (for k in $(seq 0 20); do dd if="$img" bs=64k skip=$k count=1 status=none 2>/dev/null; sleep 0.05; done) |
-                "$BMAPSCAN" -q copy --bmap "$bmap" - "$dev" 2>/dev/null &
-        pid=$!
-        sleep 0.3
-        if python3 -c 'import os,sys; os.open(sys.argv[1], os.O_WRONLY | os.O_EXCL)' "$dev" 2>/dev/null; then
+        # The copy is held mid-way (fed from here) until that is checked.
+        start_fed "$BMAPSCAN" -q copy --bmap "$bmap" - "$dev" 2>"$WORK/excl.err"
+        pid=$FED_PID
+        dd if="$img" bs=64k count=4 status=none >&9 2>/dev/null || true
+        if ! wait_for_fd $pid "$dev" >/dev/null; then
+                fail "O_EXCL: the copy never opened $dev: $(cat "$WORK/excl.err")"
+        elif python3 -c 'import os,sys; os.open(sys.argv[1], os.O_WRONLY | os.O_EXCL)' "$dev" 2>/dev/null; then
                 fail "O_EXCL: a second exclusive open succeeded during the copy"
         else
                 pass "O_EXCL: held during the copy"
         fi
-        wait $pid || true
+        dd if="$img" bs=64k skip=4 status=none >&9 2>/dev/null || true
+        end_fed
+        set +e
+        wait $pid
+        RC=$?
+        set -e
+        [ "$RC" = 0 ] && pass "O_EXCL: the held copy then completes" || fail "O_EXCL: copy exit $RC: $(cat "$WORK/excl.err")"
 
         # --discard: the unmapped blocks read back as zeros (a loop device
         # punches holes in its file); the mapped ones hold the image, the
@@ -402,11 +457,14 @@ if attach "$WORK/dev.img"; then
         ratio_before=$(cat "/sys/block/$iname/bdi/max_ratio")
         sched_before=$(cat "/sys/block/$iname/queue/scheduler")
         for i in 1 2; do
-                (for k in $(seq 0 47); do dd if="$big" bs=1M skip=$k count=1 status=none; sleep 0.05; done) |
-                        "$BMAPSCAN" -q copy --nobmap - "$idev" 2>"$WORK/int.err" &
-                pid=$!
-                sleep "0.$((RANDOM % 9 + 1))"
+                start_fed "$BMAPSCAN" -q copy --nobmap - "$idev" 2>"$WORK/int.err"
+                pid=$FED_PID
+                dd if="$big" bs=1M count=$((i * 8)) status=none >&9 2>/dev/null || true
+                wait_for_fd $pid "$idev" >/dev/null || fail "device SIGINT $i: the copy never opened $idev"
                 kill -INT $pid 2>/dev/null || true
+                wait_signal_taken $pid || fail "device SIGINT $i: the signal was never taken"
+                dd if="$big" bs=1M skip=$((i * 8)) status=none >&9 2>/dev/null || true
+                end_fed
                 set +e
                 wait $pid
                 RC=$?
