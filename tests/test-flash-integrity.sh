@@ -12,13 +12,18 @@
 #   1 ext4 + dm-verity in one partition: the report says dm-verity,
 #     veritysetup verify passes, e2fsck -fn passes, the partition is
 #     byte-identical. A control flashes the bmap a scan without the
-#     integrity checks would have written (the ext4's used blocks only):
-#     veritysetup verify must fail on that target, or this test proves
-#     nothing.
+#     dm-verity check would have written (the ext4's used blocks and the
+#     tail): veritysetup verify must fail on that target, or this test
+#     proves nothing. The same tree without a superblock: only the
+#     non-zero tail is mapped (nothing says it is a tree), and --map
+#     part:1 makes it verify.
 #   2 squashfs + appended hash tree (OpenWrt): the partition is mapped
 #     whole, verify passes.
 #   3 ext4 data + DPS hash partition from systemd-repart: both mapped
-#     whole, verify passes; and by hand (sfdisk + veritysetup), an A/B
+#     whole, verify passes; signed (Verity=signature) beside an
+#     unprotected root-b: the root hash in the verity-sig partition pins
+#     root-a, mapped whole, root-b only as its ext4 says; and by hand
+#     (sfdisk + veritysetup), an A/B
 #     pair of same-sized ext4 partitions beside one hash partition: both
 #     could be its data, both are mapped whole.
 #   4 an AVB footer and a vbmeta partition (written here, FORMATS.md §8):
@@ -445,12 +450,66 @@ EOF
         done
         rm -f "$d/img"
 
+        # Signed (Verity=signature): an A/B pair of root partitions, the
+        # verity-sig partition's root hash names A by its partition UUID:
+        # A is mapped whole, B (no tree over it) only as its ext4 says.
+        mkdir -p "$d/files-b"
+        tree "$d/files-b" l3b
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/key.pem" -out "$d/cert.pem" -days 2 -subj /CN=bmapscan-test \
+                >/dev/null 2>&1
+        cat >"$d/defs/15-root-b.conf" <<EOF
+[Partition]
+Type=root
+Label=root-b
+Format=ext4
+CopyFiles=$d/files-b:/
+SizeMinBytes=64M
+SizeMaxBytes=64M
+EOF
+        cat >"$d/defs/30-root-verity-sig.conf" <<EOF
+[Partition]
+Type=root-verity-sig
+Verity=signature
+VerityMatchKey=root
+EOF
+        if ! systemd-repart --empty=create --size=auto --definitions="$d/defs" --dry-run=no --json=short \
+                --private-key="$d/key.pem" --certificate="$d/cert.pem" "$d/img" >"$d/repart.json" 2>"$d/repart.err"; then
+                fail "$L sig: systemd-repart fails: $(tail -n 3 "$d/repart.err" | tr '\n' ' ')"
+        else
+                rh=$(ij roothash "$d/repart.json")
+                while read -r n s z; do
+                        st[n]=$((s * 512))
+                        sz[n]=$((z * 512))
+                done < <(sfdisk -d "$d/img" | sed -n 's/^.*img\([0-9]*\) : start= *\([0-9]*\), size= *\([0-9]*\),.*/\1 \2 \3/p')
+                echo "    systemd-repart: root-a at ${st[1]}, root-b at ${st[2]}, root-verity at ${st[3]}, root-verity-sig at ${st[4]}"
+                if scan sig "$d/img"; then
+                        how sig 1 'the data of the dm-verity tree whose root hash partition 4 signs: fully mapped' \
+                                "the data of the tree partition 4 signs"
+                        how sig 2 '^[0-9]+ [0-9]+ ext4 ext4: block bitmap$' "only its ext4 (not the signed data)"
+                        how sig 3 'dm-verity hash partition.*fully mapped' "a dm-verity hash partition"
+                        in_full sig "${st[1]}" "${sz[1]}" "partition 1: data of the dm-verity tree signed in partition 4"
+                        covered sig "${st[1]}" $((st[1] + sz[1])) "root-a (signed data)"
+                        covered sig "${st[3]}" $((st[3] + sz[3])) "root-verity (hash)"
+                        covered sig "${st[4]}" $((st[4] + sz[4])) "root-verity-sig"
+                        for WHO in $FLASHERS; do
+                                flash sig "$d/img" "$WHO" || continue
+                                same sig "$d/img" "${st[1]}" $((st[1] + sz[1])) "root-a (signed data)"
+                                same sig "$d/img" "${st[3]}" $((st[4] + sz[4])) "root-verity and root-verity-sig"
+                                extract "$TGT" "${st[1]}" "${sz[1]}" "$d/tdata"
+                                extract "$TGT" "${st[3]}" "${sz[3]}" "$d/thash"
+                                verify sig "root-a and root-verity" "$d/tdata" "$d/thash" "$rh"
+                                extract "$TGT" "${st[2]}" "${sz[2]}" "$d/tdata"
+                                fsck_ext sig "$d/tdata"
+                                rm -f "$TGT" "$d/tdata" "$d/thash"
+                        done
+                fi
+        fi
+        rm -f "$d/img"
+
         # By hand: an A/B pair of same-sized ext4 partitions (both DPS
         # root x86-64) and one hash partition (root-verity x86-64) over A.
         # Nothing on disk says which one it protects: both are mapped.
         local root=4f68bce3-e8cd-4db1-96e7-fbcaf984b709 verity=2c7357ed-ebd2-46d9-aec1-23d437ec2bf5
-        mkdir -p "$d/files-b"
-        tree "$d/files-b" l3b
         mkgpt "$d/img" 74 "1 32 $root root-a" "33 32 $root root-b" "65 8 $verity root-verity"
         mkext4 "$d/a" 32 "$d/files"
         mkext4 "$d/b" 32 "$d/files-b"
