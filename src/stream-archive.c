@@ -67,6 +67,8 @@ typedef struct ArchiveStage {
         bool from_held;
         const char *want;      /* the member to stream, by name: given, or found by the pre-scan */
         char *want_buf;        /* want, when the pre-scan found it */
+        bool want_candidate;   /* found by the rule: of the files named want, the candidate (a tar may
+                                * hold a name twice, appended to) */
         bool check_rest;       /* chosen while streaming: no other candidate may follow */
         NameList seen;         /* the regular files passed, for messages */
         NameList candidates;
@@ -172,8 +174,9 @@ static int refuse_missing(const char *name, bool zip, const char *want, const Na
         if (seen->count == 0)
                 return diag_set(d, -ENOENT, "%s: the %s has no member '%s': it holds no regular file at all", name,
                                 kind(zip), shown ? shown : "?");
-        return diag_set(d, -ENOENT, "%s: the %s has no member '%s' (its files: %s): name one of them with --member NAME",
-                        name, kind(zip), shown ? shown : "?", seen->text);
+        return diag_set(d, -ENOENT,
+                        "%s: the %s has no member '%s' (its files: %s): name one of them with --member NAME", name,
+                        kind(zip), shown ? shown : "?", seen->text);
 }
 
 static la_ssize_t archive_read_cb(struct archive *a, void *userdata, const void **ret) {
@@ -402,7 +405,9 @@ static int choose_member(ArchiveStage *as, Diag *d) {
                 bool known = archive_entry_size_is_set(e) && archive_entry_size(e) >= 0;
                 uint64_t size = known ? (uint64_t) archive_entry_size(e) : UINT64_MAX;
                 names_add(&as->seen, path);
-                if (as->want ? same_name(path, as->want) : could_be_image(path, size)) {
+                bool match = as->want ? same_name(path, as->want) && (!as->want_candidate || could_be_image(path, size))
+                                      : could_be_image(path, size);
+                if (match) {
                         if (archive_entry_is_data_encrypted(e))
                                 return diag_set(d, -EPROTONOSUPPORT,
                                                 "%s: %s member '%s' is encrypted: extract it first", name,
@@ -497,14 +502,23 @@ static int prescan(ArchiveStage *as, const char *want, char **ret_name, Diag *d)
 
         struct archive *a = archive_read_new();
         p.buf = malloc(CHUNK);
-        if (a && p.buf &&
-            (as->zip ? archive_read_support_format_zip_seekable(a) : archive_read_support_format_tar(a)) == ARCHIVE_OK &&
-            archive_read_set_callback_data(a, &p) == ARCHIVE_OK && archive_read_set_read_callback(a, prescan_read) == ARCHIVE_OK &&
-            archive_read_set_skip_callback(a, prescan_skip) == ARCHIVE_OK &&
-            archive_read_set_seek_callback(a, prescan_seek) == ARCHIVE_OK && archive_read_open1(a) == ARCHIVE_OK)
+        int r = a && p.buf ? ARCHIVE_OK : ARCHIVE_FATAL;
+        if (r == ARCHIVE_OK)
+                r = as->zip ? archive_read_support_format_zip_seekable(a) : archive_read_support_format_tar(a);
+        if (r == ARCHIVE_OK)
+                r = archive_read_set_callback_data(a, &p);
+        if (r == ARCHIVE_OK)
+                r = archive_read_set_read_callback(a, prescan_read);
+        if (r == ARCHIVE_OK)
+                r = archive_read_set_skip_callback(a, prescan_skip);
+        if (r == ARCHIVE_OK)
+                r = archive_read_set_seek_callback(a, prescan_seek);
+        if (r == ARCHIVE_OK)
+                r = archive_read_open1(a);
+        if (r == ARCHIVE_OK)
                 for (;;) {
                         struct archive_entry *e;
-                        int r = archive_read_next_header(a, &e);
+                        r = archive_read_next_header(a, &e);
                         if (r == ARCHIVE_EOF) {
                                 ok = true;
                                 break;
@@ -531,7 +545,7 @@ static int prescan(ArchiveStage *as, const char *want, char **ret_name, Diag *d)
         free(p.buf);
         if (!a || !p.buf || oom)
                 return diag_set(d, -ENOMEM, "%s: out of memory", s->in.name);
-        int r = stream_input_restore(s, d);
+        r = stream_input_restore(s, d);
         if (r < 0)
                 return r;
         if (!ok)
@@ -583,8 +597,10 @@ int archive_stage_new(Stage *lower, Stream *s, bool zip, const char *want, Stage
                         stage_free(&as->st);
                         return r;
                 }
-                if (r > 0)
+                if (r > 0) {
+                        as->want_candidate = !want;
                         as->want = as->want_buf;
+                }
         }
         r = choose_member(as, d);
         if (r < 0) {

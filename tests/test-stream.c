@@ -564,6 +564,13 @@ static void check_ambiguous(void) {
         CHECK_STR_CONTAINS(r.msg, "no tar or zip archive (it is gzip)");
         result_free(&r);
 
+        /* A name twice (a tar appended to): a tiny file, then the image. */
+        sh("cd '%s' && tar cf dup.tar --transform 's,^boot.bin$,disk.img,' boot.bin disk.img", tmp);
+        r = read_file_stream("dup.tar", 4 * MiB);
+        CHECK(same_as_image(&r) && strcmp(r.describe, "tar (disk.img)") == 0, "dup.tar: err %d (%s), %zu bytes, '%s'",
+              r.err, r.msg, r.len, r.describe);
+        result_free(&r);
+
         /* A hostile name stays on one line. */
         sh("cd '%s' && mkdir -p evil && cp disk.img \"evil/$(printf 'x\\ny.img')\" && cp disk.img evil/z.img && "
            "tar cf evil.tar -C evil . && gzip -c evil.tar > evil.tar.gz",
