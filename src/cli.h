@@ -78,7 +78,8 @@ int cli_punch(int fd, const char *path, uint64_t size, uint64_t block_size, cons
 struct Bmap;
 struct SigOptions;
 struct Input;
-int cli_find_bmap(const char *image, const char *given, char **ret);
+/* With member (--member), the member's bmap beside image comes first. */
+int cli_find_bmap(const char *image, const char *member, const char *given, char **ret);
 /* Reads the bmap, checks its signature (bmap-sig.h) and parses it. */
 int cli_load_bmap(const char *path, const struct SigOptions *sig, struct Bmap *ret);
 int cli_open_source(const char *image, int *ret_fd, struct Input *ret);

@@ -22,13 +22,19 @@ static void help(void) {
                "                     [--bmap-sig FILE] [--keyring FILE] [--fingerprint FPR]\n"
                "                     [--no-sig-verify] [--removable-device] [--discard]\n"
                "                     [--psplash-pipe FIFO] [--ca-file FILE] [--http-timeout SECS]\n"
-               "                     IMAGE|URL|- DEST [DEST...]\n"
+               "                     [--member NAME] IMAGE|URL|- DEST [DEST...]\n"
                "\n"
                "Flash IMAGE (a file, or - for standard input; gzip, bzip2, xz, zstd, lz4, the same\n"
                "inside a tar, or zip, told from the content) to DEST: a block device or a file. Only\n"
                "the blocks the bmap maps are written, each range checked against its checksum as it\n"
                "streams. The bmap is IMAGE.bmap, or the name with one extension stripped at a time\n"
                "(a.img.xz: a.img.xz.bmap, a.img.bmap, a.bmap), unless --bmap names it.\n"
+               "\n"
+               "In a tar or zip, the image is the one file that could be one (by size and name; not\n"
+               "a bmap, signature, checksum list or README). Several are refused, naming them: pick\n"
+               "one with --member (its bmap is then also looked for beside IMAGE as NAME.bmap...).\n"
+               "An image that decodes to more bytes than the bmap's image size is refused as soon\n"
+               "as it does (a decompression bomb, or another image).\n"
                "\n"
                "A signed bmap is verified with GnuPG before anything is opened: clearsigned, or with\n"
                "a detached signature BMAP.asc or BMAP.sig beside it. A bad signature, or one by a key\n"
@@ -50,6 +56,7 @@ static void help(void) {
                "\n"
                "      --bmap FILE          the bmap to use\n"
                "      --nobmap             copy every byte of the image, with no bmap\n"
+               "      --member NAME        the image is the member NAME of the tar or zip IMAGE\n"
                "      --no-verify          do not check the range checksums\n"
                "      --verify-after       read every target back and check it ('verify')\n"
                "      --bmap-sig FILE      the bmap's detached signature (default: BMAP.asc, BMAP.sig)\n"
@@ -74,10 +81,24 @@ static void on_signal(int sig) {
         interrupted = sig;
 }
 
-int cli_find_bmap(const char *image, const char *given, char **ret) {
+/* --member a/disk.img of dir/all.tar: dir/disk.img, whose bmap (dir/disk.img.bmap,
+ * dir/disk.bmap) belongs to that member rather than to the whole archive. */
+static char *member_beside(const char *image, const char *member) {
+        size_t path, end = location_path_end(image, &path), name = end;
+        const char *slash = strrchr(member, '/'), *base = slash ? slash + 1 : member;
+        char *p;
+
+        while (name > path && image[name - 1] != '/')
+                name--;
+        if (!base[0] || asprintf(&p, "%.*s%s%s", (int) name, image, base, image + end) < 0)
+                return NULL;
+        return p;
+}
+
+int cli_find_bmap(const char *image, const char *member, const char *given, char **ret) {
         char tried[4096];
         Diag d = {};
-        int r;
+        int r = -ENOENT;
 
         if (given) {
                 *ret = strdup(given);
@@ -87,7 +108,18 @@ int cli_find_bmap(const char *image, const char *given, char **ret) {
                 log_error("the image comes from standard input: name its bmap with --bmap FILE (or use --nobmap)");
                 return EXIT_USAGE;
         }
-        r = bmap_find(image, ret, tried, sizeof(tried), &d);
+        tried[0] = 0;
+        if (member) {
+                _cleanup_free_ char *beside = member_beside(image, member);
+                if (beside)
+                        r = bmap_find(beside, ret, tried, sizeof(tried) - 2, &d);
+                if (r == -ENOENT && tried[0])
+                        strcat(tried, ", ");
+        }
+        if (r == -ENOENT) {
+                size_t used = strlen(tried);
+                r = bmap_find(image, ret, tried + used, sizeof(tried) - used, &d);
+        }
         if (r == -ENOENT) {
                 log_error("%s: no bmap found (looked for %s): give --bmap FILE, or --nobmap to copy every byte",
                           image, tried);
@@ -317,10 +349,11 @@ int cmd_copy(int argc, char **argv) {
                 { "removable-device", no_argument, NULL, 'R' },
                 { "discard", no_argument, NULL, 'D' },
                 { "psplash-pipe", required_argument, NULL, 'P' },
+                { "member", required_argument, NULL, 'm' },
                 CLI_SOURCE_OPTIONS,
                 {},
         };
-        const char *bmap_arg = NULL, *image, *psplash = NULL;
+        const char *bmap_arg = NULL, *image, *psplash = NULL, *member = NULL;
         bool nobmap = false, verify = true, verify_after = false, discard = false;
         _cleanup_extents_ Extents unmapped = EXTENTS_INIT;
         TargetOptions topts = { .tune = true };
@@ -364,6 +397,9 @@ int cmd_copy(int argc, char **argv) {
                 case 'P':
                         psplash = optarg;
                         break;
+                case 'm':
+                        member = optarg;
+                        break;
                 default:
                         r = cli_source_option(c, optarg, &sopts, &http);
                         if (r == -2)
@@ -402,7 +438,7 @@ int cmd_copy(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
 
         if (!nobmap) {
-                r = cli_find_bmap(image, bmap_arg, &bmap_path);
+                r = cli_find_bmap(image, member, bmap_arg, &bmap_path);
                 if (r != EXIT_OK)
                         return r;
                 r = cli_load_bmap(bmap_path, &sopts, &bmap);
@@ -420,7 +456,8 @@ int cmd_copy(int argc, char **argv) {
         r = cli_open_source(image, &fd, &in);
         if (r != EXIT_OK)
                 return r;
-        r = stream_open(&in, &src, &d);
+        StreamOptions sopen = { .member = member, .max_size = nobmap ? UINT64_MAX : image_size };
+        r = stream_open(&in, &sopen, &src, &d);
         if (r < 0) {
                 log_error("%s; nothing was written", d.msg);
                 return EXIT_FAILED;

@@ -8,12 +8,13 @@
 #include "cli.h"
 #include "hash.h"
 #include "input-http.h"
+#include "stream.h"
 #include "target.h"
 
 static void help(void) {
         printf("Usage: bmapscan verify [--bmap FILE] [--bmap-sig FILE] [--keyring FILE]\n"
                "                       [--fingerprint FPR] [--no-sig-verify] [--ca-file FILE]\n"
-               "                       [--http-timeout SECS] IMAGE|URL|- DEST\n"
+               "                       [--http-timeout SECS] [--member NAME] IMAGE|URL|- DEST\n"
                "\n"
                "Read DEST back (for a block device, past its page cache) and check every range\n"
                "of the bmap against its checksum. The bmap is found as 'copy' finds it, also beside\n"
@@ -21,6 +22,8 @@ static void help(void) {
                "there is one. A signed bmap is verified first, as 'copy' does it.\n"
                "\n"
                "      --bmap FILE          the bmap to check against (a path or a URL)\n"
+               "      --member NAME        DEST holds the member NAME of the tar or zip IMAGE: it must\n"
+               "                           be there, and its bmap is looked for as 'copy' does\n"
                "      --bmap-sig FILE      the bmap's detached signature (default: BMAP.asc, BMAP.sig)\n"
                "      --keyring FILE       trust only the keys in FILE (exported keys, or a .kbx)\n"
                "      --fingerprint FPR    the bmap must be signed by the key with this fingerprint\n"
@@ -91,10 +94,11 @@ int cmd_verify(int argc, char **argv) {
         static const struct option options[] = {
                 CLI_COMMON_OPTIONS,
                 { "bmap", required_argument, NULL, 'b' },
+                { "member", required_argument, NULL, 'm' },
                 CLI_SOURCE_OPTIONS,
                 {},
         };
-        const char *bmap_arg = NULL;
+        const char *bmap_arg = NULL, *member = NULL;
         HttpOptions http = {};
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
@@ -106,6 +110,9 @@ int cmd_verify(int argc, char **argv) {
                 switch (c) {
                 case 'b':
                         bmap_arg = optarg;
+                        break;
+                case 'm':
+                        member = optarg;
                         break;
                 default:
                         r = cli_source_option(c, optarg, &sopts, &http);
@@ -122,11 +129,25 @@ int cmd_verify(int argc, char **argv) {
         r = cli_http_setup(&http);
         if (r >= 0)
                 return r;
-        r = cli_find_bmap(argv[optind], bmap_arg, &bmap_path);
+        r = cli_find_bmap(argv[optind], member, bmap_arg, &bmap_path);
         if (r != EXIT_OK)
                 return r;
         r = cli_load_bmap(bmap_path, &sopts, &bmap);
         if (r != EXIT_OK)
                 return r;
+        if (member) {
+                /* Only up to the member's header: is it there at all? */
+                _cleanup_close_ int fd = -1;
+                _cleanup_(input_close) Input in = {};
+                _cleanup_stream_ Stream *src = NULL;
+                StreamOptions so = { .member = member, .max_size = UINT64_MAX };
+                r = cli_open_source(argv[optind], &fd, &in);
+                if (r != EXIT_OK)
+                        return r;
+                if (stream_open(&in, &so, &src, &d) < 0) {
+                        log_error("%s", d.msg);
+                        return EXIT_FAILED;
+                }
+        }
         return cli_verify_target(&bmap, bmap_path, argv[optind + 1]);
 }

@@ -318,10 +318,14 @@ static void *hasher_main(void *arg) {
                                 Diag d;
                                 hex(x->checksum, n, want_hex);
                                 hex(got, n, got_hex);
+                                const char *member = stream_member(c->src);
+                                /* Which image: with several in one archive,
+                                 * the member is half the answer. */
                                 diag_set(&d, -EBADMSG,
-                                         "checksum mismatch in range %llu-%llu (bytes %llu-%llu): the bmap says %s "
-                                         "%s, the image gives %s: the image is damaged or the bmap belongs to another "
-                                         "image",
+                                         "%s%s%s%s: checksum mismatch in range %llu-%llu (bytes %llu-%llu): the bmap "
+                                         "says %s %s, the image gives %s: the image is damaged or the bmap belongs to "
+                                         "another image",
+                                         c->name, member ? " (member '" : "", member ? member : "", member ? "')" : "",
                                          (unsigned long long) x->blocks.start, (unsigned long long) x->blocks.end - 1,
                                          (unsigned long long) (x->blocks.start * bs),
                                          (unsigned long long) ((e > c->image_size ? c->image_size : e) - 1),

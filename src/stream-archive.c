@@ -1,17 +1,27 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The image inside a tar or zip archive, read with libarchive from the
  * stage below (already decompressed by our own, faster decoders: libarchive
- * sees a plain tar). Which member is the image has to be decided while
- * streaming, without going back:
+ * sees a plain tar). Which member is the image:
  *
- *   - the first regular file whose name ends in an image suffix (.img,
- *     .raw, .bin, .iso, .wic, .dd, .sdcard, .hdd, .image, optionally
- *     followed by a compression suffix such as .xz);
- *   - regular files before it are skipped only while they are small
- *     (under 1 MiB: READMEs, checksums, bmaps, licences); the first file of
- *     1 MiB or more, or of unknown size, is the image whatever its name;
- *   - an archive of small files only gives its first one (kept in memory
- *     while looking further).
+ *   - the one the caller names (--member), whatever it is;
+ *   - else the one regular file that could be the image: one with an image
+ *     suffix (.img, .raw, .bin, .iso, .wic, .dd, .sdcard, .hdd, .image,
+ *     optionally followed by a compression suffix such as .xz) of 64 KiB or
+ *     more, or any file of 1 MiB or more or of unknown size; never a side
+ *     file (a bmap, a signature, checksums, a README or licence, notes),
+ *     whose size says nothing (a bmap of a big image can be MiBs);
+ *   - an archive with no such file gives its first small file that is no
+ *     side file (kept in memory while looking further).
+ *
+ * Several files that could be the image are refused, naming them: copying
+ * the first in silence would flash the wrong image. A local uncompressed
+ * archive has its headers read first (tar data is seeked over, a zip's
+ * central directory read), so that this is refused before anything is
+ * written. A streamed or compressed archive cannot go back: its first
+ * candidate is streamed while the rest is unknown, and the headers after
+ * it are read when it ends, failing the image's last read if another
+ * candidate comes (the copy then keeps a file target's old content and
+ * reports a device as partly written).
  *
  * Directories, links and device nodes are never the image. */
 #include <archive.h>
@@ -24,9 +34,19 @@
 #include "stream-internal.h"
 
 #define SMALL_FILE ((uint64_t) 1 << 20)
+/* An image-named file under this is a boot blob or a placeholder, not a
+ * disk image (a partition table alone takes 17 KiB with GPT). */
+#define TINY_FILE ((uint64_t) 64 << 10)
 /* libarchive gets the decoded bytes in pieces that are still in the CPU
  * cache when its blocks are copied out: 2 MiB pieces cost 5 % more time. */
 #define CHUNK ((size_t) 1 << 20)
+
+/* Member names for a message: "a.img, b.img", cut short with "...". */
+typedef struct NameList {
+        char text[320];
+        size_t count;
+        bool cut;
+} NameList;
 
 typedef struct ArchiveStage {
         Stage st;
@@ -45,6 +65,13 @@ typedef struct ArchiveStage {
         uint8_t *held;         /* the image, when it is a small first file */
         size_t held_len;
         bool from_held;
+        const char *want;      /* the member to stream, by name: given, or found by the pre-scan */
+        char *want_buf;        /* want, when the pre-scan found it */
+        bool want_candidate;   /* found by the rule: of the files named want, the candidate (a tar may
+                                * hold a name twice, appended to) */
+        bool check_rest;       /* chosen while streaming: no other candidate may follow */
+        NameList seen;         /* the regular files passed, for messages */
+        NameList candidates;
 } ArchiveStage;
 
 static bool has_suffix(const char *name, size_t len, const char *suffix) {
@@ -68,6 +95,90 @@ static bool is_image_name(const char *name) {
         return false;
 }
 
+/* The name as shown in one line of text: a hostile archive's names may hold
+ * newlines or escape sequences. */
+static char *shown_dup(const char *name) {
+        char *p = strdup(name);
+        for (char *c = p; c && *c; c++)
+                if ((unsigned char) *c < 0x20 || *c == 0x7f)
+                        *c = '?';
+        return p;
+}
+
+static void names_add(NameList *l, const char *name) {
+        _cleanup_free_ char *shown = shown_dup(name);
+        size_t used = strlen(l->text), room = sizeof(l->text) - used;
+
+        l->count++;
+        if (l->cut)
+                return;
+        /* Room is kept for ", ..." after any name that fits. */
+        int k = snprintf(l->text + used, room, "%s%s", used ? ", " : "", shown ? shown : "?");
+        if (k < 0 || (size_t) k + 5 >= room) {
+                snprintf(l->text + used, room, "%s...", used ? ", " : "");
+                l->cut = true;
+        }
+}
+
+static const char *base_name(const char *path) {
+        const char *slash = strrchr(path, '/');
+        return slash ? slash + 1 : path;
+}
+
+/* What ships beside an image: never the image, whatever its size. */
+static bool is_side_name(const char *path) {
+        static const char *const prefixes[] = { "readme", "license", "licence", "copying", "notice",
+                                                "changelog", "checksum" };
+        static const char *const suffixes[] = { ".bmap", ".asc", ".sig", ".gpg", ".md5", ".sha1", ".sha224",
+                                                ".sha256", ".sha384", ".sha512", "sums", ".txt", ".md", ".json" };
+        const char *base = base_name(path);
+        size_t len = strlen(base);
+
+        for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
+                if (strncasecmp(base, prefixes[i], strlen(prefixes[i])) == 0)
+                        return true;
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++)
+                if (has_suffix(base, len, suffixes[i]))
+                        return true;
+        return false;
+}
+
+static bool could_be_image(const char *path, uint64_t size) {
+        if (is_side_name(path))
+                return false;
+        if (size == UINT64_MAX || size >= SMALL_FILE)
+                return true;
+        return size >= TINY_FILE && is_image_name(path);
+}
+
+/* "./a.img" and "a.img" are the same member. */
+static bool same_name(const char *a, const char *b) {
+        while (a[0] == '.' && a[1] == '/')
+                a += 2;
+        while (b[0] == '.' && b[1] == '/')
+                b += 2;
+        return strcmp(a, b) == 0;
+}
+
+static const char *kind(bool zip) {
+        return zip ? "zip archive" : "tar archive";
+}
+
+static int refuse_ambiguous(const char *name, const NameList *candidates, Diag *d) {
+        return diag_set(d, -ENOTUNIQ, "%s: %zu members could be the image (%s): pick one with --member NAME", name,
+                        candidates->count, candidates->text);
+}
+
+static int refuse_missing(const char *name, bool zip, const char *want, const NameList *seen, Diag *d) {
+        _cleanup_free_ char *shown = shown_dup(want);
+        if (seen->count == 0)
+                return diag_set(d, -ENOENT, "%s: the %s has no member '%s': it holds no regular file at all", name,
+                                kind(zip), shown ? shown : "?");
+        return diag_set(d, -ENOENT,
+                        "%s: the %s has no member '%s' (its files: %s): name one of them with --member NAME", name,
+                        kind(zip), shown ? shown : "?", seen->text);
+}
+
 static la_ssize_t archive_read_cb(struct archive *a, void *userdata, const void **ret) {
         ArchiveStage *as = userdata;
         ssize_t k = as->st.lower->ops->read(as->st.lower, as->cbuf, CHUNK, &as->lower_diag);
@@ -82,10 +193,6 @@ static la_ssize_t archive_read_cb(struct archive *a, void *userdata, const void 
         return k;
 }
 
-static const char *kind(const ArchiveStage *as) {
-        return as->zip ? "zip archive" : "tar archive";
-}
-
 static int archive_fail(ArchiveStage *as, Diag *d) {
         if (as->lower_err < 0) {
                 if (d)
@@ -96,7 +203,7 @@ static int archive_fail(ArchiveStage *as, Diag *d) {
         return diag_set(d, -EBADMSG,
                         "%s: damaged %s near byte %" PRId64 " of the archive (image byte %" PRIu64
                         "): %s: the file is damaged or incomplete: download it again",
-                        as->st.stream->in.name, kind(as), (int64_t) archive_filter_bytes(as->a, 0),
+                        as->st.stream->in.name, kind(as->zip), (int64_t) archive_filter_bytes(as->a, 0),
                         stream_image_offset(as->st.stream), e ? e : "unreadable");
 }
 
@@ -114,6 +221,29 @@ static int drain(ArchiveStage *as, Diag *d) {
                 if (k == 0)
                         return 0;
         }
+}
+
+/* The image was chosen while streaming, with the rest of the archive
+ * unknown: now that it has been read, no other member may be a candidate. */
+static int check_rest(ArchiveStage *as, Diag *d) {
+        as->check_rest = false;
+        for (;;) {
+                struct archive_entry *e;
+                int r = archive_read_next_header(as->a, &e);
+                if (r == ARCHIVE_EOF)
+                        break;
+                if (r < ARCHIVE_WARN)
+                        return archive_fail(as, d);
+                if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e))
+                        continue;
+                const char *path = archive_entry_pathname(e);
+                bool known = archive_entry_size_is_set(e) && archive_entry_size(e) >= 0;
+                if (path && could_be_image(path, known ? (uint64_t) archive_entry_size(e) : UINT64_MAX))
+                        names_add(&as->candidates, path);
+        }
+        if (as->candidates.count > 1)
+                return refuse_ambiguous(as->st.stream->in.name, &as->candidates, d);
+        return 0;
 }
 
 static ssize_t archive_stage_read(Stage *st, void *buf, size_t n, Diag *d) {
@@ -159,13 +289,18 @@ static ssize_t archive_stage_read(Stage *st, void *buf, size_t n, Diag *d) {
                                         return diag_set(d, -ENODATA,
                                                         "%s: %s member '%s' ends early, at byte %" PRIu64 " of %" PRIu64
                                                         ": the file is damaged or incomplete: download it again",
-                                                        st->stream->in.name, kind(as), as->member, pos, as->size);
+                                                        st->stream->in.name, kind(as->zip), as->member, pos, as->size);
                                 /* A sparse member's trailing hole. */
                                 size_t k = as->size - pos < room ? (size_t) (as->size - pos) : room;
                                 memset(out + done, 0, k);
                                 done += k;
                                 st->out += k;
                                 continue;
+                        }
+                        if (as->check_rest) {
+                                int r = check_rest(as, d);
+                                if (r < 0)
+                                        return r;
                         }
                         if (!as->drained) {
                                 int r = drain(as, d);
@@ -191,7 +326,7 @@ static ssize_t archive_stage_read(Stage *st, void *buf, size_t n, Diag *d) {
                         return diag_set(d, -EBADMSG,
                                         "%s: damaged %s: member '%s' has data at byte %" PRId64
                                         " out of order: the file is damaged: download it again",
-                                        st->stream->in.name, kind(as), as->member, (int64_t) off);
+                                        st->stream->in.name, kind(as->zip), as->member, (int64_t) off);
                 as->blk = p;
                 as->blk_len = len;
                 as->blk_off = (uint64_t) off;
@@ -212,6 +347,7 @@ static void archive_stage_free(Stage *st) {
         free(as->cbuf);
         free(as->member);
         free(as->held);
+        free(as->want_buf);
         free(as);
 }
 
@@ -224,7 +360,7 @@ static const StageOps archive_stage_ops = {
 /* Reads a small member whole, for when no better one comes. */
 static int hold(ArchiveStage *as, const char *name, uint64_t size, Diag *d) {
         as->held = malloc(size > 0 ? (size_t) size : 1);
-        as->member = strdup(name);
+        as->member = shown_dup(name);
         if (!as->held || !as->member)
                 return diag_set(d, -ENOMEM, "%s: out of memory", as->st.stream->in.name);
         while (as->held_len < size) {
@@ -235,7 +371,7 @@ static int hold(ArchiveStage *as, const char *name, uint64_t size, Diag *d) {
                         return diag_set(d, -ENODATA,
                                         "%s: %s member '%s' ends early: the file is damaged or incomplete: "
                                         "download it again",
-                                        as->st.stream->in.name, kind(as), name);
+                                        as->st.stream->in.name, kind(as->zip), name);
                 as->held_len += (size_t) k;
         }
         /* Reading on to the end lets the zip reader check the CRC. */
@@ -245,7 +381,7 @@ static int hold(ArchiveStage *as, const char *name, uint64_t size, Diag *d) {
                 return archive_fail(as, d);
         if (k > 0)
                 return diag_set(d, -EBADMSG, "%s: %s member '%s' is longer than its header says: the file is damaged",
-                                as->st.stream->in.name, kind(as), name);
+                                as->st.stream->in.name, kind(as->zip), name);
         as->size = size;
         return 0;
 }
@@ -268,13 +404,16 @@ static int choose_member(ArchiveStage *as, Diag *d) {
                         path = "";
                 bool known = archive_entry_size_is_set(e) && archive_entry_size(e) >= 0;
                 uint64_t size = known ? (uint64_t) archive_entry_size(e) : UINT64_MAX;
-                if (is_image_name(path) || size >= SMALL_FILE) {
+                names_add(&as->seen, path);
+                bool match = as->want ? same_name(path, as->want) && (!as->want_candidate || could_be_image(path, size))
+                                      : could_be_image(path, size);
+                if (match) {
                         if (archive_entry_is_data_encrypted(e))
                                 return diag_set(d, -EPROTONOSUPPORT,
                                                 "%s: %s member '%s' is encrypted: extract it first", name,
-                                                kind(as), path);
+                                                kind(as->zip), path);
                         free(as->member);
-                        as->member = strdup(path);
+                        as->member = shown_dup(path);
                         if (!as->member)
                                 return diag_set(d, -ENOMEM, "%s: out of memory", name);
                         as->size = size;
@@ -282,21 +421,147 @@ static int choose_member(ArchiveStage *as, Diag *d) {
                         free(as->held);
                         as->held = NULL;
                         as->held_len = 0;
+                        if (!as->want) {
+                                names_add(&as->candidates, path);
+                                as->check_rest = true;
+                        }
                         return 0;
                 }
-                if (!as->member && !archive_entry_is_data_encrypted(e)) {
+                if (!as->want && !as->member && !is_side_name(path) && !archive_entry_is_data_encrypted(e)) {
                         r = hold(as, path, size, d);
                         if (r < 0)
                                 return r;
                 }
         }
+        if (as->want)
+                return refuse_missing(name, as->zip, as->want, &as->seen, d);
+        if (!as->member && as->seen.count > 0)
+                return diag_set(d, -ENODATA, "%s: the %s holds no image, only %s: name the image with --member NAME",
+                                name, kind(as->zip), as->seen.text);
         if (!as->member)
-                return diag_set(d, -ENODATA, "%s: the %s holds no regular file", name, kind(as));
+                return diag_set(d, -ENODATA, "%s: the %s holds no regular file", name, kind(as->zip));
         as->from_held = true;
         return drain(as, d);
 }
 
-int archive_stage_new(Stage *lower, Stream *s, bool zip, Stage **ret, const char **ret_member, Diag *d) {
+/* ---- The member list of a local archive, read ahead ---- */
+
+typedef struct Prescan {
+        Stream *s;
+        uint64_t pos;
+        uint8_t *buf;
+} Prescan;
+
+static la_ssize_t prescan_read(struct archive *a, void *userdata, const void **ret) {
+        Prescan *p = userdata;
+        ssize_t k = stream_input_pread(p->s, p->pos, p->buf, CHUNK);
+        if (k < 0) {
+                archive_set_error(a, (int) -k, "%s", strerror((int) -k));
+                return ARCHIVE_FATAL;
+        }
+        p->pos += (uint64_t) k;
+        *ret = p->buf;
+        return k;
+}
+
+/* What lets the tar reader hop from header to header without reading the
+ * data between them. */
+static la_int64_t prescan_skip(struct archive *a, void *userdata, la_int64_t request) {
+        Prescan *p = userdata;
+        uint64_t size = p->s->in.size;
+        (void) a;
+        if (request <= 0 || p->pos >= size)
+                return 0;
+        uint64_t n = (uint64_t) request < size - p->pos ? (uint64_t) request : size - p->pos;
+        p->pos += n;
+        return (la_int64_t) n;
+}
+
+/* The zip reader's way to its central directory, at the end. */
+static la_int64_t prescan_seek(struct archive *a, void *userdata, la_int64_t offset, int whence) {
+        Prescan *p = userdata;
+        int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (int64_t) p->pos : (int64_t) p->s->in.size;
+        if (offset > INT64_MAX - base || base + offset < 0 || (uint64_t) (base + offset) > p->s->in.size) {
+                archive_set_error(a, EINVAL, "seek outside the file");
+                return ARCHIVE_FATAL;
+        }
+        p->pos = (uint64_t) (base + offset);
+        return (la_int64_t) p->pos;
+}
+
+/* Reads the member list of a local, uncompressed archive: 1 with *ret_name
+ * set to the member to stream (the one asked for, or the one candidate);
+ * 0 when it has no verdict (no candidate, or an archive it cannot read:
+ * streaming will say what is wrong, with offsets); else the refusal. */
+static int prescan(ArchiveStage *as, const char *want, char **ret_name, Diag *d) {
+        Stream *s = as->st.stream;
+        _cleanup_free_ char *found = NULL;
+        NameList seen = {}, candidates = {};
+        Prescan p = { .s = s };
+        bool ok = false, oom = false;
+
+        struct archive *a = archive_read_new();
+        p.buf = malloc(CHUNK);
+        int r = a && p.buf ? ARCHIVE_OK : ARCHIVE_FATAL;
+        if (r == ARCHIVE_OK)
+                r = as->zip ? archive_read_support_format_zip_seekable(a) : archive_read_support_format_tar(a);
+        if (r == ARCHIVE_OK)
+                r = archive_read_set_callback_data(a, &p);
+        if (r == ARCHIVE_OK)
+                r = archive_read_set_read_callback(a, prescan_read);
+        if (r == ARCHIVE_OK)
+                r = archive_read_set_skip_callback(a, prescan_skip);
+        if (r == ARCHIVE_OK)
+                r = archive_read_set_seek_callback(a, prescan_seek);
+        if (r == ARCHIVE_OK)
+                r = archive_read_open1(a);
+        if (r == ARCHIVE_OK)
+                for (;;) {
+                        struct archive_entry *e;
+                        r = archive_read_next_header(a, &e);
+                        if (r == ARCHIVE_EOF) {
+                                ok = true;
+                                break;
+                        }
+                        if (r < ARCHIVE_WARN)
+                                break;
+                        const char *path = archive_entry_pathname(e);
+                        if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e) || !path)
+                                continue;
+                        bool known = archive_entry_size_is_set(e) && archive_entry_size(e) >= 0;
+                        uint64_t size = known ? (uint64_t) archive_entry_size(e) : UINT64_MAX;
+                        names_add(&seen, path);
+                        if (want ? same_name(path, want) : could_be_image(path, size)) {
+                                if (!want)
+                                        names_add(&candidates, path);
+                                if (!found) {
+                                        found = strdup(path);
+                                        oom = oom || !found;
+                                }
+                        }
+                }
+        if (a)
+                archive_read_free(a);
+        free(p.buf);
+        if (!a || !p.buf || oom)
+                return diag_set(d, -ENOMEM, "%s: out of memory", s->in.name);
+        r = stream_input_restore(s, d);
+        if (r < 0)
+                return r;
+        if (!ok)
+                return 0;
+        if (want && !found)
+                return refuse_missing(s->in.name, as->zip, want, &seen, d);
+        if (!want && candidates.count > 1)
+                return refuse_ambiguous(s->in.name, &candidates, d);
+        if (!found)
+                return 0;
+        *ret_name = TAKE_PTR(found);
+        return 1;
+}
+
+int archive_stage_new(Stage *lower, Stream *s, bool zip, const char *want, Stage **ret, const char **ret_member,
+                      Diag *d) {
         ArchiveStage *as = calloc(1, sizeof(*as));
         if (!as) {
                 stage_free(lower);
@@ -321,6 +586,21 @@ int archive_stage_new(Stage *lower, Stream *s, bool zip, Stage **ret, const char
                 r = archive_fail(as, d);
                 stage_free(&as->st);
                 return r;
+        }
+        as->want = want;
+        /* Right above the input (lower replays the bytes looked at): an
+         * uncompressed archive, whose headers can be read ahead. */
+        bool raw = lower->lower && !lower->lower->lower;
+        if (raw && s->in.local && s->in.seek && s->in.size > 0) {
+                r = prescan(as, want, &as->want_buf, d);
+                if (r < 0) {
+                        stage_free(&as->st);
+                        return r;
+                }
+                if (r > 0) {
+                        as->want_candidate = !want;
+                        as->want = as->want_buf;
+                }
         }
         r = choose_member(as, d);
         if (r < 0) {

@@ -38,6 +38,8 @@ struct Stream {
         Stage *top;
         Stage *image;          /* whose output is the image (its offset) */
         const char *container; /* "tar" or "zip" when the image is in one */
+        const char *member;    /* the archive member that is the image, or NULL */
+        uint64_t max_size;     /* StreamOptions.max_size */
         char describe[160];
         uint64_t offset;
         int err;               /* sticky: once failed, every call fails */
@@ -106,6 +108,8 @@ int xz_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *
 int xz_stage_read_index(Stage *st, Diag *d);
 int zstd_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
 int lz4_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
-/* The image inside a tar or zip archive read from lower; ret_member names
- * the chosen entry (owned by the stage). */
-int archive_stage_new(Stage *lower, Stream *s, bool zip, Stage **ret, const char **ret_member, Diag *d);
+/* The image inside a tar or zip archive read from lower: the member named
+ * want, or else the one that could be the image; ret_member names the
+ * chosen entry (owned by the stage). */
+int archive_stage_new(Stage *lower, Stream *s, bool zip, const char *want, Stage **ret, const char **ret_member,
+                      Diag *d);

@@ -25,6 +25,9 @@ typedef struct Input {
         /* When not NULL: releases ctx (see input_close). */
         void (*close)(void *ctx);
         uint64_t size;
+        /* Seeks cost no round trip (a local file or device): an archive's
+         * member list may be read ahead, before the image is streamed. */
+        bool local;
 } Input;
 
 /* Releases what the Input holds (nothing for input_from_fd) and clears it;
@@ -55,12 +58,18 @@ typedef enum StreamFormat {
  * inside a tar or zip ("disk.img.xz" in a tar). Memory is bounded whatever
  * the image (a few MiB of buffers; xz's threads hold a block each).
  *
- * Which archive member is the image, decided while streaming: the first
- * regular file named *.img, *.raw, *.bin, *.iso, *.wic, *.dd, *.sdcard,
- * *.hdd or *.image (optionally followed by .gz/.xz/.zst/.bz2/.lz4); small
- * files (under 1 MiB) before it are skipped; the first regular file of
- * 1 MiB or more, or of unknown size, is the image whatever its name; an
- * archive of small files only gives its first.
+ * Which archive member is the image: the one StreamOptions.member names,
+ * else the one regular file that could be the image: named *.img, *.raw,
+ * *.bin, *.iso, *.wic, *.dd, *.sdcard, *.hdd or *.image (optionally
+ * followed by .gz/.xz/.zst/.bz2/.lz4) and of 64 KiB or more, or of 1 MiB or
+ * more (or of unknown size) whatever its name, but never a side file
+ * (*.bmap, *.asc, *.sig, *.sha256, README*, SHA256SUMS...: see
+ * stream-archive.c). An archive of small files only gives its first that
+ * is no side file. When several members could be the image, none is
+ * chosen: the error names them. A local uncompressed tar or zip has its
+ * member list read first (headers only), so that this fails before any
+ * image byte is read; a streamed or compressed archive can only tell once
+ * the first candidate has been read, and then its last read fails.
  *
  * Input starting with a zip local header ("PK\3\4") is a zip, and an error
  * if it does not read as one: a raw disk image starts with boot code, a
@@ -76,7 +85,19 @@ typedef enum StreamFormat {
  * still decoded at the end, so that its checksums are checked. */
 typedef struct Stream Stream;
 
-int stream_open(const Input *in, Stream **ret, Diag *d);
+typedef struct StreamOptions {
+        /* The archive member that is the image (a path as the archive lists
+         * it, with or without a leading "./"), or NULL to choose as above.
+         * An error when the input is no archive, or has no such file. */
+        const char *member;
+        /* The image size the bmap gives, or UINT64_MAX. An image that
+         * decodes to more is refused as soon as it does, so that a
+         * decompression bomb is not decoded to its end first. */
+        uint64_t max_size;
+} StreamOptions;
+
+/* o may be NULL: choose the member, no size limit. */
+int stream_open(const Input *in, const StreamOptions *o, Stream **ret, Diag *d);
 void stream_free(Stream *s);
 static inline void stream_freep(Stream **s) {
         stream_free(*s);
@@ -107,6 +128,9 @@ uint64_t stream_offset(const Stream *s);
 /* "raw", "gzip", "xz", "tar in gzip (disk.img)", "xz in tar (disk.img.xz)",
  * "zip (disk.img)"... for messages and reports. */
 const char *stream_describe(const Stream *s);
+/* The archive member that is the image ("disk.img", control characters
+ * shown as '?'), or NULL when the image is in no archive. */
+const char *stream_member(const Stream *s);
 /* The exact image size when the container says it (raw file or device
  * size, tar/zip entry size, xz index of a seekable file), else UINT64_MAX.
  * gzip, bzip2, zstd and lz4 give none: their headers, when they record a

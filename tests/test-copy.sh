@@ -487,4 +487,99 @@ else
         echo "skip: no loop device here: the block-device checks"
 fi
 
+
+# --- Several images in one archive, and --member ----------------------------
+# other.img comes first, of the same size: copying the first in silence
+# would flash it. (Read ahead, a local plain tar is refused at once;
+# streamed, with checksums, its first range already fails them.)
+M=$WORK/mem
+mkdir -p "$M"
+cp "$img" "$M/test.image"
+cp "$D/bmaptool/test.image.bmap.v2.0" "$M/test.image.bmap"
+head -c "$size" /dev/urandom >"$M/other.img"
+(cd "$M" && tar cf both.tar other.img test.image test.image.bmap && gzip -c both.tar >both.tar.gz)
+bm=$M/test.image.bmap
+for a in both.tar both.tar.gz; do
+        for v in "" --no-verify; do
+                echo precious >"$WORK/keep"
+                run_cmd "$BMAPSCAN" copy $v --bmap "$bm" "$M/$a" "$WORK/keep"
+                if [ "$a$v" = both.tar.gz ]; then
+                        expect "$a verified: the first image fails the checksums, named" 1 \
+                                "$M/$a (member 'other.img'): checksum mismatch in range"
+                else
+                        expect "$a ${v:-verified}: two images refused" 1 \
+                                "$M/$a: 2 members could be the image (other.img, test.image): pick one with --member NAME"
+                fi
+                one_line "$a ${v:-verified}: two images"
+                [ "$(cat "$WORK/keep")" = precious ] && pass "$a ${v:-verified}: the existing target is unchanged" ||
+                        fail "$a ${v:-verified}: the existing target was changed"
+                ls "$WORK"/keep.bmapscan-* >/dev/null 2>&1 && fail "$a: a temporary file was left" ||
+                        pass "$a ${v:-verified}: no temporary file left"
+        done
+done
+# A local plain tar is refused before any target is opened.
+rm -f "$WORK/mt"
+run_cmd "$BMAPSCAN" copy --bmap "$bm" "$M/both.tar" "$WORK/mt"
+expect "both.tar: refused before writing" 1 "nothing was written"
+[ ! -e "$WORK/mt" ] && pass "both.tar: no target appeared" || fail "both.tar: a target appeared"
+# From stdin it can only be told at the end: the copy fails then.
+run_cmd sh -c 'cat "$1" | "$2" copy --no-verify --bmap "$3" - "$4"' sh "$M/both.tar" "$BMAPSCAN" "$bm" "$WORK/mt"
+expect "both.tar from stdin: two images refused at the end" 1 "2 members could be the image (other.img, test.image)"
+[ ! -e "$WORK/mt" ] && pass "both.tar from stdin: no target left" || fail "both.tar from stdin: a target was left"
+
+for a in both.tar both.tar.gz; do
+        rm -f "$WORK/mt"
+        # No --bmap: the member's bmap is found beside the archive.
+        run_cmd "$BMAPSCAN" -v copy --member test.image "$M/$a" "$WORK/mt"
+        expect "$a --member test.image" 0 "$M/test.image.bmap"
+        expect_same "$a --member test.image: the image" "$WORK/mt"
+        run_cmd "$BMAPSCAN" verify --member test.image "$M/$a" "$WORK/mt"
+        expect "verify --member test.image $a" 0
+        run_cmd "$BMAPSCAN" copy --member missing.img --bmap "$bm" "$M/$a" "$WORK/mt2"
+        expect "$a --member missing.img" 1 \
+                "has no member 'missing.img' (its files: other.img, test.image, test.image.bmap): name one of them with --member NAME"
+        one_line "$a --member missing.img"
+        [ ! -e "$WORK/mt2" ] && pass "$a --member missing.img: no target" || fail "$a --member missing.img: a target appeared"
+        run_cmd "$BMAPSCAN" verify --member missing.img --bmap "$bm" "$M/$a" "$WORK/mt"
+        expect "verify --member missing.img $a" 1 "has no member 'missing.img'"
+done
+run_cmd "$BMAPSCAN" copy --member test.image --bmap "$bm" "$D/bmaptool/test.image.gz" "$WORK/mt2"
+expect "--member of an image that is no archive" 1 "no tar or zip archive (it is gzip)"
+
+# A checksum mismatch names the image and the member.
+cp "$img" "$M/bad.img"
+flip_byte "$M/bad.img" 4096
+(cd "$M" && tar czf bad.tar.gz test.image.bmap bad.img)
+run_cmd "$BMAPSCAN" copy --bmap "$bm" "$M/bad.tar.gz" "$WORK/mt2"
+expect "a damaged member: the mismatch names the archive and the member" 1 \
+        "$M/bad.tar.gz (member 'bad.img'): checksum mismatch in range"
+
+# --- A decompression bomb behind a 64 MiB bmap ------------------------------
+# 64 MiB of zeros compressed, the file doubled to 16 MiB or more (3.5 GiB of
+# zeros): refused once the first 64 MiB are passed, the compressed offset
+# named far before the end of the file.
+truncate -s 64M "$M/z.img"
+"$BMAPSCAN" create -o "$M/z.bmap" "$M/z.img"
+head -c 64M /dev/zero | gzip -1 >"$M/bomb.gz"
+while [ "$(stat -c %s "$M/bomb.gz")" -lt $((16 << 20)) ]; do
+        cat "$M/bomb.gz" "$M/bomb.gz" >"$M/bomb.tmp" && mv "$M/bomb.tmp" "$M/bomb.gz"
+done
+bomb_size=$(stat -c %s "$M/bomb.gz")
+echo precious >"$WORK/keep"
+run_cmd "$BMAPSCAN" copy --bmap "$M/z.bmap" "$M/bomb.gz" "$WORK/keep"
+expect "a bomb is refused" 1 "$M/bomb.gz: decodes to more than 67108864 bytes (the bmap's image size), by compressed byte "
+one_line "a bomb"
+at=$(sed -n 's/.*by compressed byte \([0-9]*\).*/\1/p' "$WORK/err")
+[ -n "$at" ] && [ "$at" -lt $((bomb_size / 2)) ] && pass "a bomb: stopped at compressed byte $at of $bomb_size" ||
+        fail "a bomb: stopped at compressed byte '${at}' of $bomb_size"
+[ "$(cat "$WORK/keep")" = precious ] && pass "a bomb: the existing target is unchanged" ||
+        fail "a bomb: the existing target was changed"
+ls "$WORK"/keep.bmapscan-* >/dev/null 2>&1 && fail "a bomb: a temporary file was left" || pass "a bomb: no temporary file left"
+run_cmd sh -c 'cat "$1" | "$2" copy --bmap "$3" - "$4"' sh "$M/bomb.gz" "$BMAPSCAN" "$M/z.bmap" "$WORK/keep"
+expect "a bomb from stdin is refused" 1 "decodes to more than 67108864 bytes"
+at=$(sed -n 's/.*by compressed byte \([0-9]*\).*/\1/p' "$WORK/err")
+[ -n "$at" ] && [ "$at" -lt $((bomb_size / 2)) ] && pass "a bomb from stdin: stopped at compressed byte $at" ||
+        fail "a bomb from stdin: stopped at compressed byte '${at}' of $bomb_size"
+rm -f "$M/bomb.gz"
+
 finish

@@ -20,15 +20,19 @@ PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
 
 # start_server NAME [ARGS...]: a server on a free port, its log in
-# $WORK/NAME.log; sets PORT. Gives up after 10 s, or when it dies.
+# $WORK/NAME.log; sets PORT. Polls for the port file; gives up after 60 s
+# (a python start on a loaded machine), or when the server dies.
+# A stalled response stays silent for 600 s: far longer than any
+# --http-timeout used here, so only the client's own timer can end a stall
+# (never the server closing the connection, whatever the machine's load).
 start_server() {
         local name=$1
         shift
-        python3 "$SERVER" --root "$SRV" --port-file "$WORK/$name.port" --log "$WORK/$name.log" --stall 5 "$@" \
+        python3 "$SERVER" --root "$SRV" --port-file "$WORK/$name.port" --log "$WORK/$name.log" --stall 600 "$@" \
                 2>"$WORK/$name.stderr" &
         PIDS+=($!)
         local pid=$! i
-        for i in $(seq 100); do
+        for i in $(seq 600); do
                 [ -s "$WORK/$name.port" ] && break
                 kill -0 "$pid" 2>/dev/null || break
                 sleep 0.1
@@ -197,14 +201,16 @@ expect "raw --nobmap, a break without ranges fails (never a short copy)" 1 "byte
 no_leftovers "raw break without ranges" "$WORK/t14"
 
 : >"$WORK/http.log"
-start=$(date +%s)
 run_cmd "$BMAPSCAN" copy --http-timeout 1 "$U/stall-once/big.img.zst" "$WORK/t15"
 expect "a stalled transfer is resumed" 0
 expect_same "stalled then resumed: the image" "$big" "$WORK/t15"
 grep -qE "^GET /stall-once/big.img.zst bytes=[1-9][0-9]*- 206 " "$WORK/http.log" && pass "stall: resumed with a Range request" ||
         fail "stall: no resumption in the log: $(cat "$WORK/http.log")"
-[ $(($(date +%s) - start)) -lt 5 ] && pass "stall noticed after --http-timeout, not the server's 5 s" ||
-        fail "stall: took $(($(date +%s) - start)) s"
+# The server never closes a stalled response (see start_server): the client
+# noticed the silence itself, after --http-timeout, and said so.
+grep -qE "stall-once/big.img.zst: no data for 1 s at byte [0-9]+.*: resuming in" "$WORK/err" &&
+        pass "stall noticed after --http-timeout (the warning says 'no data for 1 s')" ||
+        fail "stall: no warning of a 1 s stall: $(cat "$WORK/err")"
 
 run_cmd "$BMAPSCAN" copy --http-timeout 1 --bmap "$U/big.img.bmap" "$U/stall-always/big.img.zst" "$WORK/t16"
 expect "a transfer that stalls every time fails" 1 "no data for 1 s at byte"

@@ -100,13 +100,13 @@ static void result_free(Result *r) {
 }
 
 /* Reads the whole stream from fd in reads of `chunk` bytes. */
-static Result read_all(int fd, const char *name, size_t chunk) {
+static Result read_all(int fd, const char *name, size_t chunk, const StreamOptions *o) {
         Result res = { .hint = UINT64_MAX };
         Input in = input_from_fd(&fd, name);
         Stream *s = NULL;
         Diag d = {};
 
-        res.err = stream_open(&in, &s, &d);
+        res.err = stream_open(&in, o, &s, &d);
         if (res.err < 0) {
                 snprintf(res.msg, sizeof(res.msg), "%s", d.msg);
                 return res;
@@ -143,20 +143,24 @@ static Result read_all(int fd, const char *name, size_t chunk) {
         return res;
 }
 
-static Result read_file_stream(const char *name, size_t chunk) {
+static Result read_file_stream_with(const char *name, size_t chunk, const StreamOptions *o) {
         int fd = open(path(name), O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
                 Result res = { .err = -errno, .hint = UINT64_MAX };
                 snprintf(res.msg, sizeof(res.msg), "cannot open %s", name);
                 return res;
         }
-        Result res = read_all(fd, name, chunk);
+        Result res = read_all(fd, name, chunk, o);
         close(fd);
         return res;
 }
 
+static Result read_file_stream(const char *name, size_t chunk) {
+        return read_file_stream_with(name, chunk, NULL);
+}
+
 /* The same through a pipe: not seekable, no size, short reads. */
-static Result read_pipe_stream(const char *name) {
+static Result read_pipe_stream_with(const char *name, const StreamOptions *o) {
         char cmd[PATH_MAX + 32];
         snprintf(cmd, sizeof(cmd), "cat '%s'", path(name));
         FILE *f = popen(cmd, "r");
@@ -164,9 +168,13 @@ static Result read_pipe_stream(const char *name) {
                 Result res = { .err = -errno, .hint = UINT64_MAX };
                 return res;
         }
-        Result res = read_all(fileno(f), name, 3 * MiB + 17);
+        Result res = read_all(fileno(f), name, 3 * MiB + 17, o);
         (void) pclose(f);
         return res;
+}
+
+static Result read_pipe_stream(const char *name) {
+        return read_pipe_stream_with(name, NULL);
 }
 
 static bool same_as_image(const Result *r) {
@@ -189,7 +197,7 @@ static void check_skips(const char *name) {
         Diag d = {};
         uint8_t buf[70000];
 
-        if (stream_open(&in, &s, &d) < 0) {
+        if (stream_open(&in, NULL, &s, &d) < 0) {
                 CHECK(false, "%s: %s", name, d.msg);
                 close(fd);
                 return;
@@ -223,7 +231,7 @@ static void check_skips(const char *name) {
         /* Skipping past the end is an error, not a silent stop. */
         fd = open(path(name), O_RDONLY | O_CLOEXEC);
         in = input_from_fd(&fd, name);
-        if (stream_open(&in, &s, &d) == 0) {
+        if (stream_open(&in, NULL, &s, &d) == 0) {
                 int r = stream_skip(s, image_size + 1, &d);
                 CHECK(r < 0, "%s: skipping past the end succeeded", name);
                 CHECK_STR_CONTAINS(d.msg, "ends");
@@ -437,18 +445,36 @@ static void check_members(void) {
         check_format("two.tar", "tar (disk.img)", image_size, CUT);
         check_format("two.tar.gz", "tar in gzip (disk.img)", image_size, ALL);
 
-        /* A directory, a small file, the image, another large file. */
-        sh("cd '%s' && head -c 2000000 /dev/zero > other.dat && tar cf - sub README disk.img other.dat | zstd -q -c > "
-           "dir.tar.zst",
+        /* A directory, a small file, a tiny image-named one, the image, and
+         * side files after it, one of them large: only the image could be
+         * one, read ahead or streamed. */
+        sh("cd '%s' && head -c 1000 /dev/zero > boot.bin && head -c 2000000 /dev/zero > disk.img.bmap && "
+           "echo x > SHA256SUMS && echo x > disk.img.sha256 && echo x > disk.img.asc && "
+           "tar cf side.tar sub README boot.bin disk.img disk.img.bmap SHA256SUMS disk.img.sha256 disk.img.asc && "
+           "zstd -q -c side.tar > dir.tar.zst",
            tmp);
         check_format("dir.tar.zst", "tar in zstd (disk.img)", image_size, ALL);
+        check_format("side.tar", "tar (disk.img)", image_size, CUT);
 
-        /* Only small files without an image name: the first one. */
+        /* Only side files: no image. */
         sh("cd '%s' && tar cf small.tar README sub/notes.txt", tmp);
         r = read_file_stream("small.tar", MiB);
-        CHECK(r.err == 0 && r.len == 8 && memcmp(r.data, "read me\n", 8) == 0, "small.tar: err %d %s, %zu bytes",
+        CHECK(r.err < 0, "small.tar: a README was read as the image");
+        CHECK_STR_CONTAINS(r.msg, "small.tar: the tar archive holds no image, only README, sub/notes.txt");
+        result_free(&r);
+        /* Only small files that are no side files: the first one. */
+        sh("cd '%s' && printf 'first\\n' > one.cfg && printf 'second\\n' > two.cfg && tar cf small2.tar README one.cfg "
+           "two.cfg",
+           tmp);
+        r = read_file_stream("small2.tar", MiB);
+        CHECK(r.err == 0 && r.len == 6 && memcmp(r.data, "first\n", 6) == 0, "small2.tar: err %d %s, %zu bytes",
               r.err, r.msg, r.len);
-        CHECK(strcmp(r.describe, "tar (README)") == 0, "small.tar is '%s'", r.describe);
+        CHECK(strcmp(r.describe, "tar (one.cfg)") == 0, "small2.tar is '%s'", r.describe);
+        result_free(&r);
+        /* ...and any member, small or a side file, when asked for. */
+        r = read_file_stream_with("small.tar", MiB, &(StreamOptions) { .member = "README", .max_size = UINT64_MAX });
+        CHECK(r.err == 0 && r.len == 8 && memcmp(r.data, "read me\n", 8) == 0, "small.tar --member README: err %d %s",
+              r.err, r.msg);
         result_free(&r);
 
         /* An archive of directories only. */
@@ -472,6 +498,180 @@ static void check_members(void) {
                 sh("cd '%s' && rm -f two.zip && zip -q two.zip README disk.img", tmp);
                 check_format("two.zip", "zip (disk.img)", image_size, FLIP | CUT | CUT_HEAD);
         }
+}
+
+/* Several images in one archive: refused, naming them, unless one is asked
+ * for. */
+static void check_ambiguous(void) {
+        const StreamOptions want_b = { .member = "b.img", .max_size = UINT64_MAX };
+        const char *amb = "2 members could be the image (a.img, b.img): pick one with --member NAME";
+        Result r;
+
+        /* a.img is not the test image: only b.img is. */
+        sh("cd '%s' && head -c 2000000 /dev/urandom > a.img && cp disk.img b.img && "
+           "tar cf amb.tar README a.img b.img && gzip -c amb.tar > amb.tar.gz",
+           tmp);
+
+        /* A local uncompressed tar: its headers are read first, so the
+         * refusal comes before the stream is even open. */
+        r = read_file_stream("amb.tar", MiB);
+        CHECK(r.err == -ENOTUNIQ && r.describe[0] == 0, "amb.tar: err %d (%s), opened as '%s'", r.err, r.msg,
+              r.describe);
+        CHECK_STR_CONTAINS(r.msg, "amb.tar: ");
+        CHECK_STR_CONTAINS(r.msg, amb);
+        result_free(&r);
+        /* Streamed, or compressed: the first candidate is read, and its
+         * last read fails. */
+        r = read_pipe_stream("amb.tar");
+        CHECK(r.err == -ENOTUNIQ && strcmp(r.describe, "tar (a.img)") == 0, "amb.tar from a pipe: err %d (%s), '%s'",
+              r.err, r.msg, r.describe);
+        CHECK_STR_CONTAINS(r.msg, amb);
+        result_free(&r);
+        r = read_file_stream("amb.tar.gz", MiB);
+        CHECK(r.err == -ENOTUNIQ && strcmp(r.describe, "tar in gzip (a.img)") == 0, "amb.tar.gz: err %d (%s), '%s'",
+              r.err, r.msg, r.describe);
+        CHECK_STR_CONTAINS(r.msg, amb);
+        result_free(&r);
+
+        /* --member picks one, in every way of reading. */
+        const char *const names[] = { "amb.tar", "amb.tar.gz" };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                r = read_file_stream_with(names[i], 4 * MiB, &want_b);
+                CHECK(same_as_image(&r), "%s --member b.img: err %d (%s), %zu bytes", names[i], r.err, r.msg, r.len);
+                CHECK_STR_CONTAINS(r.describe, "(b.img)");
+                result_free(&r);
+                r = read_pipe_stream_with(names[i], &want_b);
+                CHECK(same_as_image(&r), "%s --member b.img from a pipe: err %d (%s)", names[i], r.err, r.msg);
+                result_free(&r);
+        }
+        r = read_file_stream_with("amb.tar", 4 * MiB, &(StreamOptions) { .member = "./b.img", .max_size = UINT64_MAX });
+        CHECK(same_as_image(&r), "amb.tar --member ./b.img: err %d (%s)", r.err, r.msg);
+        result_free(&r);
+
+        /* A member that is not there: the files that are. */
+        const StreamOptions nope = { .member = "c.img", .max_size = UINT64_MAX };
+        r = read_file_stream_with("amb.tar", MiB, &nope);
+        CHECK(r.err == -ENOENT, "amb.tar --member c.img: err %d (%s)", r.err, r.msg);
+        CHECK_STR_CONTAINS(r.msg, "amb.tar: the tar archive has no member 'c.img' (its files: README, a.img, b.img)");
+        result_free(&r);
+        r = read_pipe_stream_with("amb.tar.gz", &nope);
+        CHECK(r.err == -ENOENT, "amb.tar.gz --member c.img from a pipe: err %d (%s)", r.err, r.msg);
+        CHECK_STR_CONTAINS(r.msg, "(its files: README, a.img, b.img)");
+        result_free(&r);
+        /* A member of something that is no archive. */
+        r = read_file_stream_with("disk.img.gz", MiB, &want_b);
+        CHECK(r.err < 0, "disk.img.gz --member b.img was read");
+        CHECK_STR_CONTAINS(r.msg, "no tar or zip archive (it is gzip)");
+        result_free(&r);
+
+        /* A name twice (a tar appended to): a tiny file, then the image. */
+        sh("cd '%s' && tar cf dup.tar --transform 's,^boot.bin$,disk.img,' boot.bin disk.img", tmp);
+        r = read_file_stream("dup.tar", 4 * MiB);
+        CHECK(same_as_image(&r) && strcmp(r.describe, "tar (disk.img)") == 0, "dup.tar: err %d (%s), %zu bytes, '%s'",
+              r.err, r.msg, r.len, r.describe);
+        result_free(&r);
+
+        /* A hostile name stays on one line. */
+        sh("cd '%s' && mkdir -p evil && cp disk.img \"evil/$(printf 'x\\ny.img')\" && cp disk.img evil/z.img && "
+           "tar cf evil.tar -C evil . && gzip -c evil.tar > evil.tar.gz",
+           tmp);
+        r = read_file_stream("evil.tar", MiB);
+        CHECK(r.err == -ENOTUNIQ && !strchr(r.msg, '\n'), "evil.tar: err %d: %s", r.err, r.msg);
+        CHECK_STR_CONTAINS(r.msg, "x?y.img");
+        result_free(&r);
+        r = read_file_stream("evil.tar.gz", MiB);
+        CHECK(r.err == -ENOTUNIQ && !strchr(r.msg, '\n') && !strchr(r.describe, '\n'), "evil.tar.gz: err %d: %s",
+              r.err, r.msg);
+        result_free(&r);
+
+        if (have("zip")) {
+                /* A zip's central directory tells before anything is read. */
+                sh("cd '%s' && rm -f amb.zip && zip -q amb.zip README a.img b.img && zip -q - README a.img b.img | "
+                   "cat > ambs.zip",
+                   tmp);
+                r = read_file_stream("amb.zip", MiB);
+                CHECK(r.err == -ENOTUNIQ && r.describe[0] == 0, "amb.zip: err %d (%s), opened as '%s'", r.err, r.msg,
+                      r.describe);
+                CHECK_STR_CONTAINS(r.msg, amb);
+                result_free(&r);
+                r = read_pipe_stream("ambs.zip");
+                CHECK(r.err == -ENOTUNIQ, "ambs.zip from a pipe: err %d (%s)", r.err, r.msg);
+                CHECK_STR_CONTAINS(r.msg, "2 members could be the image (a.img, b.img)");
+                result_free(&r);
+                r = read_file_stream_with("amb.zip", 4 * MiB, &want_b);
+                CHECK(same_as_image(&r), "amb.zip --member b.img: err %d (%s)", r.err, r.msg);
+                result_free(&r);
+                r = read_pipe_stream_with("ambs.zip", &want_b);
+                CHECK(same_as_image(&r), "ambs.zip --member b.img from a pipe: err %d (%s)", r.err, r.msg);
+                result_free(&r);
+        }
+}
+
+/* An Input over a descriptor that counts what is read from it. */
+typedef struct Counted {
+        int fd;
+        uint64_t bytes;
+} Counted;
+
+static ssize_t counted_read(void *ctx, void *buf, size_t n) {
+        Counted *c = ctx;
+        ssize_t k = read(c->fd, buf, n);
+        if (k < 0)
+                return -errno;
+        c->bytes += (uint64_t) k;
+        return k;
+}
+
+/* A decompression bomb: 64 MiB of zeros compressed, the compressed file
+ * doubled until it is 16 MiB or more (hundreds of GiB of zeros behind a
+ * zstd one), against a 64 MiB image size. Refused once the first piece is
+ * decoded: few image bytes delivered, little of the input read. */
+static void check_bomb(const char *compress, const char *name) {
+        const uint64_t limit = 64 * MiB;
+        sh("cd '%s' && head -c %zu /dev/zero | %s > '%s' && while [ $(stat -c %%s '%s') -lt %zu ]; do "
+           "cat '%s' '%s' > bomb.tmp && mv bomb.tmp '%s'; done",
+           tmp, (size_t) limit, compress, name, name, 16 * MiB, name, name, name);
+        struct stat st;
+        if (stat(path(name), &st) < 0) {
+                CHECK(false, "cannot make %s", name);
+                return;
+        }
+        Counted c = { .fd = open(path(name), O_RDONLY | O_CLOEXEC) };
+        /* Not seekable, no size: as a pipe, so that nothing is learnt from
+         * an index (xz's would tell the size at once). */
+        Input in = { .name = name, .ctx = &c, .read = counted_read };
+        Stream *s = NULL;
+        Diag d = {};
+        uint64_t delivered = 0;
+        int err = stream_open(&in, &(StreamOptions) { .max_size = limit }, &s, &d);
+        CHECK(err == 0, "%s: %s", name, d.msg);
+        uint8_t *buf = malloc(4 * MiB);
+        while (err == 0 && buf) {
+                ssize_t k = stream_read(s, buf, 4 * MiB, &d);
+                if (k <= 0) {
+                        err = k < 0 ? (int) k : -EBADE;
+                        break;
+                }
+                delivered += (uint64_t) k;
+        }
+        free(buf);
+        stream_free(s);
+        close(c.fd);
+
+        CHECK(err == -EFBIG, "%s: error %d (%s)", name, err, d.msg);
+        CHECK_STR_CONTAINS(d.msg, name);
+        CHECK_STR_CONTAINS(d.msg, "decodes to more than 67108864 bytes (the bmap's image size), by compressed byte ");
+        CHECK(delivered <= limit, "%s: %" PRIu64 " image bytes delivered past the size of %" PRIu64, name, delivered,
+              limit);
+        /* The compressed offset named is where decoding stopped: far from
+         * the end (16 MiB), within the read-ahead of the first piece. */
+        const char *at = strstr(d.msg, "by compressed byte ");
+        uint64_t where = at ? strtoull(at + 19, NULL, 10) : UINT64_MAX;
+        CHECK(where <= c.bytes, "%s: the message names compressed byte %" PRIu64 ", but %" PRIu64 " were read", name,
+              where, c.bytes);
+        CHECK(c.bytes < 8 * MiB, "%s: %" PRIu64 " of %" PRIu64 " compressed bytes read before the refusal", name,
+              c.bytes, (uint64_t) st.st_size);
+        unlink(path(name));
 }
 
 int main(void) {
@@ -545,6 +745,12 @@ int main(void) {
         }
 
         check_members();
+        check_ambiguous();
+        check_bomb("gzip -1", "bomb.gz");
+        check_bomb("zstd -q -1", "bomb.zst");
+        check_bomb("xz -0 -T1", "bomb.xz");
+        check_bomb("bzip2 -1", "bomb.bz2");
+        check_bomb("lz4 -q -1", "bomb.lz4");
         check_trailing();
         check_bad_input();
 
@@ -554,7 +760,7 @@ int main(void) {
         Stream *s = NULL;
         Diag d = {};
         uint8_t buf[10];
-        if (stream_open(&in, &s, &d) == 0) {
+        if (stream_open(&in, NULL, &s, &d) == 0) {
                 CHECK(stream_read(s, buf, 10, &d) == 10, "read 10");
                 CHECK(stream_skip(s, 3 * MiB, &d) == 0, "skip: %s", d.msg);
                 CHECK_U64((uint64_t) lseek(fd, 0, SEEK_CUR), 3 * MiB + 10);
