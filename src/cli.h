@@ -82,7 +82,8 @@ struct Input;
 int cli_find_bmap(const char *image, const char *member, const char *given, char **ret);
 /* Reads the bmap, checks its signature (bmap-sig.h) and parses it. */
 int cli_load_bmap(const char *path, const struct SigOptions *sig, struct Bmap *ret);
-int cli_open_source(const char *image, int *ret_fd, struct Input *ret);
+struct FdSource;
+int cli_open_source(const char *image, struct FdSource *src, struct Input *ret);
 
 /* The options copy and verify share for where the bmap comes from and how
  * it is trusted: --bmap-sig, --keyring, --fingerprint, --no-sig-verify,

@@ -169,7 +169,7 @@ int cli_load_bmap(const char *path, const SigOptions *sig, Bmap *ret) {
         return EXIT_OK;
 }
 
-int cli_open_source(const char *image, int *ret_fd, Input *ret) {
+int cli_open_source(const char *image, FdSource *src, Input *ret) {
         if (location_is_url(image)) {
                 Diag d = {};
                 if (input_http_open(image, ret, &d) < 0) {
@@ -179,14 +179,14 @@ int cli_open_source(const char *image, int *ret_fd, Input *ret) {
                 return EXIT_OK;
         }
         if (strcmp(image, "-") == 0)
-                *ret_fd = dup(STDIN_FILENO);
+                src->fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
         else
-                *ret_fd = open(image, O_RDONLY | O_CLOEXEC);
-        if (*ret_fd < 0) {
+                src->fd = open(image, O_RDONLY | O_CLOEXEC);
+        if (src->fd < 0) {
                 log_error("cannot open image '%s': %s", image, strerror(errno));
                 return EXIT_FAILED;
         }
-        *ret = input_from_fd(ret_fd, image);
+        *ret = input_from_fd_source(src, image);
         return EXIT_OK;
 }
 
@@ -360,7 +360,7 @@ int cmd_copy(int argc, char **argv) {
         SigOptions sopts = {};
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
-        _cleanup_close_ int fd = -1;
+        _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1, .cancel = &interrupted };
         _cleanup_(input_close) Input in = {};
         _cleanup_stream_ Stream *src = NULL;
         HttpOptions http = { .cancel = &interrupted, .notice = http_notice };
@@ -453,11 +453,15 @@ int cmd_copy(int argc, char **argv) {
                 return EXIT_FAILED;
         }
 
-        r = cli_open_source(image, &fd, &in);
+        r = cli_open_source(image, &fsrc, &in);
         if (r != EXIT_OK)
                 return r;
         StreamOptions sopen = { .member = member, .max_size = nobmap ? UINT64_MAX : image_size };
         r = stream_open(&in, &sopen, &src, &d);
+        if (r < 0 && interrupted) {
+                log_error("interrupted by %s; nothing was written", interrupted == SIGTERM ? "SIGTERM" : "SIGINT");
+                return EXIT_FAILED;
+        }
         if (r < 0) {
                 log_error("%s; nothing was written", d.msg);
                 return EXIT_FAILED;

@@ -137,11 +137,11 @@ int cmd_verify(int argc, char **argv) {
                 return r;
         if (member) {
                 /* Only up to the member's header: is it there at all? */
-                _cleanup_close_ int fd = -1;
+                _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1 };
                 _cleanup_(input_close) Input in = {};
                 _cleanup_stream_ Stream *src = NULL;
                 StreamOptions so = { .member = member, .max_size = UINT64_MAX };
-                r = cli_open_source(argv[optind], &fd, &in);
+                r = cli_open_source(argv[optind], &fsrc, &in);
                 if (r != EXIT_OK)
                         return r;
                 if (stream_open(&in, &so, &src, &d) < 0) {

@@ -271,7 +271,13 @@ static void *reader_main(void *arg) {
          * a successful copy. Its length must also be the bmap's. */
         if (r >= 0 && stream_is_encoded(c->src) && !stopping(c))
                 r = drain(c, &d);
-        if (r < 0 && r != -ECANCELED)
+        /* -ECANCELED is how the reader learns that someone else stopped
+         * the copy, or (from a stalled pipe) that a signal asked it to:
+         * make sure that stops the copy too, and is never taken for the
+         * end of the image. */
+        if (r == -ECANCELED && !stopping(c))
+                fail(c, r, &d);
+        else if (r < 0 && r != -ECANCELED)
                 fail(c, r, &d);
         c->read_cpu = thread_cpu();
         atomic_store(&c->reader_done, true);

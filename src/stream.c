@@ -3,6 +3,7 @@
  * the format from its first bytes, and the chain of stages that decodes it.
  * The decoders and the archive reader live in stream-*.c. */
 #include <fcntl.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/fs.h>
@@ -38,6 +39,37 @@ static int fd_seek(void *ctx, uint64_t offset) {
         if (lseek(fd, (off_t) offset, SEEK_SET) < 0)
                 return -errno;
         return 0;
+}
+
+/* How long a wait for a pipe's data may hide a cancel request. */
+#define FD_POLL_MS 250
+
+static ssize_t fd_source_read(void *ctx, void *buf, size_t n) {
+        FdSource *src = ctx;
+        for (;;) {
+                struct pollfd p = { .fd = src->fd, .events = POLLIN };
+                if (src->cancel && *src->cancel)
+                        return -ECANCELED;
+                int k = poll(&p, 1, FD_POLL_MS);
+                if (k < 0 && errno != EINTR)
+                        return -errno;
+                if (k > 0)
+                        return fd_read(&src->fd, buf, n);
+        }
+}
+
+Input input_from_fd_source(FdSource *src, const char *name) {
+        Input in = input_from_fd(&src->fd, name);
+        /* A file or a device always has data (or its end) at hand. */
+        if (!in.seek)
+                in.read = fd_source_read;
+        in.ctx = src;
+        return in;
+}
+
+void fd_source_done(FdSource *src) {
+        closep(&src->fd);
+        src->fd = -1;
 }
 
 Input input_from_fd(int *fd, const char *name) {

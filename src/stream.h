@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -39,6 +40,22 @@ void input_close(Input *in);
  * when the descriptor is a regular file or a block device positioned at
  * its start; a pipe or a terminal is read as it comes. */
 Input input_from_fd(int *fd, const char *name);
+
+/* A descriptor and the flag (set by a signal handler) that cancels a wait
+ * on it. fd comes first: an Input over an FdSource is also one over its
+ * int. */
+typedef struct FdSource {
+        int fd;
+        const volatile sig_atomic_t *cancel;
+} FdSource;
+
+/* As input_from_fd, but a pipe or terminal with nothing to read is waited
+ * on in slices of a quarter second, and the read fails with -ECANCELED
+ * once *src->cancel is set: an interrupted copy from a stalled stdin ends
+ * at once instead of when the writer goes away. */
+Input input_from_fd_source(FdSource *src, const char *name);
+/* Closes src->fd if open. */
+void fd_source_done(FdSource *src);
 
 typedef enum StreamFormat {
         STREAM_RAW,

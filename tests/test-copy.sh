@@ -582,4 +582,33 @@ at=$(sed -n 's/.*by compressed byte \([0-9]*\).*/\1/p' "$WORK/err")
         fail "a bomb from stdin: stopped at compressed byte '${at}' of $bomb_size"
 rm -f "$M/bomb.gz"
 
+echo "== SIGINT while standard input has nothing to read"
+# The writer of the FIFO stays open and silent: the copy must end on the
+# signal alone, not when its input does.
+mkdir -p "$WORK/stall"
+start_fed "$BMAPSCAN" -q copy --bmap "$WORK/big.bmap" - "$WORK/stall/out" 2>"$WORK/stall.err"
+dd if="$big" bs=1M count=3 status=none >&9
+if wait_for_fd "$FED_PID" "$WORK/stall/*" >/dev/null || wait_for_fd "$FED_PID" "$WORK/stall" >/dev/null; then
+        kill -INT "$FED_PID"
+        ended=0
+        for _ in $(seq 600); do
+                kill -0 "$FED_PID" 2>/dev/null || { ended=1; break; }
+                sleep 0.1
+        done
+        if [ $ended = 1 ]; then
+                set +e; wait "$FED_PID"; rc=$?; set -e
+                [ $rc = 1 ] && grep -q "interrupted by SIGINT" "$WORK/stall.err" &&
+                        pass "a copy stalled on its input stops on SIGINT while the input stays open" ||
+                        fail "stalled SIGINT: exit $rc, stderr: $(cat "$WORK/stall.err")"
+        else
+                fail "a copy stalled on its input did not stop on SIGINT while the input stayed open"
+                kill -KILL "$FED_PID" 2>/dev/null || true
+        fi
+        [ -z "$(ls -A "$WORK/stall")" ] && pass "stalled SIGINT: nothing left in the target directory" ||
+                fail "stalled SIGINT: left $(ls -A "$WORK/stall")"
+else
+        fail "stalled SIGINT: the copy never opened its target"
+fi
+end_fed
+
 finish
