@@ -16,13 +16,16 @@ void report_text(FILE *f, const char *path, const Scan *s, uint64_t block_size, 
         const Layout *l = &s->layout;
         char a[32], b[32], c[32];
         uint64_t mapped = extents_total(&s->mapped);
+        /* The name as error lines show it: a newline in it cannot fake a
+         * line of the report, nor its bytes move the cursor. */
+        _cleanup_free_ char *name = display_escape(path);
 
         if (strcmp(l->label, "none") == 0)
-                fprintf(f, "%s: %s, no partition table, %u-byte sectors\n", path, human(l->image_size, a, sizeof(a)),
-                        l->sector_size);
+                fprintf(f, "%s: %s, no partition table, %u-byte sectors\n", name ? name : "?",
+                        human(l->image_size, a, sizeof(a)), l->sector_size);
         else
-                fprintf(f, "%s: %s, %s partition table, %u-byte sectors\n", path, human(l->image_size, a, sizeof(a)),
-                        l->label, l->sector_size);
+                fprintf(f, "%s: %s, %s partition table, %u-byte sectors\n", name ? name : "?",
+                        human(l->image_size, a, sizeof(a)), l->label, l->sector_size);
         if (l->note[0])
                 fprintf(f, "  note: %s\n", l->note);
         fprintf(f, "  %-4s %-10s %-10s %-18s %-11s %-10s %-10s %s\n", "part", "start", "size", "type", "filesystem",
