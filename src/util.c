@@ -260,6 +260,11 @@ int write_file_atomic(const char *path, const void *data, size_t len, Diag *d) {
         /* New paths, regular files and dangling links: replaced. */
         if (lstat(path, &lst) < 0 || S_ISREG(lst.st_mode) || stat(path, &st) < 0)
                 return write_replacing(path, data, len, d);
+        /* A bmap written over the start of a disk is never what was meant
+         * (renaming over its node was no better). */
+        if (S_ISBLK(st.st_mode))
+                return diag_set(d, -EINVAL, "'%s' is a block device: a bmap is not written onto a disk; choose a file",
+                                path);
         if (!S_ISREG(st.st_mode) || link_through_proc(path))
                 return write_into(path, S_ISREG(st.st_mode), data, len, d);
         /* A link to a regular file: replace the file, keep the link. */

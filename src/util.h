@@ -95,7 +95,8 @@ int read_file_full(const char *path, size_t max, char **ret_data, size_t *ret_le
  * the file it points to, the link kept). Anything else that exists (a
  * character device such as /dev/null, a FIFO, a socket, /dev/stdout or
  * /dev/fd/N) is opened and written directly: renaming over it would replace
- * a device node or a pipe with a regular file. */
+ * a device node or a pipe with a regular file. A block device is refused
+ * (-EINVAL): a bmap written over a disk is a mistake. */
 int write_file_atomic(const char *path, const void *data, size_t len, Diag *d);
 
 /* The length (1-4) of the valid UTF-8 sequence that starts at s, or 0 when

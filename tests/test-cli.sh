@@ -75,6 +75,14 @@ for c in scan create; do
                 fail "$c -o $null: now $(stat -c %F "$null" 2>&1)"
         fi
 done
+# A block device node is refused, not written over (a node of our own, for
+# loop 7,0: nothing is opened).
+if mknod "$WORK/blk" b 7 0 2>/dev/null; then
+        run_cmd "$BMAPSCAN" create --no-checksum -o "$WORK/blk" "$WORK/img"
+        expect "create -o a block device" 1 "is a block device"
+        one_line "create -o a block device"
+        [ -b "$WORK/blk" ] && pass "create -o a block device: still a block device" || fail "create -o: $WORK/blk replaced"
+fi
 # A FIFO with a reader gets the bmap, and stays a FIFO.
 mkfifo "$WORK/out.fifo"
 for c in scan create; do

@@ -62,6 +62,15 @@ static void check_write_file(void) {
         } else
                 printf("skip: no mknod here (%s)\n", strerror(errno));
 
+        /* A block device node (loop 7,0: refused before anything opens it). */
+        snprintf(path, sizeof(path), "%s/blk", dir);
+        if (mknod(path, S_IFBLK | 0600, makedev(7, 0)) == 0) {
+                CHECK(write_file_atomic(path, "data", 4, &d) == -EINVAL && strstr(d.msg, "block device"),
+                      "onto a block device: refused (%s)", d.msg);
+                CHECK(stat(path, &st) == 0 && S_ISBLK(st.st_mode), "the block device node is still one");
+                unlink(path);
+        }
+
         snprintf(path, sizeof(path), "%s/fifo", dir);
         CHECK(mkfifo(path, 0600) == 0, "mkfifo");
         /* A reader (O_RDWR opens a FIFO without waiting) holds it open. */
