@@ -316,7 +316,14 @@ int target_open(const char *path, uint64_t image_size, const TargetOptions *o, T
                 r = diag_set(d, -EINVAL, "%s: not a regular file or a device: refusing to write there", path);
         } else {
                 t->kind = TARGET_FILE;
-                r = open_file(t, stat(path, &st) == 0 ? &st : NULL, d);
+                /* Through a symlink (/dev/stdout onto a file too): the file
+                 * it points to is replaced, never the link itself. */
+                char *real = lstat(path, &st) == 0 && S_ISLNK(st.st_mode) ? realpath(path, NULL) : NULL;
+                if (real) {
+                        free(t->path);
+                        t->path = real;
+                }
+                r = open_file(t, stat(t->path, &st) == 0 ? &st : NULL, d);
         }
         if (r < 0) {
                 target_free(t);

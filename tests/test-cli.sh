@@ -102,6 +102,19 @@ expect "scan -o /dev/fd/1" 0
 grep -q "</bmap>" "$WORK/out" && pass "scan -o /dev/fd/1: the bmap reached stdout" || fail "scan -o /dev/fd/1: stdout: $(head -c 200 "$WORK/out")"
 [ -L /dev/fd ] && [ -L /dev/stdout ] && pass "/dev/fd and /dev/stdout are still links" || fail "/dev/fd or /dev/stdout replaced"
 
+# copy onto a symlink replaces the file it points to and keeps the link;
+# onto /dev/fd/1 (stdout, a file here) it never touches the link itself.
+echo old >"$WORK/copied.img"
+ln -s copied.img "$WORK/copy-link"
+run_cmd "$BMAPSCAN" -q copy --nobmap "$WORK/img" "$WORK/copy-link"
+expect "copy onto a symlink" 0
+[ -L "$WORK/copy-link" ] && cmp -s "$WORK/img" "$WORK/copied.img" && pass "copy onto a symlink: the link kept, its file written" ||
+        fail "copy onto a symlink: $(ls -l "$WORK/copy-link" "$WORK/copied.img" 2>&1)"
+run_cmd "$BMAPSCAN" -q copy --nobmap "$WORK/img" /dev/fd/1
+expect "copy onto /dev/fd/1" 0
+cmp -s "$WORK/img" "$WORK/out" && pass "copy onto /dev/fd/1: the image reached the file" || fail "copy onto /dev/fd/1: $(ls -l "$WORK/out")"
+[ -L /dev/fd ] && [ -L /dev/stdout ] && pass "/dev/fd and /dev/stdout are still links" || fail "/dev/fd or /dev/stdout replaced"
+
 # Images that cannot be scanned: a FIFO no one writes to (open must not
 # wait for a writer: timeout catches a hang, the assertion is the message),
 # and a /proc file whose size says 0.
