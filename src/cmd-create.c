@@ -82,17 +82,20 @@ int cmd_create(int argc, char **argv) {
         if (r >= 0)
                 return r;
 
-        fd = open(image, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-                log_error("cannot open image '%s': %s", image, strerror(errno));
-                return EXIT_FAILED;
-        }
-        if (fstat(fd, &st) < 0) {
-                log_error("cannot stat image '%s': %s", image, strerror(errno));
+        r = image_open(image, O_RDONLY, &fd, &st);
+        if (r < 0) {
+                log_error("cannot open image '%s': %s", image, strerror(-r));
                 return EXIT_FAILED;
         }
         if (!S_ISREG(st.st_mode)) {
-                log_error("'%s' is not a regular file: create maps the holes of an image file", image);
+                log_error("'%s' is not a regular file (%s): create maps the holes of an image file%s", image,
+                          file_kind(st.st_mode), S_ISDIR(st.st_mode) ? "" : "; save it to a file first");
+                return EXIT_FAILED;
+        }
+        if (st.st_size == 0 && file_reads_past_size(fd) > 0) {
+                log_error("%s: has no fixed size (a /proc or /sys file?): create needs an image of a fixed size; "
+                          "save it to a file first",
+                          image);
                 return EXIT_FAILED;
         }
         if (st.st_size == 0) {

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
 
 #include "bmap-sig.h"
 #include "bmap.h"
@@ -53,10 +55,17 @@ static void print_text(const char *path, const Bmap *b, const SigResult *sig) {
         char human[32], mapped_human[32];
         size_t with = ranges_with_checksum(b);
         double pct = b->blocks_count ? (double) b->mapped_count * 100.0 / (double) b->blocks_count : 0.0;
+        /* Shown as error lines show them: no newline or control byte from
+         * a file name or a key's user id reaches the terminal. */
+        _cleanup_free_ char *name = display_escape(path), *signer = NULL, *problem = NULL;
+        if (sig && sig->verified)
+                signer = display_escape(sig->signer[0] ? sig->signer : "an unnamed key");
+        else if (sig)
+                problem = display_escape(problem_text(path, sig));
 
         format_human_size(b->image_size, human, sizeof(human));
         format_human_size(b->mapped_count * b->block_size, mapped_human, sizeof(mapped_human));
-        printf("bmap:            %s\n", path);
+        printf("bmap:            %s\n", name ? name : "?");
         printf("format version:  %u.%u\n", b->version_major, b->version_minor);
         printf("image size:      %" PRIu64 " bytes (%s)\n", b->image_size, human);
         printf("block size:      %" PRIu64 " bytes\n", b->block_size);
@@ -76,9 +85,9 @@ static void print_text(const char *path, const Bmap *b, const SigResult *sig) {
                                                 : "absent: the bmap's integrity cannot be checked");
         if (sig && sig->verified)
                 printf("signature:       clearsigned, verified: good signature by %s (fingerprint %s)\n",
-                       sig->signer[0] ? sig->signer : "an unnamed key", sig->fingerprint);
+                       signer ? signer : "?", sig->fingerprint);
         else if (sig)
-                printf("signature:       clearsigned, NOT verified: %s\n", problem_text(path, sig));
+                printf("signature:       clearsigned, NOT verified: %s\n", problem ? problem : "?");
         printf("valid:           %s\n", b->file_checksum == FILE_CHECKSUM_BAD ? "no" : "yes");
 }
 
@@ -122,13 +131,10 @@ static void print_json(const char *path, const Bmap *b, const SigResult *sig, co
 }
 
 /* A bmap is XML (or a clearsigned message around XML); an image is not. */
-static int looks_like_bmap(const char *path, bool *ret) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+static int looks_like_bmap(int fd, bool *ret) {
         char head[64];
         ssize_t n;
 
-        if (fd < 0)
-                return -errno;
         n = pread_full(fd, head, sizeof(head), 0);
         if (n < 0)
                 return (int) n;
@@ -195,13 +201,24 @@ int cmd_info(int argc, char **argv) {
                 return r;
 
         bool is_bmap = false;
-        r = looks_like_bmap(path, &is_bmap);
-        if (r < 0) {
-                char why[300];
-                snprintf(why, sizeof(why), "cannot read '%s': %s", path, strerror(-r));
+        char problem[PATH_MAX + 300];
+        struct stat st;
+        _cleanup_close_ int fd = -1;
+        r = image_open(path, O_RDONLY, &fd, &st);
+        if (r >= 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISDIR(st.st_mode))
+                /* Telling a bmap from an image reads its start, and both
+                 * are then read again from there. */
+                snprintf(problem, sizeof(problem),
+                         "%s: not a regular file or block device (%s): info needs to seek; save it to a file first",
+                         path, file_kind(st.st_mode));
+        else if (r >= 0 && (r = looks_like_bmap(fd, &is_bmap)) >= 0)
+                problem[0] = 0;
+        else
+                snprintf(problem, sizeof(problem), "cannot read '%s': %s", path, strerror(-r));
+        if (problem[0]) {
                 if (json)
-                        print_json(path, NULL, NULL, why);
-                log_error("%s", why);
+                        print_json(path, NULL, NULL, problem);
+                log_error("%s", problem);
                 return EXIT_FAILED;
         }
         if (!is_bmap)

@@ -286,6 +286,21 @@ int layout_read(int fd, const char *path, uint64_t image_size, Layout *ret, Diag
         char disk_fs[32];
         int r;
 
+        /* Less than one sector holds no table and no filesystem, and
+         * libfdisk refuses a device that small (EINVAL): one unknown region,
+         * mapped in full, as 'create' would map it. */
+        if (image_size < 512) {
+                Partition whole = { .start = 0, .size = image_size, .mapped_whole = true };
+                snprintf(l.label, sizeof(l.label), "none");
+                snprintf(whole.type, sizeof(whole.type), "whole disk");
+                snprintf(whole.note, sizeof(whole.note), "smaller than one 512-byte sector: mapped in full");
+                r = add_part(&l, &whole);
+                if (r < 0)
+                        return r;
+                *ret = l;
+                l = (Layout) {};
+                return 0;
+        }
         r = open_table(fd, path, 0, &log, &t);
         if (r < 0)
                 return diag_set(d, r, "%s: cannot read the partition table: %s", path, strerror(-r));

@@ -11,18 +11,17 @@ int cli_verbosity = 0;
 const char *cli_command = NULL;
 
 _printf_(2, 0) static void vlog(const char *prefix, const char *fmt, va_list ap) {
-        _cleanup_free_ char *line = NULL, *shown = NULL;
+        _cleanup_free_ char *line = NULL, *redacted = NULL, *shown = NULL;
 
-        /* Whatever message names a URL, its password stays off the screen. */
-        if (vasprintf(&line, fmt, ap) < 0 || !(shown = redact_passwords_dup(line))) {
+        /* Whatever message names a URL, its password stays off the screen.
+         * One line, and nothing a file name, a server or a key's user id
+         * could use to move the cursor or recolour the terminal; the text
+         * reports show names the same way. */
+        if (vasprintf(&line, fmt, ap) < 0 || !(redacted = redact_passwords_dup(line)) ||
+            !(shown = display_escape(redacted))) {
                 fputs("bmapscan: out of memory\n", stderr);
                 return;
         }
-        /* One line, and nothing a server or a key's user id could use to
-         * move the cursor or recolour the terminal. */
-        for (char *c = shown; *c; c++)
-                if ((unsigned char) *c < 0x20 || *c == 0x7f)
-                        *c = '?';
         fprintf(stderr, "%s%s\n", prefix, shown);
 }
 

@@ -16,13 +16,16 @@ void report_text(FILE *f, const char *path, const Scan *s, uint64_t block_size, 
         const Layout *l = &s->layout;
         char a[32], b[32], c[32];
         uint64_t mapped = extents_total(&s->mapped);
+        /* The name as error lines show it: a newline in it cannot fake a
+         * line of the report, nor its bytes move the cursor. */
+        _cleanup_free_ char *name = display_escape(path);
 
         if (strcmp(l->label, "none") == 0)
-                fprintf(f, "%s: %s, no partition table, %u-byte sectors\n", path, human(l->image_size, a, sizeof(a)),
-                        l->sector_size);
+                fprintf(f, "%s: %s, no partition table, %u-byte sectors\n", name ? name : "?",
+                        human(l->image_size, a, sizeof(a)), l->sector_size);
         else
-                fprintf(f, "%s: %s, %s partition table, %u-byte sectors\n", path, human(l->image_size, a, sizeof(a)),
-                        l->label, l->sector_size);
+                fprintf(f, "%s: %s, %s partition table, %u-byte sectors\n", name ? name : "?",
+                        human(l->image_size, a, sizeof(a)), l->label, l->sector_size);
         if (l->note[0])
                 fprintf(f, "  note: %s\n", l->note);
         fprintf(f, "  %-4s %-10s %-10s %-18s %-11s %-10s %-10s %s\n", "part", "start", "size", "type", "filesystem",
@@ -44,8 +47,9 @@ void report_text(FILE *f, const char *path, const Scan *s, uint64_t block_size, 
                 human(s->outside, a, sizeof(a)));
         for (size_t i = 0; i < s->n_regions; i++) {
                 const ScanRegion *g = &s->regions[i];
+                _cleanup_free_ char *why = display_escape(g->why);
                 fprintf(f, "  mapped in full: %s at %s: %s\n", human(g->end - g->start, a, sizeof(a)),
-                        human(g->start, b, sizeof(b)), g->why);
+                        human(g->start, b, sizeof(b)), why ? why : "?");
         }
         fprintf(f, "mapped %s of %s (%.1f%%)", human(mapped, a, sizeof(a)), human(l->image_size, b, sizeof(b)),
                 l->image_size ? (double) mapped * 100.0 / (double) l->image_size : 0.0);

@@ -50,7 +50,25 @@ static bool loop_backed_by(const char *name, dev_t dev, ino_t ino) {
         return stat(backing, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
-int sparse_check_image(int fd, const char *path, Diag *d) {
+int sparse_lease_take(int fd, const char *path, Diag *d) {
+        if (fcntl(fd, F_SETLEASE, F_WRLCK) == 0)
+                return 1;
+        /* The kernel's answer when the file is open anywhere else, for
+         * reading or for writing. */
+        if (errno == EAGAIN || errno == EBUSY)
+                return diag_set(d, -EBUSY, "%s: another process has the file open; close it first", path);
+        if (d)
+                snprintf(d->msg, sizeof(d->msg),
+                         "%s: no write lease (%s): another process that has it open would go unnoticed", path,
+                         strerror(errno));
+        return 0;
+}
+
+void sparse_lease_release(int fd) {
+        (void) fcntl(fd, F_SETLEASE, F_UNLCK);
+}
+
+int sparse_check_image(int fd, const char *path, bool writing, Diag *d) {
         struct stat st;
         DIR *dir;
         struct dirent *de;
@@ -59,10 +77,14 @@ int sparse_check_image(int fd, const char *path, Diag *d) {
                 return diag_set(d, -errno, "cannot stat '%s': %s", path, strerror(errno));
         if (!S_ISREG(st.st_mode))
                 return diag_set(d, -EINVAL, "'%s' is not a regular file: only image files can be made sparse", path);
+        /* The mode, not access(2): for root, access() always says yes. */
+        if (writing && !(st.st_mode & 0222))
+                return diag_set(d, -EACCES,
+                                "'%s' is read-only (mode %04o): sparse would change it; make it writable first "
+                                "(chmod u+w) if it may be changed",
+                                path, (unsigned) (st.st_mode & 07777));
         dir = opendir("/sys/block");
-        if (!dir)
-                return 0;
-        while ((de = readdir(dir))) {
+        while (dir && (de = readdir(dir))) {
                 if (strncmp(de->d_name, "loop", 4) != 0)
                         continue;
                 if (loop_backed_by(de->d_name, st.st_dev, st.st_ino)) {
@@ -74,12 +96,23 @@ int sparse_check_image(int fd, const char *path, Diag *d) {
                         return r;
                 }
         }
-        closedir(dir);
+        if (dir)
+                closedir(dir);
+        if (writing) {
+                /* Only a probe, after the loop check (an attached loop
+                 * device holds the file open too, and its message says
+                 * more); the lease is held around the punching itself. */
+                int r = sparse_lease_take(fd, path, d);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        sparse_lease_release(fd);
+        }
         return 0;
 }
 
 int sparse_punch(int fd, const char *path, uint64_t image_size, uint64_t block_size, const Extents *mapped_blocks,
-                 bool dry_run, uint64_t *ret_would_free, uint64_t *ret_unmapped, Diag *d) {
+                 bool dry_run, bool leased, uint64_t *ret_would_free, uint64_t *ret_unmapped, Diag *d) {
         _cleanup_extents_ Extents holes = EXTENTS_INIT, data = EXTENTS_INIT;
         uint64_t blocks = div_round_up(image_size, block_size);
         int r;
@@ -118,6 +151,14 @@ int sparse_punch(int fd, const char *path, uint64_t image_size, uint64_t block_s
 
         for (size_t i = 0; i < holes.n; i++) {
                 const Extent *x = &holes.v[i];
+                /* A break in progress shows as the lease it is going to:
+                 * someone opened the file; let them in, punch no more. */
+                if (leased && fcntl(fd, F_GETLEASE) != F_WRLCK)
+                        return diag_set(d, -EBUSY,
+                                        "%s: another process opened it while holes were punched: stopped after %zu "
+                                        "of %zu ranges (mapped bytes are untouched); run sparse again once it is "
+                                        "closed",
+                                        path, i, holes.n);
                 if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) x->start,
                               (off_t) (x->end - x->start)) < 0) {
                         int e = errno;

@@ -5,7 +5,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 int diag_set(Diag *d, int err, const char *fmt, ...) {
         if (d) {
@@ -170,7 +172,9 @@ int read_file_full(const char *path, size_t max, char **ret_data, size_t *ret_le
         return 0;
 }
 
-int write_file_atomic(const char *path, const void *data, size_t len, Diag *d) {
+/* Replaces path (a regular file, or nothing yet) through a temporary file
+ * beside it: same filesystem, so the rename is atomic. */
+static int write_replacing(const char *path, const void *data, size_t len, Diag *d) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -1;
         int r;
@@ -193,6 +197,173 @@ int write_file_atomic(const char *path, const void *data, size_t len, Diag *d) {
                 return diag_set(d, r, "cannot write '%s': %s", path, strerror(-r));
         }
         return 0;
+}
+
+/* Writes into what path is (a device, a FIFO, an open file of a process):
+ * there is nothing to rename, and a FIFO's open waits for its reader as
+ * any writer's does. A regular file reached through /proc is appended to,
+ * as the shell's redirection opened it ("> f" left it empty). */
+static int write_into(const char *path, bool regular, const void *data, size_t len, Diag *d) {
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY | (regular ? O_APPEND : 0));
+        if (fd < 0)
+                return diag_set(d, -errno, "cannot open '%s' for writing: %s", path, strerror(errno));
+        r = write_full(fd, data, len);
+        /* Devices and pipes may not sync (EINVAL): only a file must. */
+        if (r >= 0 && regular && fsync(fd) < 0)
+                r = -errno;
+        if (r < 0)
+                return diag_set(d, r, "cannot write '%s': %s", path, strerror(-r));
+        return 0;
+}
+
+/* Does path reach its file through a link in /proc (/dev/stdout,
+ * /dev/fd/N, /proc/self/fd/N)? Such a link names a descriptor some process
+ * holds open, not a place in a directory to put a new file. */
+static bool link_through_proc(const char *path) {
+        _cleanup_free_ char *cur = strdup(path);
+
+        for (int hop = 0; cur && hop < 40; hop++) {
+                _cleanup_free_ char *dir = strdup(cur);
+                char target[PATH_MAX], *next = NULL;
+                struct statfs sf;
+                struct stat st;
+
+                if (!dir || lstat(cur, &st) < 0 || !S_ISLNK(st.st_mode))
+                        return false;
+                char *slash = strrchr(dir, '/');
+                if (!slash)
+                        strcpy(dir, ".");
+                else
+                        slash[slash == dir] = 0;
+                if (statfs(dir, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC)
+                        return true;
+                ssize_t n = readlink(cur, target, sizeof(target) - 1);
+                if (n < 0)
+                        return false;
+                target[n] = 0;
+                if (target[0] == '/')
+                        next = strdup(target);
+                else if (asprintf(&next, "%s/%s", dir, target) < 0)
+                        next = NULL;
+                free(cur);
+                cur = next;
+        }
+        return false;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, Diag *d) {
+        struct stat lst, st;
+
+        /* New paths, regular files and dangling links: replaced. */
+        if (lstat(path, &lst) < 0 || S_ISREG(lst.st_mode) || stat(path, &st) < 0)
+                return write_replacing(path, data, len, d);
+        /* A bmap written over the start of a disk is never what was meant
+         * (renaming over its node was no better). */
+        if (S_ISBLK(st.st_mode))
+                return diag_set(d, -EINVAL, "'%s' is a block device: a bmap is not written onto a disk; choose a file",
+                                path);
+        if (!S_ISREG(st.st_mode) || link_through_proc(path))
+                return write_into(path, S_ISREG(st.st_mode), data, len, d);
+        /* A link to a regular file: replace the file, keep the link. */
+        _cleanup_free_ char *real = realpath(path, NULL);
+        if (!real)
+                return diag_set(d, -errno, "cannot resolve the link '%s': %s", path, strerror(errno));
+        return write_replacing(real, data, len, d);
+}
+
+size_t utf8_sequence_length(const char *s) {
+        const unsigned char *p = (const unsigned char *) s;
+        size_t n;
+        uint32_t cp;
+
+        if (p[0] < 0x80)
+                return 1;
+        if (p[0] >= 0xc2 && p[0] <= 0xdf)
+                n = 2, cp = p[0] & 0x1f;
+        else if (p[0] >= 0xe0 && p[0] <= 0xef)
+                n = 3, cp = p[0] & 0x0f;
+        else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+                n = 4, cp = p[0] & 0x07;
+        else
+                return 0; /* a continuation byte, 0xc0/0xc1 (overlong) or past U+10FFFF */
+        for (size_t i = 1; i < n; i++) {
+                /* A NUL is no continuation byte: the loop stops at the end. */
+                if ((p[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = cp << 6 | (p[i] & 0x3f);
+        }
+        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return n;
+}
+
+char *display_escape(const char *s) {
+        char *out = strdup(s);
+        size_t o = 0;
+
+        if (!out)
+                return NULL;
+        /* Never longer than s: each byte maps to at most itself. */
+        for (size_t i = 0; s[i];) {
+                size_t n = utf8_sequence_length(s + i);
+                /* C1 controls (U+0080-U+009F) move a terminal's cursor too. */
+                bool control = n == 1 ? (unsigned char) s[i] < 0x20 || s[i] == 0x7f
+                                      : n == 2 && (unsigned char) s[i] == 0xc2 && (unsigned char) s[i + 1] < 0xa0;
+                if (n == 0 || control) {
+                        out[o++] = '?';
+                        i += n ? n : 1;
+                        continue;
+                }
+                memcpy(out + o, s + i, n);
+                o += n;
+                i += n;
+        }
+        out[o] = 0;
+        return out;
+}
+
+int image_open(const char *path, int flags, int *ret_fd, struct stat *ret_st) {
+        _cleanup_close_ int fd = -1;
+        int fl;
+
+        fd = open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, ret_st) < 0)
+                return -errno;
+        fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+const char *file_kind(unsigned mode) {
+        switch (mode & S_IFMT) {
+        case S_IFREG:
+                return "a regular file";
+        case S_IFBLK:
+                return "a block device";
+        case S_IFCHR:
+                return "a character device";
+        case S_IFIFO:
+                return "a FIFO";
+        case S_IFSOCK:
+                return "a socket";
+        case S_IFDIR:
+                return "a directory";
+        default:
+                return "an unknown kind of file";
+        }
+}
+
+int file_reads_past_size(int fd) {
+        char c;
+        ssize_t k = pread_full(fd, &c, 1, 0);
+        return k < 0 ? (int) k : k > 0;
 }
 
 unsigned current_umask(void) {

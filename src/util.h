@@ -89,9 +89,41 @@ int write_full(int fd, const void *buf, size_t n);
  * larger than max. */
 int read_file_full(const char *path, size_t max, char **ret_data, size_t *ret_len);
 
-/* Writes data to path through a temporary file beside it, renamed into place
- * after fsync, so that a failure never leaves a half-written file. */
+/* Writes data to path. A new path or a regular file is written through a
+ * temporary file beside it, renamed into place after fsync, so that a
+ * failure never leaves a half-written file (a symlink to a regular file:
+ * the file it points to, the link kept). Anything else that exists (a
+ * character device such as /dev/null, a FIFO, a socket, /dev/stdout or
+ * /dev/fd/N) is opened and written directly: renaming over it would replace
+ * a device node or a pipe with a regular file. A block device is refused
+ * (-EINVAL): a bmap written over a disk is a mistake. */
 int write_file_atomic(const char *path, const void *data, size_t len, Diag *d);
+
+/* The length (1-4) of the valid UTF-8 sequence that starts at s, or 0 when
+ * s[0] starts none (a stray continuation byte, an overlong form, a
+ * surrogate, a code point past U+10FFFF, a sequence cut short). s is
+ * NUL-terminated, so it never reads past the end. */
+size_t utf8_sequence_length(const char *s);
+
+/* A copy of s fit for one line of a terminal: control characters (C0, DEL
+ * and C1; a newline included) and bytes that are not valid UTF-8 become '?'. Error
+ * lines and the text reports show file names this way. NULL on ENOMEM. */
+char *display_escape(const char *s);
+
+/* Opens an image (flags: O_RDONLY or O_RDWR) without blocking: opening a
+ * FIFO that no one writes to would wait forever, before anything could
+ * look at what the path is. O_NONBLOCK is cleared again once it is open.
+ * ret_st: the opened file's stat. */
+struct stat;
+int image_open(const char *path, int flags, int *ret_fd, struct stat *ret_st);
+
+/* "a FIFO", "a character device", "a directory", ... for a message. */
+const char *file_kind(unsigned mode);
+
+/* A regular file whose st_size is 0 yet which reads data (/proc/version,
+ * a sysfs attribute) has no size to map: 1 for such a file, 0 for an empty
+ * one, or a negative errno. */
+int file_reads_past_size(int fd);
 
 unsigned cpu_count(void);
 

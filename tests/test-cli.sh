@@ -61,4 +61,83 @@ run_cmd "$BMAPSCAN" info "$WORK/missing.bmap"
 expect "missing bmap" 1 "$WORK/missing.bmap"
 one_line "missing bmap"
 
+# -o onto something that is not a regular file is written into, never
+# replaced by a renamed temporary file. A private /dev/null (char 1,3) where
+# mknod works: a regression must not break the machine's.
+null=/dev/null
+if mknod "$WORK/null" c 1 3 2>/dev/null; then null=$WORK/null; fi
+for c in scan create; do
+        run_cmd "$BMAPSCAN" -q "$c" --no-checksum -o "$null" "$WORK/img"
+        expect "$c -o $null" 0
+        if [ -c "$null" ] && [ "$(stat -c %t,%T "$null")" = 1,3 ]; then
+                pass "$c -o $null: still the character device 1,3"
+        else
+                fail "$c -o $null: now $(stat -c %F "$null" 2>&1)"
+        fi
+done
+# A block device node is refused, not written over (a node of our own, for
+# loop 7,0: nothing is opened).
+if mknod "$WORK/blk" b 7 0 2>/dev/null; then
+        run_cmd "$BMAPSCAN" create --no-checksum -o "$WORK/blk" "$WORK/img"
+        expect "create -o a block device" 1 "is a block device"
+        one_line "create -o a block device"
+        [ -b "$WORK/blk" ] && pass "create -o a block device: still a block device" || fail "create -o: $WORK/blk replaced"
+fi
+# A FIFO with a reader gets the bmap, and stays a FIFO.
+mkfifo "$WORK/out.fifo"
+for c in scan create; do
+        timeout 60 cat "$WORK/out.fifo" >"$WORK/fifo.got" &
+        reader=$!
+        run_cmd timeout 60 "$BMAPSCAN" -q "$c" -o "$WORK/out.fifo" "$WORK/img"
+        wait "$reader" || true
+        expect "$c -o FIFO" 0
+        grep -q "</bmap>" "$WORK/fifo.got" && pass "$c -o FIFO: the reader got the whole bmap" ||
+                fail "$c -o FIFO: the reader got: $(head -c 200 "$WORK/fifo.got")"
+        [ -p "$WORK/out.fifo" ] && pass "$c -o FIFO: still a FIFO" || fail "$c -o FIFO: now $(stat -c %F "$WORK/out.fifo")"
+done
+# /dev/fd/1 (like /dev/stdout, a link through /proc to our stdout, here a
+# file): written into, the link left alone.
+run_cmd "$BMAPSCAN" -q scan --no-checksum -o /dev/fd/1 "$WORK/img"
+expect "scan -o /dev/fd/1" 0
+grep -q "</bmap>" "$WORK/out" && pass "scan -o /dev/fd/1: the bmap reached stdout" || fail "scan -o /dev/fd/1: stdout: $(head -c 200 "$WORK/out")"
+[ -L /dev/fd ] && [ -L /dev/stdout ] && pass "/dev/fd and /dev/stdout are still links" || fail "/dev/fd or /dev/stdout replaced"
+
+# copy onto a symlink replaces the file it points to and keeps the link;
+# onto /dev/fd/1 (stdout, a file here) it never touches the link itself.
+echo old >"$WORK/copied.img"
+ln -s copied.img "$WORK/copy-link"
+run_cmd "$BMAPSCAN" -q copy --nobmap "$WORK/img" "$WORK/copy-link"
+expect "copy onto a symlink" 0
+[ -L "$WORK/copy-link" ] && cmp -s "$WORK/img" "$WORK/copied.img" && pass "copy onto a symlink: the link kept, its file written" ||
+        fail "copy onto a symlink: $(ls -l "$WORK/copy-link" "$WORK/copied.img" 2>&1)"
+run_cmd "$BMAPSCAN" -q copy --nobmap "$WORK/img" /dev/fd/1
+expect "copy onto /dev/fd/1" 0
+cmp -s "$WORK/img" "$WORK/out" && pass "copy onto /dev/fd/1: the image reached the file" || fail "copy onto /dev/fd/1: $(ls -l "$WORK/out")"
+[ -L /dev/fd ] && [ -L /dev/stdout ] && pass "/dev/fd and /dev/stdout are still links" || fail "/dev/fd or /dev/stdout replaced"
+
+# Images that cannot be scanned: a FIFO no one writes to (open must not
+# wait for a writer: timeout catches a hang, the assertion is the message),
+# and a /proc file whose size says 0.
+mkfifo "$WORK/in.fifo"
+for c in scan info sparse create; do
+        run_cmd timeout 60 "$BMAPSCAN" "$c" "$WORK/in.fifo"
+        expect "$c of a FIFO with no writer" 1 "(a FIFO)"
+        one_line "$c of a FIFO"
+        grep -qF "$WORK/in.fifo" "$WORK/err" && pass "$c of a FIFO: names it" || fail "$c of a FIFO: $(cat "$WORK/err")"
+        if [ "$c" != create ]; then
+                grep -q "$c needs to seek; save it to a file first" "$WORK/err" && pass "$c of a FIFO: says why and what to do" ||
+                        fail "$c of a FIFO: $(cat "$WORK/err")"
+        fi
+done
+run_cmd "$BMAPSCAN" info --json "$WORK/in.fifo"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert not d["valid"] and "FIFO" in d["error"], d' "$WORK/out" &&
+        pass "info --json of a FIFO: the error in the JSON" || fail "info --json of a FIFO: $(head -c 300 "$WORK/out")"
+if [ -r /proc/version ]; then
+        for c in scan info create; do
+                run_cmd "$BMAPSCAN" "$c" /proc/version
+                expect "$c /proc/version" 1 "has no fixed size (a /proc or /sys file?)"
+                one_line "$c /proc/version"
+        done
+fi
+
 finish

@@ -197,6 +197,23 @@ run "$BMAPSCAN" info --json "$odd"
 expect_rc 0
 expect_json "path=$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$odd")" valid=true
 
+# A name with a newline and a byte that is not UTF-8: valid UTF-8 JSON (the
+# newline escaped, the bad byte as U+FFFD), and in the text report the name
+# shown as error lines show it, on one line.
+weird="$work/new"$'\n'"line"$'\xff'".bmap"
+cp "$TESTDATA/bmaptool/test.image.bmap.v2.0" "$weird"
+run "$BMAPSCAN" info --json "$weird"
+expect_rc 0
+expect_json "path=$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$work/new"$'\n'"line"$'\ufffd'".bmap")" valid=true
+run "$BMAPSCAN" info "$weird"
+expect_rc 0
+expect_stdout_line "^bmap: +$work/new\?line\?\.bmap$"
+if LC_ALL=C grep -q $'\xff' "$work/out"; then fail "$what: the raw 0xff byte reached stdout" "$out"; else pass; fi
+run "$BMAPSCAN" info --json "$work/missing"$'\n'$'\xff'
+expect_rc 1
+expect_json valid=false "error~=$work/missing"
+expect_stderr_one_line "$work/missing??"
+
 cp "$TESTDATA/bmaptool/test.image.bmap.v2.0" "$work/-dash.bmap"
 run bash -c 'cd "$1" && exec "$2" info -- -dash.bmap' _ "$work" "$BMAPSCAN"
 expect_rc 0
@@ -269,12 +286,11 @@ for name in truncated not-xml html future xxe blocks-count mapped-count; do
         expect_json "path=\"$path\"" valid=false "error~=$path" '!ranges'
 done
 
-# Files that cannot be read at all (info takes images too, so an empty or
-# a text file is an image it cannot describe): one line on stderr.
+# Files that cannot be read at all (info takes images too, so an empty
+# file is an image it cannot describe): one line on stderr.
 : >"$work/empty.bmap"
-printf 'this is not a bmap\n' >"$work/text.bmap"
 mkdir "$work/directory.bmap"
-for name in empty text directory missing; do
+for name in empty directory missing; do
         path="$work/$name.bmap"
         for json in "" --json; do
                 run "$BMAPSCAN" info $json "$path"
@@ -282,6 +298,17 @@ for name in empty text directory missing; do
                 expect_stderr_one_line "$path"
         done
 done
+
+# A short text file is an image of under one sector: one unknown region,
+# mapped in full (no partition table can be read from it).
+printf 'this is not a bmap\n' >"$work/text.bmap"
+run "$BMAPSCAN" info "$work/text.bmap"
+expect_rc 0
+expect_stdout_line 'smaller than one 512-byte sector: mapped in full$'
+expect_stdout_line '^mapped 19 bytes of 19 bytes \(100\.0%\)$'
+run "$BMAPSCAN" info --json "$work/text.bmap"
+expect_rc 0
+expect_json mapped_bytes=19 image_size=19 'table="none"'
 
 run "$BMAPSCAN" info "$work/xxe.bmap"
 if grep -Fq "$(head -n 1 /etc/passwd | cut -d: -f1-3)" "$work/err" "$work/out"; then

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Partition layouts built with sfdisk/fdisk at test time, read back by
  * layout_read: MBR with logical partitions and a sector-63 start, GPT, GPT
- * recovered from its backup, 4096-byte-sector GPT, no table, overlapping
- * entries, partitions past the end, and a hybrid MBR that disagrees. */
+ * recovered from its backup, 4096-byte-sector GPT, no table, images under
+ * one sector, overlapping entries, partitions past the end, and a hybrid
+ * MBR that disagrees. */
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -156,6 +157,20 @@ static void test_no_table(void) {
         }
 }
 
+/* Under one sector libfdisk fails (EINVAL): one region, mapped in full,
+ * as create would map it. */
+static void test_tiny(void) {
+        _cleanup_(layout_done) Layout a = {}, b = {};
+
+        sh("cd %s && printf short >tiny5.img && head -c 511 /dev/zero >tiny511.img", dir);
+        CHECK(read_layout("tiny5.img", &a) == 0, "a 5-byte image is read");
+        CHECK(strcmp(a.label, "none") == 0 && a.n_parts == 1 && a.parts[0].size == 5 && a.parts[0].mapped_whole,
+              "a 5-byte image: one region mapped in full (label %s, %zu parts)", a.label, a.n_parts);
+        CHECK(read_layout("tiny511.img", &b) == 0, "a 511-byte image is read");
+        CHECK(b.n_parts == 1 && b.parts[0].size == 511 && b.parts[0].mapped_whole,
+              "a 511-byte image: one region mapped in full");
+}
+
 static void test_overlap_and_past_end(void) {
         _cleanup_(layout_done) Layout a = {}, b = {};
 
@@ -217,6 +232,7 @@ int main(void) {
         test_gpt_and_backup();
         test_gpt_4k();
         test_no_table();
+        test_tiny();
         test_overlap_and_past_end();
         test_hybrid_mbr();
         sh("rm -rf '%s'", dir);

@@ -99,6 +99,53 @@ expect "empty image" 1 "empty"
 one_line "empty image"
 run_cmd "$BMAPSCAN" scan "$WORK"
 expect "a directory" 1 "not an image file"
+for c in info sparse; do
+        run_cmd "$BMAPSCAN" "$c" "$WORK/empty.img"
+        expect "$c of an empty image" 1 "empty"
+        one_line "$c of an empty image"
+done
+
+# Images under one sector: one unknown region, mapped in full, for every
+# command (libfdisk refuses to read a table from them).
+printf 'short' >"$WORK/tiny.img"
+printf '%511s' x >"$WORK/tiny511.img"
+for t in tiny tiny511; do
+        n=$(stat -c %s "$WORK/$t.img")
+        run_cmd "$BMAPSCAN" scan --json -o "$WORK/$t.bmap" "$WORK/$t.img"
+        expect "scan of a $n-byte image" 0
+        python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); n=int(sys.argv[2]); assert d["image_size"] == n and d["mapped_bytes"] == n and d["table"] == "none", d' "$WORK/out" "$n" &&
+                pass "scan of a $n-byte image: one region, all $n bytes mapped" || fail "scan of a $n-byte image: $(head -c 400 "$WORK/out")"
+        run_cmd "$BMAPSCAN" info "$WORK/$t.bmap"
+        expect "the bmap of a $n-byte image is valid" 0
+        run_cmd "$BMAPSCAN" info "$WORK/$t.img"
+        expect "info of a $n-byte image" 0
+        grep -q "smaller than one 512-byte sector: mapped in full" "$WORK/out" && pass "info of a $n-byte image says why" ||
+                fail "info of a $n-byte image: $(cat "$WORK/out")"
+        run_cmd "$BMAPSCAN" sparse "$WORK/$t.img"
+        expect "sparse of a $n-byte image" 0
+        [ "$(stat -c %s "$WORK/$t.img")" = "$n" ] && pass "sparse keeps the $n bytes" || fail "sparse changed the size"
+done
+[ "$(cat "$WORK/tiny.img")" = short ] && pass "sparse of a 5-byte image leaves its bytes" || fail "tiny image changed"
+
+# A name with a newline and a byte that is not UTF-8: the report shows it
+# as error lines do ('?'), the JSON is valid UTF-8 (U+FFFD for the byte).
+weird="$WORK/new"$'\n'"line"$'\xff'".img"
+cp "$WORK/tiny.img" "$weird"
+run_cmd "$BMAPSCAN" scan -o "$WORK/weird.bmap" "$weird"
+expect "scan of an oddly named image" 0
+grep -qxF "$WORK/new?line?.img: 5 bytes, no partition table, 512-byte sectors" "$WORK/err" &&
+        pass "report: the name escaped on its one line" || fail "report: $(cat -A "$WORK/err" | head -3)"
+LC_ALL=C grep -q $'\xff' "$WORK/err" && fail "report: the raw 0xff byte reached stderr" || pass "report: no raw 0xff byte"
+run_cmd "$BMAPSCAN" scan --json "$weird"
+expect "scan --json of an oddly named image" 0
+if python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["image"] == sys.argv[1] + "/new\nline\ufffd.img", d["image"]' "$WORK" <"$WORK/out"; then
+        pass "scan --json of an oddly named image: valid UTF-8 JSON"
+else
+        fail "scan --json of an oddly named image: $(head -c 300 "$WORK/out" | cat -A)"
+fi
+run_cmd "$BMAPSCAN" scan "$WORK/missing"$'\n'"x"$'\xff'
+expect "an oddly named missing image" 1 "$WORK/missing?x?"
+one_line "an oddly named missing image"
 chmod 0644 "$img"
 cp "$img" "$WORK/self.img"
 before=$(sha256sum <"$WORK/self.img")

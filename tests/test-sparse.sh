@@ -226,6 +226,49 @@ run_cmd "$BMAPSCAN" sparse "$WORK"
 expect "sparse of a directory" 1
 one_line "sparse of a directory"
 
+# A file with no write bit, as its owner (root, here: root can open it for
+# writing all the same, so the mode is what is checked).
+ro2=$WORK/mode444.img
+cp --sparse=never "$base" "$ro2"
+chmod 444 "$ro2"
+ro2_du=$(disk_usage "$ro2")
+for how in sparse "scan --sparse -o $WORK/mode444.bmap"; do
+        read -r -a args <<<"$how"
+        run_cmd "$BMAPSCAN" "${args[@]}" "$ro2"
+        expect "$how of a mode-0444 file" 1 "$ro2"
+        one_line "$how of a mode-0444 file"
+        grep -q "chmod u+w" "$WORK/err" && pass "$how of a mode-0444 file: says chmod u+w" ||
+                fail "$how of a mode-0444 file: $(cat "$WORK/err")"
+        unchanged "$how of a mode-0444 file" "$ro2" "$base_sum" "$ro2_du"
+done
+[ ! -e "$WORK/mode444.bmap" ] && pass "scan --sparse of a mode-0444 file: refused before writing a bmap" ||
+        fail "scan --sparse of a mode-0444 file wrote a bmap"
+run_cmd "$BMAPSCAN" sparse --dry-run "$ro2"
+expect "sparse --dry-run of a mode-0444 file (it writes nothing)" 0
+rm -f "$ro2"
+
+# A file another process holds open for writing (this shell, on fd 9):
+# refused, unchanged; once closed, it may be punched.
+busy=$WORK/busy.img
+cp --sparse=never "$base" "$busy"
+busy_du=$(disk_usage "$busy")
+exec 9>>"$busy"
+for how in sparse "scan --sparse -o $WORK/busy.bmap"; do
+        read -r -a args <<<"$how"
+        run_cmd "$BMAPSCAN" "${args[@]}" "$busy"
+        expect "$how of a file open for writing elsewhere" 1 "$busy: another process has the file open; close it first"
+        one_line "$how of a file open for writing elsewhere"
+done
+exec 9>&-
+unchanged "sparse of a file open for writing elsewhere" "$busy" "$base_sum" "$busy_du"
+# -q: only errors, so nothing at all on success.
+run_cmd "$BMAPSCAN" -q sparse "$busy"
+expect "-q sparse once the file is closed" 0
+[ ! -s "$WORK/out" ] && [ ! -s "$WORK/err" ] && pass "-q sparse prints nothing" ||
+        fail "-q sparse printed: $(cat "$WORK/out" "$WORK/err")"
+[ "$(disk_usage "$busy")" -lt "$busy_du" ] && pass "-q sparse punched the file" || fail "-q sparse freed nothing"
+rm -f "$busy"
+
 # ---------------------------------------------------------------- dry run
 
 img=$WORK/work.img

@@ -1,11 +1,90 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "check.h"
 #include "util.h"
+#include "json.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 static void check_human(uint64_t size, const char *want) {
         char buf[32];
         format_human_size(size, buf, sizeof(buf));
         CHECK(strcmp(buf, want) == 0, "human size of %" PRIu64 " is '%s', bmaptool writes '%s'", size, buf, want);
+}
+
+static void check_display(const char *in, const char *want) {
+        char *got = display_escape(in);
+        CHECK(got && strcmp(got, want) == 0, "display_escape gave '%s', expected '%s'", got ? got : "(null)", want);
+        free(got);
+}
+
+static void check_json(const char *in, const char *want) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        json_print_string(f, in);
+        fclose(f);
+        CHECK(buf && strcmp(buf, want) == 0, "json_print_string gave %s, expected %s", buf ? buf : "(null)", want);
+        free(buf);
+}
+
+/* The three ways write_file_atomic writes: a new path and a regular file
+ * are replaced through a rename, a device node or FIFO is written into and
+ * stays what it is, a link keeps pointing where it pointed. */
+static void check_write_file(void) {
+        char dir[] = "/tmp/test-util.XXXXXX", path[300], link[300], back[64];
+        struct stat st;
+        Diag d = {};
+
+        CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+        snprintf(path, sizeof(path), "%s/new", dir);
+        CHECK(write_file_atomic(path, "one", 3, &d) == 0, "new path: %s", d.msg);
+        CHECK(write_file_atomic(path, "two", 3, &d) == 0, "over a file: %s", d.msg);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        CHECK(fd >= 0 && read(fd, back, sizeof(back)) == 3 && memcmp(back, "two", 3) == 0, "the file holds 'two'");
+        if (fd >= 0)
+                close(fd);
+
+        snprintf(link, sizeof(link), "%s/link", dir);
+        CHECK(symlink("new", link) == 0, "symlink");
+        CHECK(write_file_atomic(link, "three", 5, &d) == 0, "through a link: %s", d.msg);
+        CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode), "the link is still a link");
+        CHECK(stat(path, &st) == 0 && st.st_size == 5, "the file it points to was replaced");
+
+        /* A private /dev/null (char 1,3), where mknod is allowed. */
+        snprintf(path, sizeof(path), "%s/null", dir);
+        if (mknod(path, S_IFCHR | 0666, makedev(1, 3)) == 0) {
+                CHECK(write_file_atomic(path, "data", 4, &d) == 0, "into a character device: %s", d.msg);
+                CHECK(stat(path, &st) == 0 && S_ISCHR(st.st_mode), "the device node is still a device node");
+                unlink(path);
+        } else
+                printf("skip: no mknod here (%s)\n", strerror(errno));
+
+        /* A block device node (loop 7,0: refused before anything opens it). */
+        snprintf(path, sizeof(path), "%s/blk", dir);
+        if (mknod(path, S_IFBLK | 0600, makedev(7, 0)) == 0) {
+                CHECK(write_file_atomic(path, "data", 4, &d) == -EINVAL && strstr(d.msg, "block device"),
+                      "onto a block device: refused (%s)", d.msg);
+                CHECK(stat(path, &st) == 0 && S_ISBLK(st.st_mode), "the block device node is still one");
+                unlink(path);
+        }
+
+        snprintf(path, sizeof(path), "%s/fifo", dir);
+        CHECK(mkfifo(path, 0600) == 0, "mkfifo");
+        /* A reader (O_RDWR opens a FIFO without waiting) holds it open. */
+        int rd = open(path, O_RDWR | O_CLOEXEC);
+        CHECK(rd >= 0, "open the FIFO");
+        CHECK(write_file_atomic(path, "fifo", 4, &d) == 0, "into a FIFO: %s", d.msg);
+        CHECK(rd >= 0 && read(rd, back, sizeof(back)) == 4 && memcmp(back, "fifo", 4) == 0, "the reader got it");
+        CHECK(stat(path, &st) == 0 && S_ISFIFO(st.st_mode), "the FIFO is still a FIFO");
+        if (rd >= 0)
+                close(rd);
+
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        CHECK(system(cmd) == 0, "cleaning up %s", dir);
 }
 
 int main(void) {
@@ -59,5 +138,35 @@ int main(void) {
         CHECK(div_round_up(0, 4096) == 0 && div_round_up(1, 4096) == 1 && div_round_up(4096, 4096) == 1 &&
                       div_round_up(UINT64_MAX, 2) == (UINT64_MAX >> 1) + 1,
               "div_round_up");
+        /* UTF-8: what is valid, and what is not (overlong, surrogate, past
+         * U+10FFFF, stray continuation, cut short). */
+        CHECK(utf8_sequence_length("a") == 1, "ASCII");
+        CHECK(utf8_sequence_length("\xc3\xa9") == 2, "e acute");
+        CHECK(utf8_sequence_length("\xe2\x82\xac") == 3, "euro sign");
+        CHECK(utf8_sequence_length("\xf0\x9f\x98\x80") == 4, "emoji");
+        CHECK(utf8_sequence_length("\xc0\xaf") == 0, "overlong slash");
+        CHECK(utf8_sequence_length("\xe0\x80\xaf") == 0, "overlong in three bytes");
+        CHECK(utf8_sequence_length("\xed\xa0\x80") == 0, "surrogate");
+        CHECK(utf8_sequence_length("\xf4\x90\x80\x80") == 0, "past U+10FFFF");
+        CHECK(utf8_sequence_length("\x80") == 0, "stray continuation");
+        CHECK(utf8_sequence_length("\xe2\x82") == 0, "cut short by the end");
+        CHECK(utf8_sequence_length("\xff") == 0, "0xff");
+
+        check_display("plain.img", "plain.img");
+        check_display("a\nb\tc\x7f", "a?b?c?");
+        check_display("caf\xc3\xa9 \xe2\x82\xac", "caf\xc3\xa9 \xe2\x82\xac");
+        check_display("bad\xff\xfe.img", "bad??.img");
+        check_display("csi\xc2\x9b" "2J", "csi?2J");
+        check_display("cut\xe2\x82", "cut??");
+
+        check_json("a\"b\\c", "\"a\\\"b\\\\c\"");
+        check_json("line\nnext\x01", "\"line\\nnext\\u0001\"");
+        check_json("caf\xc3\xa9", "\"caf\xc3\xa9\"");
+        check_json("bad\xffname", "\"bad\\ufffdname\"");
+        check_json("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"");
+        check_json("csi\xc2\x9b", "\"csi\\u009b\"");
+
+        check_write_file();
+
         return check_exit("test-util");
 }
