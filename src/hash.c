@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Large reads keep the syscall count low; the buffer stays in L2-friendly
  * pieces for the digest. */
@@ -56,9 +57,16 @@ static void fail(HashShared *s, int err, uint64_t offset) {
                 s->error = err == -ENODATA ? -EIO : err;
                 if (offset == UINT64_MAX)
                         diag_set(s->diag, err, "%s: the digest library failed", s->name);
-                else if (err == -ENODATA)
+                else if (err == -ENODATA) {
+                        /* Where the file ends now, not where this thread's
+                         * read stopped: with several threads, the first to
+                         * fail may be one reading far past that end. */
+                        struct stat st;
+                        if (fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t) st.st_size < offset)
+                                offset = (uint64_t) st.st_size;
                         diag_set(s->diag, -EIO, "%s: file ends at byte %llu, before the image size %llu: was it truncated?",
                                  s->name, (unsigned long long) offset, (unsigned long long) s->image_size);
+                }
                 else
                         diag_set(s->diag, err, "%s: read error at byte %llu: %s", s->name,
                                  (unsigned long long) offset, strerror(-err));
