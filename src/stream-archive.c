@@ -223,24 +223,43 @@ static int drain(ArchiveStage *as, Diag *d) {
         }
 }
 
-/* The image was chosen while streaming, with the rest of the archive
- * unknown: now that it has been read, no other member may be a candidate. */
-static int check_rest(ArchiveStage *as, Diag *d) {
-        as->check_rest = false;
+/* The next regular file of the archive, a tar hard link (no data of its
+ * own) skipped: 1 with its entry, path ("" when it has none) and size
+ * (UINT64_MAX when not told), 0 at the archive's end, else a negative errno. */
+static int next_file(ArchiveStage *as, struct archive_entry **ret, const char **ret_path, uint64_t *ret_size,
+                     Diag *d) {
         for (;;) {
                 struct archive_entry *e;
                 int r = archive_read_next_header(as->a, &e);
                 if (r == ARCHIVE_EOF)
-                        break;
+                        return 0;
                 if (r < ARCHIVE_WARN)
                         return archive_fail(as, d);
                 if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e))
                         continue;
                 const char *path = archive_entry_pathname(e);
                 bool known = archive_entry_size_is_set(e) && archive_entry_size(e) >= 0;
-                if (path && could_be_image(path, known ? (uint64_t) archive_entry_size(e) : UINT64_MAX))
-                        names_add(&as->candidates, path);
+                *ret = e;
+                *ret_path = path ? path : "";
+                *ret_size = known ? (uint64_t) archive_entry_size(e) : UINT64_MAX;
+                return 1;
         }
+}
+
+/* The image was chosen while streaming, with the rest of the archive
+ * unknown: now that it has been read, no other member may be a candidate. */
+static int check_rest(ArchiveStage *as, Diag *d) {
+        struct archive_entry *e;
+        const char *path;
+        uint64_t size;
+        int r;
+
+        as->check_rest = false;
+        while ((r = next_file(as, &e, &path, &size, d)) > 0)
+                if (could_be_image(path, size))
+                        names_add(&as->candidates, path);
+        if (r < 0)
+                return r;
         if (as->candidates.count > 1)
                 return refuse_ambiguous(as->st.stream->in.name, &as->candidates, d);
         return 0;
@@ -389,21 +408,12 @@ static int hold(ArchiveStage *as, const char *name, uint64_t size, Diag *d) {
 static int choose_member(ArchiveStage *as, Diag *d) {
         const char *name = as->st.stream->in.name;
 
-        for (;;) {
-                struct archive_entry *e;
-                int r = archive_read_next_header(as->a, &e);
-                if (r == ARCHIVE_EOF)
-                        break;
-                if (r < ARCHIVE_WARN)
-                        return archive_fail(as, d);
-                /* A tar hard link is a regular file without data of its own. */
-                if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e))
-                        continue;
-                const char *path = archive_entry_pathname(e);
-                if (!path)
-                        path = "";
-                bool known = archive_entry_size_is_set(e) && archive_entry_size(e) >= 0;
-                uint64_t size = known ? (uint64_t) archive_entry_size(e) : UINT64_MAX;
+        struct archive_entry *e;
+        const char *path;
+        uint64_t size;
+        int r;
+
+        while ((r = next_file(as, &e, &path, &size, d)) > 0) {
                 names_add(&as->seen, path);
                 bool match = as->want ? same_name(path, as->want) && (!as->want_candidate || could_be_image(path, size))
                                       : could_be_image(path, size);
@@ -433,6 +443,8 @@ static int choose_member(ArchiveStage *as, Diag *d) {
                                 return r;
                 }
         }
+        if (r < 0)
+                return r;
         if (as->want)
                 return refuse_missing(name, as->zip, as->want, &as->seen, d);
         if (!as->member && as->seen.count > 0)

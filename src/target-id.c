@@ -57,21 +57,8 @@ static int resolve_missing(const char *path, char **ret) {
 
 /* devtmpfs has the statfs magic of tmpfs: only mountinfo tells them apart. */
 static bool is_devtmpfs(dev_t dev) {
-        FILE *f = fopen("/proc/self/mountinfo", "re");
-        char line[4096];
-        bool found = false;
-
-        if (!f)
-                return false;
-        while (!found && fgets(line, sizeof(line), f)) {
-                unsigned a, b;
-                const char *sep = strstr(line, " - ");
-                if (sscanf(line, "%*d %*d %u:%u", &a, &b) == 2 && makedev(a, b) == dev && sep &&
-                    strncmp(sep + 3, "devtmpfs ", 9) == 0)
-                        found = true;
-        }
-        fclose(f);
-        return found;
+        char type[64];
+        return mountinfo_find(dev, NULL, 0, type, sizeof(type)) && strcmp(type, "devtmpfs") == 0;
 }
 
 /* Is real_path (links resolved), on the filesystem dev, a place where only

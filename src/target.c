@@ -81,23 +81,7 @@ static int whole_disk_of(dev_t dev, char *ret, size_t len, bool *ret_is_partitio
 
 /* Is major:minor mounted (in our mount namespace)? */
 static bool is_mounted(unsigned maj, unsigned min, char *where, size_t len) {
-        FILE *f = fopen("/proc/self/mountinfo", "re");
-        char line[4096];
-        bool found = false;
-
-        if (!f)
-                return false;
-        while (!found && fgets(line, sizeof(line), f)) {
-                unsigned a, b;
-                char mnt[2048];
-                /* id parent major:minor root mountpoint ... */
-                if (sscanf(line, "%*d %*d %u:%u %*s %2047s", &a, &b, mnt) == 3 && a == maj && b == min) {
-                        snprintf(where, len, "%s", mnt);
-                        found = true;
-                }
-        }
-        fclose(f);
-        return found;
+        return mountinfo_find(makedev(maj, min), where, len, NULL, 0);
 }
 
 static bool is_swap(const char *devname) {

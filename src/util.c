@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -370,6 +371,31 @@ unsigned current_umask(void) {
         mode_t m = umask(0);
         umask(m);
         return (unsigned) m;
+}
+
+bool mountinfo_find(dev_t dev, char *ret_where, size_t where_len, char *ret_fstype, size_t fstype_len) {
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        char line[4096];
+        bool found = false;
+
+        if (!f)
+                return false;
+        while (!found && fgets(line, sizeof(line), f)) {
+                /* id parent major:minor root mountpoint options... - fstype source ... */
+                unsigned a, b;
+                char where[2048], type[64];
+                const char *sep = strstr(line, " - ");
+                if (!sep || sscanf(line, "%*d %*d %u:%u %*s %2047s", &a, &b, where) != 3 || makedev(a, b) != dev ||
+                    sscanf(sep + 3, "%63s", type) != 1)
+                        continue;
+                found = true;
+                if (ret_where)
+                        snprintf(ret_where, where_len, "%s", where);
+                if (ret_fstype)
+                        snprintf(ret_fstype, fstype_len, "%s", type);
+        }
+        fclose(f);
+        return found;
 }
 
 unsigned cpu_count(void) {

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
@@ -126,6 +127,11 @@ const char *file_kind(unsigned mode);
 int file_reads_past_size(int fd);
 
 unsigned cpu_count(void);
+
+/* Looks the filesystem dev up in /proc/self/mountinfo: true when it is
+ * mounted in our mount namespace, with its first mount point and its
+ * filesystem type (either buffer may be NULL). */
+bool mountinfo_find(dev_t dev, char *ret_where, size_t where_len, char *ret_fstype, size_t fstype_len);
 
 /* The process umask (reading it means setting it: set it straight back). */
 unsigned current_umask(void);
