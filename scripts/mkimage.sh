@@ -112,8 +112,12 @@ put() {
 new_disk() {
         head -c "$1" /dev/zero >"$IMG"
 }
+# MKIMAGE_UUID_SALT keeps two test runs at once (the normal and the
+# sanitizer build) from making filesystems with one UUID: btrfs and blkid
+# know every attached loop device, and mkfs.btrfs refuses a UUID in use.
 seeded_uuid() {
-        python3 -c 'import sys, uuid; print(uuid.uuid5(uuid.NAMESPACE_OID, sys.argv[1]))' "bmapscan:$SEED:$LAYOUT:$1"
+        python3 -c 'import sys, uuid; print(uuid.uuid5(uuid.NAMESPACE_OID, sys.argv[1]))' \
+                "bmapscan:$SEED:$LAYOUT:${MKIMAGE_UUID_SALT:+$MKIMAGE_UUID_SALT:}$1"
 }
 manifest() { MANIFEST_LINES+=("$*"); }
 
