@@ -211,32 +211,26 @@ static bool all_zero(const uint8_t *p, size_t n) {
 
 /* The next stretch of [pos, end) that may hold data, in absolute image
  * offsets: with SEEK_DATA/SEEK_HOLE where the file has them, else all of
- * it. Returns 0 and an empty stretch when only holes are left. */
-static int next_data(const Reader *r, uint64_t pos, uint64_t end, uint64_t *ret_start, uint64_t *ret_end) {
+ * it. False when only holes are left. */
+static bool next_data(const Reader *r, uint64_t pos, uint64_t end, uint64_t *ret_start, uint64_t *ret_end) {
         off_t d, h;
 
-        *ret_start = *ret_end = pos;
         if (pos >= end)
-                return 0;
-        if (r->fd < 0) {
-                *ret_end = end;
-                return 0;
-        }
+                return false;
+        *ret_start = pos;
+        *ret_end = end;
+        if (r->fd < 0)
+                return true;
         d = lseek(r->fd, (off_t) pos, SEEK_DATA);
-        if (d < 0) {
-                if (errno == ENXIO) /* only holes from pos on */
-                        return 0;
-                *ret_end = end; /* no SEEK_DATA here: read everything */
-                return 0;
-        }
+        if (d < 0)
+                return errno != ENXIO; /* ENXIO: only holes from pos on; else no SEEK_DATA: read it all */
         if ((uint64_t) d >= end)
-                return 0;
+                return false;
         h = lseek(r->fd, d, SEEK_HOLE);
         *ret_start = (uint64_t) d;
-        *ret_end = h < 0 || (uint64_t) h > end ? end : (uint64_t) h;
-        if (*ret_end <= *ret_start)
-                *ret_end = end;
-        return 0;
+        if (h > d && (uint64_t) h < end)
+                *ret_end = (uint64_t) h;
+        return true;
 }
 
 int tail_scan(const Reader *r, uint64_t from, TailScan *ret) {
@@ -262,10 +256,7 @@ int tail_scan(const Reader *r, uint64_t from, TailScan *ret) {
         end += r->base;
         while (pos < end) {
                 uint64_t ds, de;
-                k = next_data(r, pos, end, &ds, &de);
-                if (k < 0)
-                        return k;
-                if (ds >= de)
+                if (!next_data(r, pos, end, &ds, &de))
                         break;
                 /* Whole blocks of the image, but never before the tail. */
                 uint64_t at = ds / TAIL_BLOCK * TAIL_BLOCK;

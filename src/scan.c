@@ -211,6 +211,12 @@ typedef struct PartCheck {
         bool pinned;            /* a hash partition whose data a verity-sig root hash named */
 } PartCheck;
 
+static void part_checks_free(PartCheck *checks, size_t n) {
+        for (size_t i = 0; checks && i < n; i++)
+                extents_done(&checks[i].free);
+        free(checks);
+}
+
 static void whole(PartCheck *pc) {
         extents_clear(&pc->free);
 }
@@ -410,7 +416,7 @@ static int pair_verity(int fd, Scan *s, PartCheck *checks) {
 int scan_image(int fd, const char *path, uint64_t image_size, const ScanOptions *o, Scan *ret, Diag *d) {
         _cleanup_(scan_done) Scan s = {};
         _cleanup_extents_ Extents free_space = EXTENTS_INIT, inside = EXTENTS_INIT, user = EXTENTS_INIT;
-        _cleanup_free_ PartCheck *checks = NULL;
+        PartCheck *checks = NULL;
         int r;
 
         r = layout_read(fd, path, image_size, &s.layout, d);
@@ -418,11 +424,9 @@ int scan_image(int fd, const char *path, uint64_t image_size, const ScanOptions 
                 return r;
         s.parts = calloc(s.layout.n_parts + 1, sizeof(ScanPart));
         checks = calloc(s.layout.n_parts + 1, sizeof(PartCheck));
-        if (!s.parts || !checks)
-                return -ENOMEM;
-        r = resolve_maps(&s, o, &user, d, path);
+        r = !s.parts || !checks ? -ENOMEM : resolve_maps(&s, o, &user, d, path);
         if (r < 0)
-                return r;
+                goto fail;
 
         for (size_t i = 0; i < s.layout.n_parts; i++) {
                 const Partition *p = &s.layout.parts[i];
@@ -485,15 +489,13 @@ int scan_image(int fd, const char *path, uint64_t image_size, const ScanOptions 
                         goto fail;
                 s.outside = extents_total(&x);
         }
-        for (size_t i = 0; i < s.layout.n_parts; i++)
-                extents_done(&checks[i].free);
+        part_checks_free(checks, s.layout.n_parts);
         *ret = s;
         s = (Scan) {};
         return 0;
 fail:
-        for (size_t i = 0; i < s.layout.n_parts; i++)
-                extents_done(&checks[i].free);
-        if (r == -ENOMEM || !d || d->msg[0])
+        part_checks_free(checks, s.layout.n_parts);
+        if (r == -ENOMEM || r == -EDOM || !d || d->msg[0])
                 return r;
         return diag_set(d, r, "%s: scanning the partitions: %s", path, strerror(-r));
 }

@@ -561,6 +561,13 @@ def main(argv):
         _, _, rs = bmap_ranges(args[0])
         a, b = int(args[1]), int(args[2])
         print(sum(max(0, min(e, b) - max(s, a)) for s, e in rs))
+    elif cmd == "within":
+        # within BMAP START END: the bmap's mapped bytes inside [START, END), a range a line.
+        _, _, rs = bmap_ranges(args[0])
+        a0, b0 = int(args[1]), int(args[2])
+        for a, b in rs:
+            if b > a0 and a < b0:
+                print(max(a, a0), min(b, b0))
     elif cmd == "total":
         rs = [(a, b) for a, b, _ in read_ranges(args[0])]
         print(total(rs))

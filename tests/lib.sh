@@ -48,24 +48,49 @@ finish() {
         [ "$FAILED" = 0 ]
 }
 
+# wait_until CMD...: runs CMD every tenth of a second until it succeeds.
+# Status 1 when it never does within about 60 s, or at once when CMD says
+# it never will (status 2): a test waits for a condition, never for a time.
+wait_until() {
+        local i rc
+        for ((i = 0; i < 600; i++)); do
+                rc=0
+                "$@" || rc=$?
+                [ $rc = 0 ] && return 0
+                [ $rc = 2 ] && return 1
+                sleep 0.1
+        done
+        return 1
+}
+
+# gone PID: the process has ended.
+gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# server_ready PORT_FILE PID: the server wrote its port (2: it died first).
+server_ready() {
+        [ -s "$1" ] && return 0
+        kill -0 "$2" 2>/dev/null || return 2
+        return 1
+}
+
 # wait_for_fd PID PATTERN: waits until process PID has a file open whose
 # /proc/PID/fd link matches the glob PATTERN, and prints that fd's /proc
 # path. Status 1 when PID ends first, or after about 60 s.
-wait_for_fd() {
-        local pid=$1 pattern=$2 f l i state
-        for ((i = 0; i < 600; i++)); do
-                for f in /proc/"$pid"/fd/*; do
-                        l=$(readlink "$f" 2>/dev/null) || continue
-                        # shellcheck disable=SC2053 # PATTERN is a glob
-                        if [[ $l == $pattern ]]; then
-                                echo "$f"
-                                return 0
-                        fi
-                done
-                state=$(ps -o stat= -p "$pid" 2>/dev/null) || return 1
-                [[ $state == Z* ]] && return 1
-                sleep 0.1
+wait_for_fd() { wait_until fd_open "$@"; }
+# fd_open PID PATTERN: prints the /proc path of PID's descriptor whose link
+# matches the glob PATTERN; status 2 when PID has ended.
+fd_open() {
+        local pid=$1 pattern=$2 f l state
+        for f in /proc/"$pid"/fd/*; do
+                l=$(readlink "$f" 2>/dev/null) || continue
+                # shellcheck disable=SC2053 # PATTERN is a glob
+                if [[ $l == $pattern ]]; then
+                        echo "$f"
+                        return 0
+                fi
         done
+        state=$(ps -o stat= -p "$pid" 2>/dev/null) || return 2
+        [[ $state == Z* ]] && return 2
         return 1
 }
 

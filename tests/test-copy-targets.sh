@@ -158,19 +158,15 @@ expect "copy to a dangling link" 0
 # --- SIGKILL leaves nothing behind ---------------------------------------------
 # kill_mid_copy DIR DEST: a copy to DIR/DEST, fed from here, killed with
 # SIGKILL once its (unnamed or temporary) file in DIR holds data.
+holds_data() { [ "$(stat -L -c %b "$1" 2>/dev/null || echo 0)" -gt 0 ]; }
 kill_mid_copy() {
-        local dir=$1 dest=$2 fd i blocks=0
+        local dir=$1 dest=$2 fd
         start_fed "$BMAPSCAN" -q copy --nobmap - "$dir/$dest" 2>"$WORK/kill.err"
         head -c 8M /dev/urandom >&9 2>/dev/null || true
         if ! fd=$(wait_for_fd "$FED_PID" "$dir/*"); then
                 fail "kill: the copy never opened a file in $dir: $(cat "$WORK/kill.err")"
         else
-                for ((i = 0; i < 600; i++)); do
-                        blocks=$(stat -L -c %b "$fd" 2>/dev/null || echo 0)
-                        [ "$blocks" -gt 0 ] && break
-                        sleep 0.1
-                done
-                [ "$blocks" -gt 0 ] || fail "kill: nothing was written to $fd"
+                wait_until holds_data "$fd" || fail "kill: nothing was written to $fd"
         fi
         kill -KILL "$FED_PID" 2>/dev/null || true
         end_fed

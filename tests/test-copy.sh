@@ -248,17 +248,12 @@ expect "--psplash-pipe on a regular file warns" 0 "not a FIFO"
 [ "$(cat "$WORK/not-fifo")" = keep ] && pass "psplash: a regular file is left alone" || fail "psplash: wrote into a regular file"
 
 # --- interrupts ------------------------------------------------------------
-# wait_signal_taken PID: waits (up to about 60 s) until no thread of PID has
-# a signal pending: its handler has run, and the flag it sets is set.
-wait_signal_taken() {
-        local i
-        for ((i = 0; i < 600; i++)); do
-                kill -0 "$1" 2>/dev/null || return 0
-                grep -hE '^(SigPnd|ShdPnd):' /proc/"$1"/status /proc/"$1"/task/*/status 2>/dev/null |
-                        grep -qvE ':[[:space:]]*0+$' || return 0
-                sleep 0.1
-        done
-        return 1
+# signal_taken PID: no thread of PID has a signal pending (or PID ended):
+# its handler has run, and the flag it sets is set.
+signal_taken() {
+        kill -0 "$1" 2>/dev/null || return 0
+        ! grep -hE '^(SigPnd|ShdPnd):' /proc/"$1"/status /proc/"$1"/task/*/status 2>/dev/null |
+                grep -qvE ':[[:space:]]*0+$'
 }
 # A copy held mid-way (its source a pipe fed from here, a different amount
 # each time) and SIGINT once the target is open; then the rest of the
@@ -271,7 +266,7 @@ for i in 1 2 3; do
         dd if="$big" bs=1M count=$((i * 8)) status=none >&9 2>/dev/null || true
         wait_for_fd $pid "$WORK/int/*" >/dev/null || fail "SIGINT $i: the copy never opened its target"
         kill -INT $pid 2>/dev/null || true
-        wait_signal_taken $pid || fail "SIGINT $i: the signal was never taken"
+        wait_until signal_taken $pid || fail "SIGINT $i: the signal was never taken"
         dd if="$big" bs=1M skip=$((i * 8)) status=none >&9 2>/dev/null || true
         end_fed
         set +e
@@ -462,7 +457,7 @@ if attach "$WORK/dev.img"; then
                 dd if="$big" bs=1M count=$((i * 8)) status=none >&9 2>/dev/null || true
                 wait_for_fd $pid "$idev" >/dev/null || fail "device SIGINT $i: the copy never opened $idev"
                 kill -INT $pid 2>/dev/null || true
-                wait_signal_taken $pid || fail "device SIGINT $i: the signal was never taken"
+                wait_until signal_taken $pid || fail "device SIGINT $i: the signal was never taken"
                 dd if="$big" bs=1M skip=$((i * 8)) status=none >&9 2>/dev/null || true
                 end_fed
                 set +e
@@ -590,12 +585,7 @@ start_fed "$BMAPSCAN" -q copy --bmap "$WORK/big.bmap" - "$WORK/stall/out" 2>"$WO
 dd if="$big" bs=1M count=3 status=none >&9
 if wait_for_fd "$FED_PID" "$WORK/stall/*" >/dev/null || wait_for_fd "$FED_PID" "$WORK/stall" >/dev/null; then
         kill -INT "$FED_PID"
-        ended=0
-        for _ in $(seq 600); do
-                kill -0 "$FED_PID" 2>/dev/null || { ended=1; break; }
-                sleep 0.1
-        done
-        if [ $ended = 1 ]; then
+        if wait_until gone "$FED_PID"; then
                 set +e; wait "$FED_PID"; rc=$?; set -e
                 [ $rc = 1 ] && grep -q "interrupted by SIGINT" "$WORK/stall.err" &&
                         pass "a copy stalled on its input stops on SIGINT while the input stays open" ||

@@ -55,20 +55,7 @@ IJ=$WORK/ij.py
 cat >"$IJ" <<'PYEOF'
 # The --json report and bmap questions of this test.
 import json
-import re
 import sys
-
-
-def bmap_ranges(path):
-    text = open(path).read()
-    size = int(re.search(r"<ImageSize>\s*(\d+)\s*</ImageSize>", text).group(1))
-    bs = int(re.search(r"<BlockSize>\s*(\d+)\s*</BlockSize>", text).group(1))
-    out = []
-    for m in re.finditer(r"<Range[^>]*>\s*(\d+)(?:\s*-\s*(\d+))?\s*</Range>", text):
-        a = int(m.group(1))
-        b = int(m.group(2)) if m.group(2) else a
-        out.append((a * bs, min((b + 1) * bs, size)))
-    return out
 
 
 cmd, args = sys.argv[1], sys.argv[2:]
@@ -87,12 +74,6 @@ elif cmd == "region":
             print(r["why"])
             sys.exit(0)
     sys.exit("none of %s" % json.dumps(json.load(open(args[0])).get("regions_mapped_in_full")))
-elif cmd == "within":
-    # within BMAP START END: the bmap's ranges clipped to [START, END), one a line.
-    a0, b0 = int(args[1]), int(args[2])
-    for a, b in bmap_ranges(args[0]):
-        if b > a0 and a < b0:
-            print(max(a, a0), min(b, b0))
 elif cmd == "roothash":
     # roothash REPART_JSON: the root hash systemd-repart printed.
     hs = [p["roothash"] for p in json.load(open(args[0])) if p.get("roothash")]
@@ -103,6 +84,16 @@ else:
     sys.exit("ij: unknown command " + cmd)
 PYEOF
 ij() { python3 "$IJ" "$@"; }
+
+# part_offsets IMG: st[N] and sz[N], the caller's arrays, get the byte
+# start and size of each partition N, from sfdisk's dump (in sectors).
+part_offsets() {
+        local n s z
+        while read -r n s z; do
+                st[n]=$((s * 512))
+                sz[n]=$((z * 512))
+        done < <(sfdisk -d "$1" | sed -n 's/^[^ ]*[^0-9]\([0-9]*\) : start= *\([0-9]*\), size= *\([0-9]*\),.*/\1 \2 \3/p')
+}
 
 # mkgpt IMG SIZE_MIB "START_MIB SIZE_MIB TYPE NAME"...: a GPT image.
 mkgpt() {
@@ -210,7 +201,7 @@ covered() {
 exactly() {
         local name=$1 a=$2 b=$3 what=$4 got want
         shift 4
-        got=$(ij within "$d/$name.bmap" "$a" "$b" | tr '\n' ' ')
+        got=$(fc within "$d/$name.bmap" "$a" "$b" | tr '\n' ' ')
         want=$(printf '%s %s ' "$@")
         [ $# != 0 ] || want=
         if [ "$got" = "$want" ]; then
@@ -425,11 +416,7 @@ EOF
         rh=$(ij roothash "$d/repart.json")
         # Where the partitions are: sfdisk's dump (start and size in sectors).
         local -a st sz
-        local n s z
-        while read -r n s z; do
-                st[n]=$((s * 512))
-                sz[n]=$((z * 512))
-        done < <(sfdisk -d "$d/img" | sed -n 's/^.*img\([0-9]*\) : start= *\([0-9]*\), size= *\([0-9]*\),.*/\1 \2 \3/p')
+        part_offsets "$d/img"
         echo "    systemd-repart: root at ${st[1]} (${sz[1]} bytes), root-verity at ${st[2]} (${sz[2]} bytes), root hash $rh"
         scan repart "$d/img" || return 0
         how repart 1 'the data of the dm-verity hash partition 2: fully mapped' "the data of hash partition 2"
@@ -477,10 +464,7 @@ EOF
                 fail "$L sig: systemd-repart fails: $(tail -n 3 "$d/repart.err" | tr '\n' ' ')"
         else
                 rh=$(ij roothash "$d/repart.json")
-                while read -r n s z; do
-                        st[n]=$((s * 512))
-                        sz[n]=$((z * 512))
-                done < <(sfdisk -d "$d/img" | sed -n 's/^.*img\([0-9]*\) : start= *\([0-9]*\), size= *\([0-9]*\),.*/\1 \2 \3/p')
+                part_offsets "$d/img"
                 echo "    systemd-repart: root-a at ${st[1]}, root-b at ${st[2]}, root-verity at ${st[3]}, root-verity-sig at ${st[4]}"
                 if scan sig "$d/img"; then
                         how sig 1 'the data of the dm-verity tree whose root hash partition 4 signs: fully mapped' \

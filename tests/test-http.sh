@@ -31,13 +31,7 @@ start_server() {
         python3 "$SERVER" --root "$SRV" --port-file "$WORK/$name.port" --log "$WORK/$name.log" --stall 600 "$@" \
                 2>"$WORK/$name.stderr" &
         PIDS+=($!)
-        local pid=$! i
-        for i in $(seq 600); do
-                [ -s "$WORK/$name.port" ] && break
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-        done
-        if [ ! -s "$WORK/$name.port" ]; then
+        if ! wait_until server_ready "$WORK/$name.port" $!; then
                 echo "FAIL the $name server did not start: $(cat "$WORK/$name.stderr")"
                 exit 1
         fi

@@ -404,9 +404,7 @@ if command -v python3 >/dev/null; then
         python3 "$(dirname "$0")/http-server.py" --root "$WORK/srv" --port-file "$WORK/http.port" \
                 --log "$WORK/http.log" 2>"$WORK/http.err" &
         http_pid=$!
-        # Polled, with a generous bound for a loaded machine.
-        for _ in $(seq 600); do [ -s "$WORK/http.port" ] && break; kill -0 $http_pid 2>/dev/null || break; sleep 0.1; done
-        if [ -s "$WORK/http.port" ]; then
+        if wait_until server_ready "$WORK/http.port" $http_pid; then
                 url="http://127.0.0.1:$(cat "$WORK/http.port")/disk.img?token=7"
                 rm -f "$WORK/tgt"
                 run_cmd "$BMAPSCAN" copy --fingerprint "$FPR_A" "$url" "$WORK/tgt"
