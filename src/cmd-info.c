@@ -9,27 +9,12 @@
 
 #include "bmap-sig.h"
 #include "bmap.h"
+#include "cli-scan.h"
 #include "cli.h"
+#include "commands.h"
 #include "json.h"
 #include "report.h"
 #include "scan.h"
-
-static void help(void) {
-        printf("Usage: bmapscan info [--json] [--map REGION]... IMAGE|BMAP\n"
-               "\n"
-               "For an image: its partition table and sector size, each partition's type,\n"
-               "filesystem, used and free bytes and how that was decided, and a one-line\n"
-               "picture of the disk.\n"
-               "For a bmap (told from an image by its content): its format version, image\n"
-               "size, block size, blocks and mapped blocks, checksum type, number of ranges,\n"
-               "and whether it is valid, its own file checksum included (exit 1 if not). For a\n"
-               "clearsigned bmap, also whether its signature verifies with GnuPG's default keyring\n"
-               "(a warning if not; 'copy' is where a signature is enforced).\n"
-               "\n"
-               "      --json           print one JSON object instead of text\n"
-               CLI_MAP_HELP
-               "  -h, --help           show this help\n");
-}
 
 static const char *file_checksum_word(FileChecksumState s) {
         return s == FILE_CHECKSUM_OK ? "ok" : s == FILE_CHECKSUM_BAD ? "bad" : "absent";
@@ -166,13 +151,8 @@ static int info_image(const char *path, const ScanOptions *so, bool json) {
         return EXIT_OK;
 }
 
-int cmd_info(int argc, char **argv) {
-        static const struct option options[] = {
-                CLI_COMMON_OPTIONS,
-                { "json", no_argument, NULL, 'j' },
-                { "map", required_argument, NULL, 'M' },
-                {},
-        };
+int cmd_info(const CliCommand *self, int argc, char **argv) {
+        CliParser p = { .command = self, .argc = argc, .argv = argv };
         _cleanup_(bmap_done) Bmap b = {};
         _cleanup_(scan_options_done) ScanOptions so = {};
         bool json = false;
@@ -180,24 +160,23 @@ int cmd_info(int argc, char **argv) {
         Diag d = {};
         int c, r;
 
-        while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, options, NULL)) >= 0) {
+        while ((c = cli_next_option(&p)) > 0) {
+                r = CLI_CONTINUE;
                 switch (c) {
-                case 'j':
+                case CLI_OPT_JSON:
                         json = true;
                         break;
-                case 'M':
-                        r = cli_map_option(optarg, &so);
-                        if (r >= 0)
-                                return r;
+                case CLI_OPT_MAP:
+                        r = cli_map_option(p.arg, &so);
                         break;
-                default:
-                        r = cli_common_option(c, argv, help);
-                        if (r >= 0)
-                                return r;
                 }
+                if (r != CLI_CONTINUE)
+                        return r;
         }
+        if (c < 0)
+                return p.status;
         r = cli_one_argument(argc, argv, "IMAGE or BMAP", &path);
-        if (r >= 0)
+        if (r != CLI_CONTINUE)
                 return r;
 
         bool is_bmap = false;
