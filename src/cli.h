@@ -79,18 +79,21 @@ struct Bmap;
 struct SigOptions;
 struct Input;
 /* With member (--member), the member's bmap beside image comes first. */
-int cli_find_bmap(const char *image, const char *member, const char *given, char **ret);
-/* Reads the bmap, checks its signature (bmap-sig.h) and parses it. */
-int cli_load_bmap(const char *path, const struct SigOptions *sig, struct Bmap *ret);
+struct HttpContext;
+int cli_find_bmap(const char *image, const char *member, const char *given, struct HttpContext *http, char **ret);
+/* Opens the bmap (bmap_open: its signature checked, bmap-sig.h, and parsed)
+ * and says what it found. */
+int cli_load_bmap(const char *path, const struct SigOptions *sig, struct HttpContext *http, struct Bmap *ret);
 struct FdSource;
-int cli_open_source(const char *image, struct FdSource *src, struct Input *ret);
+int cli_open_source(const char *image, struct HttpContext *http, struct FdSource *src, struct Input *ret);
 
 /* The options copy and verify share for where the bmap comes from and how
  * it is trusted: --bmap-sig, --keyring, --fingerprint, --no-sig-verify,
  * --ca-file, --http-timeout (option values above any short option's).
  * cli_source_option takes one into sig or http: -1 when it did, -2 when c
- * is none of them, else the usage exit status. cli_http_setup applies http
- * before the first transfer (-1, or an exit status). */
+ * is none of them, else the usage exit status. cli_http_setup makes the
+ * HttpContext every transfer of the command then takes (-1, or an exit
+ * status). */
 enum {
         CLI_OPT_CA_FILE = 0x200,
         CLI_OPT_HTTP_TIMEOUT,
@@ -108,7 +111,7 @@ enum {
                 { "http-timeout", required_argument, NULL, CLI_OPT_HTTP_TIMEOUT }
 struct HttpOptions;
 int cli_source_option(int c, const char *arg, struct SigOptions *sig, struct HttpOptions *http);
-int cli_http_setup(const struct HttpOptions *o);
+int cli_http_setup(const struct HttpOptions *o, struct HttpContext **ret);
 int cli_verify_target(const struct Bmap *b, const char *bmap_path, const char *dest);
 
 int cmd_copy(int argc, char **argv);

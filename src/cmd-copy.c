@@ -6,13 +6,14 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bmap-open.h"
 #include "bmap-sig.h"
 #include "bmap.h"
 #include "cli.h"
 #include "copy.h"
-#include "fetch.h"
 #include "hash.h"
 #include "input-http.h"
+#include "location.h"
 #include "progress.h"
 #include "stream.h"
 #include "target.h"
@@ -95,7 +96,7 @@ static char *member_beside(const char *image, const char *member) {
         return p;
 }
 
-int cli_find_bmap(const char *image, const char *member, const char *given, char **ret) {
+int cli_find_bmap(const char *image, const char *member, const char *given, HttpContext *http, char **ret) {
         char tried[4096];
         Diag d = {};
         int r = -ENOENT;
@@ -112,13 +113,13 @@ int cli_find_bmap(const char *image, const char *member, const char *given, char
         if (member) {
                 _cleanup_free_ char *beside = member_beside(image, member);
                 if (beside)
-                        r = bmap_find(beside, ret, tried, sizeof(tried) - 2, &d);
+                        r = bmap_find(beside, http, ret, tried, sizeof(tried) - 2, &d);
                 if (r == -ENOENT && tried[0])
                         strcat(tried, ", ");
         }
         if (r == -ENOENT) {
                 size_t used = strlen(tried);
-                r = bmap_find(image, ret, tried + used, sizeof(tried) - used, &d);
+                r = bmap_find(image, http, ret, tried + used, sizeof(tried) - used, &d);
         }
         if (r == -ENOENT) {
                 log_error("%s: no bmap found (looked for %s): give --bmap FILE, or --nobmap to copy every byte",
@@ -136,32 +137,25 @@ int cli_find_bmap(const char *image, const char *member, const char *given, char
         return EXIT_OK;
 }
 
-int cli_load_bmap(const char *path, const SigOptions *sig, Bmap *ret) {
-        _cleanup_free_ char *data = NULL, *text = NULL;
-        _cleanup_(sig_result_done) SigResult info = {};
-        size_t len, text_len;
+int cli_load_bmap(const char *path, const SigOptions *sig, HttpContext *http, Bmap *ret) {
+        _cleanup_(bmap_open_info_done) BmapOpenInfo opened = {};
+        const SigResult *info = &opened.sig;
         Diag d = {};
-        int r;
 
-        r = bmap_fetch(path, &data, &len, &d);
-        if (r >= 0)
-                r = bmap_sig_check(path, data, len, sig, &text, &text_len, &info, &d);
-        if (r >= 0)
-                r = bmap_parse(text, text_len, path, false, ret, &d);
-        if (r < 0) {
+        if (bmap_open(path, sig, http, false, ret, &opened, &d) < 0) {
                 log_error("%s; nothing was written", d.msg);
                 return EXIT_FAILED;
         }
-        if (info.verified)
-                log_info("%s: good signature%s%s by %s (fingerprint %s)", path, info.sig_location ? " in " : "",
-                         info.sig_location ? info.sig_location : "", info.signer[0] ? info.signer : "an unnamed key",
-                         info.fingerprint);
-        else if (info.kind == SIG_KIND_CLEARSIGNED)
+        if (info->verified)
+                log_info("%s: good signature%s%s by %s (fingerprint %s)", path, info->sig_location ? " in " : "",
+                         info->sig_location ? info->sig_location : "",
+                         info->signer[0] ? info->signer : "an unnamed key", info->fingerprint);
+        else if (info->kind == SIG_KIND_CLEARSIGNED)
                 log_warning("%s: clearsigned, but the signature was not verified (--no-sig-verify)", path);
         else if (!sig->skip)
                 log_verbose("%s: not signed (not clearsigned, no %s.asc or %s.sig): its origin is not checked", path,
                             path, path);
-        if (ret->file_checksum == FILE_CHECKSUM_ABSENT && ret->version_major * 100 + ret->version_minor >= 103)
+        if (opened.file_checksum_missing)
                 log_warning("%s: the bmap has no file checksum: its integrity cannot be checked", path);
         log_verbose("%s: bmap %u.%u, %llu of %llu blocks of %llu bytes mapped in %zu ranges", path, ret->version_major,
                     ret->version_minor, (unsigned long long) ret->mapped_count, (unsigned long long) ret->blocks_count,
@@ -169,10 +163,10 @@ int cli_load_bmap(const char *path, const SigOptions *sig, Bmap *ret) {
         return EXIT_OK;
 }
 
-int cli_open_source(const char *image, FdSource *src, Input *ret) {
+int cli_open_source(const char *image, HttpContext *http, FdSource *src, Input *ret) {
         if (location_is_url(image)) {
                 Diag d = {};
-                if (input_http_open(image, ret, &d) < 0) {
+                if (input_http_open(image, http, ret, &d) < 0) {
                         log_error("%s; nothing was written", d.msg);
                         return EXIT_FAILED;
                 }
@@ -188,52 +182,6 @@ int cli_open_source(const char *image, FdSource *src, Input *ret) {
         }
         *ret = input_from_fd_source(src, image);
         return EXIT_OK;
-}
-
-/* What is done to each target once the image is written and verified, in
- * its writer thread, beside the other targets. */
-typedef struct Finisher {
-        Target **targets;
-        uint64_t image_size;            /* UINT64_MAX: known only at the end */
-        const Extents *discard;         /* --discard: the unmapped bytes, or NULL */
-} Finisher;
-
-static int finish_target(void *userdata, size_t i, uint64_t total, Diag *d) {
-        const Finisher *f = userdata;
-        Target *t = f->targets[i];
-        int r;
-
-        if (f->image_size == UINT64_MAX && target_kind(t) == TARGET_FILE && ftruncate(target_fd(t), (off_t) total) < 0)
-                return diag_set(d, -errno, "%s: cannot size the file: %s", target_path(t), strerror(errno));
-        /* Discard, then flush and restore the device's settings whatever
-         * the discard did: the image itself is complete either way. */
-        int discarded = 0;
-        Diag dd = {};
-        if (f->discard && target_kind(t) == TARGET_BLOCK)
-                discarded = target_discard(t, f->discard, &dd);
-        r = target_finish(t, d);
-        if (r < 0)
-                return r;
-        if (discarded < 0)
-                return diag_set(d, discarded, "%s: the image was written and flushed, but not the discard asked for: %s",
-                                target_path(t),
-                                discarded == -EOPNOTSUPP ? "the device does not support discard; run without --discard"
-                                                         : dd.msg);
-        return 0;
-}
-
-/* The bytes of the image no range maps: what --discard discards. */
-static int unmapped_bytes(const Bmap *b, Extents *ret) {
-        _cleanup_extents_ Extents mapped = EXTENTS_INIT;
-        int r;
-
-        for (size_t i = 0; i < b->n_ranges; i++) {
-                r = extents_add(&mapped, b->ranges[i].blocks.start * b->block_size,
-                                b->ranges[i].blocks.end * b->block_size);
-                if (r < 0)
-                        return r;
-        }
-        return extents_complement(ret, &mapped, 0, b->image_size);
 }
 
 /* --psplash-pipe: as bmaptool, a path that is not a FIFO is warned about
@@ -290,9 +238,9 @@ int cli_source_option(int c, const char *arg, SigOptions *sig, HttpOptions *http
         }
 }
 
-int cli_http_setup(const HttpOptions *o) {
+int cli_http_setup(const HttpOptions *o, HttpContext **ret) {
         Diag d = {};
-        if (http_configure(o, &d) < 0) {
+        if (http_context_new(o, ret, &d) < 0) {
                 log_error("%s", d.msg);
                 return EXIT_FAILED;
         }
@@ -303,7 +251,7 @@ int cli_http_setup(const HttpOptions *o) {
  * written (a missing /dev path, a FIFO...) and the same one twice are
  * refused here. Returns -1 when all are fine, else an exit status. */
 static int check_dests(char **dests, size_t n) {
-        TargetId ids[64] = {};
+        TargetId ids[COPY_MAX_TARGETS] = {};
         int status = -1;
         size_t i;
         Diag d = {};
@@ -360,12 +308,13 @@ int cmd_copy(int argc, char **argv) {
         SigOptions sopts = {};
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
+        _cleanup_http_context_ HttpContext *http_ctx = NULL;
         _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1, .cancel = &interrupted };
         _cleanup_(input_close) Input in = {};
         _cleanup_stream_ Stream *src = NULL;
         HttpOptions http = { .cancel = &interrupted, .notice = http_notice };
-        Target *targets[64] = {};
-        CopyTargetResult results[64] = {};
+        Target *targets[COPY_MAX_TARGETS] = {};
+        CopyTargetResult results[COPY_MAX_TARGETS] = {};
         size_t n_targets;
         uint64_t image_size = UINT64_MAX, total = 0;
         Progress progress;
@@ -423,7 +372,7 @@ int cmd_copy(int argc, char **argv) {
         r = check_dests(argv + optind + 1, n_targets);
         if (r >= 0)
                 return r;
-        r = cli_http_setup(&http);
+        r = cli_http_setup(&http, &http_ctx);
         if (r >= 0)
                 return r;
 
@@ -438,10 +387,10 @@ int cmd_copy(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
 
         if (!nobmap) {
-                r = cli_find_bmap(image, member, bmap_arg, &bmap_path);
+                r = cli_find_bmap(image, member, bmap_arg, http_ctx, &bmap_path);
                 if (r != EXIT_OK)
                         return r;
-                r = cli_load_bmap(bmap_path, &sopts, &bmap);
+                r = cli_load_bmap(bmap_path, &sopts, http_ctx, &bmap);
                 if (r != EXIT_OK)
                         return r;
                 image_size = bmap.image_size;
@@ -453,7 +402,7 @@ int cmd_copy(int argc, char **argv) {
                 return EXIT_FAILED;
         }
 
-        r = cli_open_source(image, &fsrc, &in);
+        r = cli_open_source(image, http_ctx, &fsrc, &in);
         if (r != EXIT_OK)
                 return r;
         StreamOptions sopen = { .member = member, .max_size = nobmap ? UINT64_MAX : image_size };
@@ -508,9 +457,12 @@ int cmd_copy(int argc, char **argv) {
         /* Progress on a terminal, or with -v; never with -q. */
         progress_init(&progress, cli_verbosity > 0 || (cli_verbosity == 0 && isatty(STDERR_FILENO)),
                       cli_psplash_pipe(psplash));
-        Finisher fin = { .targets = targets, .image_size = image_size, .discard = discard ? &unmapped : NULL };
+        TargetCompletion completion = {
+                .size_at_end = image_size == UINT64_MAX,
+                .discard = discard ? &unmapped : NULL,
+        };
         if (discard && !nobmap) {
-                r = unmapped_bytes(&bmap, &unmapped);
+                r = bmap_unmapped_bytes(&bmap, &unmapped);
                 if (r < 0) {
                         log_error("out of memory");
                         status = EXIT_FAILED;
@@ -524,8 +476,7 @@ int cmd_copy(int argc, char **argv) {
                 .progress = progress_update,
                 .userdata = &progress,
                 .stats = &stats,
-                .finish = finish_target,
-                .finish_userdata = &fin,
+                .complete = &completion,
         };
         clock_gettime(CLOCK_MONOTONIC, &t0);
         r = copy_image(src, nobmap ? NULL : &bmap, image_size, targets, n_targets, &copts, results, &total, &d);

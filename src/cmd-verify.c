@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,6 +32,18 @@ static void help(void) {
                "      --ca-file FILE, --http-timeout SECS   as for 'copy'\n"
                "  -q, --quiet              print only errors\n"
                "  -h, --help               show this help\n");
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+        interrupted = sig;
+}
+
+/* A resumed download of the bmap or the archive's head: verify draws no
+ * progress, so the line goes out as it is. */
+static void http_notice(const char *line) {
+        log_warning("%s", line);
 }
 
 int cli_verify_target(const Bmap *b, const char *bmap_path, const char *dest) {
@@ -72,14 +85,13 @@ int cli_verify_target(const Bmap *b, const char *bmap_path, const char *dest) {
                 if (memcmp(got[i], x->checksum, n) == 0)
                         continue;
                 bad++;
-                uint64_t e = x->blocks.end * b->block_size;
+                Extent bytes = bmap_range_bytes(b, i);
                 hex_encode(x->checksum, n, want);
                 hex_encode(got[i], n, have);
                 printf("%s: bad range %llu-%llu (bytes %llu-%llu): expected %s %s, found %s\n", dest,
                        (unsigned long long) x->blocks.start, (unsigned long long) x->blocks.end - 1,
-                       (unsigned long long) (x->blocks.start * b->block_size),
-                       (unsigned long long) ((e > b->image_size ? b->image_size : e) - 1), checksum_name(b->checksum_type),
-                       want, have);
+                       (unsigned long long) bytes.start, (unsigned long long) bytes.end - 1,
+                       checksum_name(b->checksum_type), want, have);
         }
         if (bad) {
                 log_error("%s: %zu of %zu ranges do not match %s: flash it again", dest, bad, b->n_ranges, bmap_path);
@@ -99,7 +111,8 @@ int cmd_verify(int argc, char **argv) {
                 {},
         };
         const char *bmap_arg = NULL, *member = NULL;
-        HttpOptions http = {};
+        HttpOptions http = { .cancel = &interrupted, .notice = http_notice };
+        _cleanup_http_context_ HttpContext *http_ctx = NULL;
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
         SigOptions sopts = {};
@@ -126,28 +139,40 @@ int cmd_verify(int argc, char **argv) {
                 return usage_error(argc - optind < 2 ? "IMAGE and DEST are needed" : "only IMAGE and DEST are taken");
         if (bmap_sig_options_check(&sopts, &d) < 0)
                 return usage_error("%s", d.msg);
-        r = cli_http_setup(&http);
+        r = cli_http_setup(&http, &http_ctx);
         if (r >= 0)
                 return r;
-        r = cli_find_bmap(argv[optind], member, bmap_arg, &bmap_path);
-        if (r != EXIT_OK)
-                return r;
-        r = cli_load_bmap(bmap_path, &sopts, &bmap);
-        if (r != EXIT_OK)
-                return r;
-        if (member) {
+
+        /* While anything is fetched, SIGINT and SIGTERM only set a flag,
+         * as in copy: a transfer notices it, in a stall too, and stops
+         * with its message (removing a temporary GnuPG home on the way). */
+        struct sigaction sa = { .sa_handler = on_signal };
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        r = cli_find_bmap(argv[optind], member, bmap_arg, http_ctx, &bmap_path);
+        if (r == EXIT_OK)
+                r = cli_load_bmap(bmap_path, &sopts, http_ctx, &bmap);
+        if (r == EXIT_OK && member) {
                 /* Only up to the member's header: is it there at all? */
-                _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1 };
+                _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1, .cancel = &interrupted };
                 _cleanup_(input_close) Input in = {};
                 _cleanup_stream_ Stream *src = NULL;
                 StreamOptions so = { .member = member, .max_size = UINT64_MAX };
-                r = cli_open_source(argv[optind], &fsrc, &in);
-                if (r != EXIT_OK)
-                        return r;
-                if (stream_open(&in, &so, &src, &d) < 0) {
+                r = cli_open_source(argv[optind], http_ctx, &fsrc, &in);
+                if (r == EXIT_OK && stream_open(&in, &so, &src, &d) < 0) {
                         log_error("%s", d.msg);
-                        return EXIT_FAILED;
+                        r = EXIT_FAILED;
                 }
+        }
+        /* Reading the target back writes nothing: a signal may end it. */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        if (r != EXIT_OK)
+                return r;
+        if (interrupted) {
+                log_error("interrupted by %s; nothing was read back", interrupted == SIGTERM ? "SIGTERM" : "SIGINT");
+                return EXIT_FAILED;
         }
         return cli_verify_target(&bmap, bmap_path, argv[optind + 1]);
 }

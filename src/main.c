@@ -5,7 +5,7 @@
 
 #include "cli.h"
 #include "config.h"
-#include "fetch.h"
+#include "location.h"
 
 int cli_verbosity = 0;
 const char *cli_command = NULL;
