@@ -4,13 +4,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bmap-open.h"
 #include "bmap-sig.h"
 #include "bmap.h"
 #include "cli-bmap.h"
 #include "cli.h"
-#include "fetch.h"
 #include "hash.h"
 #include "input-http.h"
+#include "location.h"
 #include "stream.h"
 #include "target.h"
 
@@ -28,7 +29,7 @@ static char *member_beside(const char *image, const char *member) {
         return p;
 }
 
-int cli_find_bmap(const char *image, const char *member, const char *given, char **ret) {
+int cli_find_bmap(const char *image, const char *member, const char *given, HttpContext *http, char **ret) {
         char tried[4096];
         Diag d = {};
         int r = -ENOENT;
@@ -45,13 +46,13 @@ int cli_find_bmap(const char *image, const char *member, const char *given, char
         if (member) {
                 _cleanup_free_ char *beside = member_beside(image, member);
                 if (beside)
-                        r = bmap_find(beside, ret, tried, sizeof(tried) - 2, &d);
+                        r = bmap_find(beside, http, ret, tried, sizeof(tried) - 2, &d);
                 if (r == -ENOENT && tried[0])
                         strcat(tried, ", ");
         }
         if (r == -ENOENT) {
                 size_t used = strlen(tried);
-                r = bmap_find(image, ret, tried + used, sizeof(tried) - used, &d);
+                r = bmap_find(image, http, ret, tried + used, sizeof(tried) - used, &d);
         }
         if (r == -ENOENT) {
                 log_error("%s: no bmap found (looked for %s): give --bmap FILE, or --nobmap to copy every byte",
@@ -69,32 +70,25 @@ int cli_find_bmap(const char *image, const char *member, const char *given, char
         return EXIT_OK;
 }
 
-int cli_load_bmap(const char *path, const SigOptions *sig, Bmap *ret) {
-        _cleanup_free_ char *data = NULL, *text = NULL;
-        _cleanup_(sig_result_done) SigResult info = {};
-        size_t len, text_len;
+int cli_load_bmap(const char *path, const SigOptions *sig, HttpContext *http, Bmap *ret) {
+        _cleanup_(bmap_open_info_done) BmapOpenInfo opened = {};
+        const SigResult *info = &opened.sig;
         Diag d = {};
-        int r;
 
-        r = bmap_fetch(path, &data, &len, &d);
-        if (r >= 0)
-                r = bmap_sig_check(path, data, len, sig, &text, &text_len, &info, &d);
-        if (r >= 0)
-                r = bmap_parse(text, text_len, path, false, ret, &d);
-        if (r < 0) {
+        if (bmap_open(path, sig, http, false, ret, &opened, &d) < 0) {
                 log_error("%s; nothing was written", d.msg);
                 return EXIT_FAILED;
         }
-        if (info.verified)
-                log_info("%s: good signature%s%s by %s (fingerprint %s)", path, info.sig_location ? " in " : "",
-                         info.sig_location ? info.sig_location : "", info.signer[0] ? info.signer : "an unnamed key",
-                         info.fingerprint);
-        else if (info.kind == SIG_KIND_CLEARSIGNED)
+        if (info->verified)
+                log_info("%s: good signature%s%s by %s (fingerprint %s)", path, info->sig_location ? " in " : "",
+                         info->sig_location ? info->sig_location : "",
+                         info->signer[0] ? info->signer : "an unnamed key", info->fingerprint);
+        else if (info->kind == SIG_KIND_CLEARSIGNED)
                 log_warning("%s: clearsigned, but the signature was not verified (--no-sig-verify)", path);
         else if (!sig->skip)
                 log_verbose("%s: not signed (not clearsigned, no %s.asc or %s.sig): its origin is not checked", path,
                             path, path);
-        if (ret->file_checksum == FILE_CHECKSUM_ABSENT && ret->version_major * 100 + ret->version_minor >= 103)
+        if (opened.file_checksum_missing)
                 log_warning("%s: the bmap has no file checksum: its integrity cannot be checked", path);
         log_verbose("%s: bmap %u.%u, %llu of %llu blocks of %llu bytes mapped in %zu ranges", path, ret->version_major,
                     ret->version_minor, (unsigned long long) ret->mapped_count, (unsigned long long) ret->blocks_count,
@@ -102,10 +96,10 @@ int cli_load_bmap(const char *path, const SigOptions *sig, Bmap *ret) {
         return EXIT_OK;
 }
 
-int cli_open_source(const char *image, FdSource *src, Input *ret) {
+int cli_open_source(const char *image, HttpContext *http, FdSource *src, Input *ret) {
         if (location_is_url(image)) {
                 Diag d = {};
-                if (input_http_open(image, ret, &d) < 0) {
+                if (input_http_open(image, http, ret, &d) < 0) {
                         log_error("%s; nothing was written", d.msg);
                         return EXIT_FAILED;
                 }
@@ -152,9 +146,9 @@ int cli_source_option(int id, const char *arg, SigOptions *sig, HttpOptions *htt
         }
 }
 
-int cli_http_setup(const HttpOptions *o) {
+int cli_http_setup(const HttpOptions *o, HttpContext **ret) {
         Diag d = {};
-        if (http_configure(o, &d) < 0) {
+        if (http_context_new(o, ret, &d) < 0) {
                 log_error("%s", d.msg);
                 return EXIT_FAILED;
         }
@@ -200,14 +194,13 @@ int cli_verify_target(const Bmap *b, const char *bmap_path, const char *dest) {
                 if (memcmp(got[i], x->checksum, n) == 0)
                         continue;
                 bad++;
-                uint64_t e = x->blocks.end * b->block_size;
+                Extent bytes = bmap_range_bytes(b, i);
                 hex_encode(x->checksum, n, want);
                 hex_encode(got[i], n, have);
                 printf("%s: bad range %llu-%llu (bytes %llu-%llu): expected %s %s, found %s\n", dest,
                        (unsigned long long) x->blocks.start, (unsigned long long) x->blocks.end - 1,
-                       (unsigned long long) (x->blocks.start * b->block_size),
-                       (unsigned long long) ((e > b->image_size ? b->image_size : e) - 1), checksum_name(b->checksum_type),
-                       want, have);
+                       (unsigned long long) bytes.start, (unsigned long long) bytes.end - 1,
+                       checksum_name(b->checksum_type), want, have);
         }
         if (bad) {
                 log_error("%s: %zu of %zu ranges do not match %s: flash it again", dest, bad, b->n_ranges, bmap_path);

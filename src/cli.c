@@ -8,7 +8,7 @@
 
 #include "cli.h"
 #include "config.h"
-#include "fetch.h"
+#include "location.h"
 #include "scan.h"
 
 int cli_verbosity = 0;

@@ -6,15 +6,16 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bmap-open.h"
 #include "bmap-sig.h"
 #include "bmap.h"
 #include "cli-bmap.h"
 #include "cli.h"
 #include "commands.h"
 #include "copy.h"
-#include "fetch.h"
 #include "hash.h"
 #include "input-http.h"
+#include "location.h"
 #include "progress.h"
 #include "stream.h"
 #include "target.h"
@@ -23,52 +24,6 @@ static volatile sig_atomic_t interrupted;
 
 static void on_signal(int sig) {
         interrupted = sig;
-}
-
-/* What is done to each target once the image is written and verified, in
- * its writer thread, beside the other targets. */
-typedef struct Finisher {
-        Target **targets;
-        uint64_t image_size;            /* UINT64_MAX: known only at the end */
-        const Extents *discard;         /* --discard: the unmapped bytes, or NULL */
-} Finisher;
-
-static int finish_target(void *userdata, size_t i, uint64_t total, Diag *d) {
-        const Finisher *f = userdata;
-        Target *t = f->targets[i];
-        int r;
-
-        if (f->image_size == UINT64_MAX && target_kind(t) == TARGET_FILE && ftruncate(target_fd(t), (off_t) total) < 0)
-                return diag_set(d, -errno, "%s: cannot size the file: %s", target_path(t), strerror(errno));
-        /* Discard, then flush and restore the device's settings whatever
-         * the discard did: the image itself is complete either way. */
-        int discarded = 0;
-        Diag dd = {};
-        if (f->discard && target_kind(t) == TARGET_BLOCK)
-                discarded = target_discard(t, f->discard, &dd);
-        r = target_finish(t, d);
-        if (r < 0)
-                return r;
-        if (discarded < 0)
-                return diag_set(d, discarded, "%s: the image was written and flushed, but not the discard asked for: %s",
-                                target_path(t),
-                                discarded == -EOPNOTSUPP ? "the device does not support discard; run without --discard"
-                                                         : dd.msg);
-        return 0;
-}
-
-/* The bytes of the image no range maps: what --discard discards. */
-static int unmapped_bytes(const Bmap *b, Extents *ret) {
-        _cleanup_extents_ Extents mapped = EXTENTS_INIT;
-        int r;
-
-        for (size_t i = 0; i < b->n_ranges; i++) {
-                r = extents_add(&mapped, b->ranges[i].blocks.start * b->block_size,
-                                b->ranges[i].blocks.end * b->block_size);
-                if (r < 0)
-                        return r;
-        }
-        return extents_complement(ret, &mapped, 0, b->image_size);
 }
 
 /* --psplash-pipe: as bmaptool, a path that is not a FIFO is warned about
@@ -101,7 +56,7 @@ static void http_notice(const char *line) {
  * refused here. Returns CLI_CONTINUE when all are fine, else an exit
  * status. */
 static int check_dests(char **dests, size_t n) {
-        TargetId ids[64] = {};
+        TargetId ids[COPY_MAX_TARGETS] = {};
         int status = CLI_CONTINUE;
         size_t i;
         Diag d = {};
@@ -146,12 +101,13 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         SigOptions sopts = {};
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
+        _cleanup_http_context_ HttpContext *http_ctx = NULL;
         _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1, .cancel = &interrupted };
         _cleanup_(input_close) Input in = {};
         _cleanup_stream_ Stream *src = NULL;
         HttpOptions http = { .cancel = &interrupted, .notice = http_notice };
-        Target *targets[64] = {};
-        CopyTargetResult results[64] = {};
+        Target *targets[COPY_MAX_TARGETS] = {};
+        CopyTargetResult results[COPY_MAX_TARGETS] = {};
         size_t n_targets;
         uint64_t image_size = UINT64_MAX, total = 0;
         Progress progress;
@@ -210,7 +166,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         r = check_dests(argv + optind + 1, n_targets);
         if (r != CLI_CONTINUE)
                 return r;
-        r = cli_http_setup(&http);
+        r = cli_http_setup(&http, &http_ctx);
         if (r != CLI_CONTINUE)
                 return r;
 
@@ -225,10 +181,10 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
 
         if (!nobmap) {
-                r = cli_find_bmap(image, member, bmap_arg, &bmap_path);
+                r = cli_find_bmap(image, member, bmap_arg, http_ctx, &bmap_path);
                 if (r != EXIT_OK)
                         return r;
-                r = cli_load_bmap(bmap_path, &sopts, &bmap);
+                r = cli_load_bmap(bmap_path, &sopts, http_ctx, &bmap);
                 if (r != EXIT_OK)
                         return r;
                 image_size = bmap.image_size;
@@ -240,7 +196,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 return EXIT_FAILED;
         }
 
-        r = cli_open_source(image, &fsrc, &in);
+        r = cli_open_source(image, http_ctx, &fsrc, &in);
         if (r != EXIT_OK)
                 return r;
         StreamOptions sopen = { .member = member, .max_size = nobmap ? UINT64_MAX : image_size };
@@ -295,9 +251,12 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         /* Progress on a terminal, or with -v; never with -q. */
         progress_init(&progress, cli_verbosity > 0 || (cli_verbosity == 0 && isatty(STDERR_FILENO)),
                       cli_psplash_pipe(psplash));
-        Finisher fin = { .targets = targets, .image_size = image_size, .discard = discard ? &unmapped : NULL };
+        TargetCompletion completion = {
+                .size_at_end = image_size == UINT64_MAX,
+                .discard = discard ? &unmapped : NULL,
+        };
         if (discard && !nobmap) {
-                r = unmapped_bytes(&bmap, &unmapped);
+                r = bmap_unmapped_bytes(&bmap, &unmapped);
                 if (r < 0) {
                         log_error("out of memory");
                         status = EXIT_FAILED;
@@ -311,8 +270,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 .progress = progress_update,
                 .userdata = &progress,
                 .stats = &stats,
-                .finish = finish_target,
-                .finish_userdata = &fin,
+                .complete = &completion,
         };
         clock_gettime(CLOCK_MONOTONIC, &t0);
         r = copy_image(src, nobmap ? NULL : &bmap, image_size, targets, n_targets, &copts, results, &total, &d);

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <sys/stat.h>
 
+#include "bmap-open.h"
 #include "bmap-sig.h"
 #include "bmap.h"
 #include "cli-scan.h"
@@ -204,19 +205,12 @@ int cmd_info(const CliCommand *self, int argc, char **argv) {
                 return info_image(path, &so, json);
 
         /* A clearsigned bmap: its signed text, and what its signature is
-         * worth with the default keyring, reported rather than enforced. */
-        _cleanup_free_ char *data = NULL, *text = NULL;
-        _cleanup_(sig_result_done) SigResult sig = {};
-        SigResult *sigp = NULL;
-        size_t len, text_len;
-        r = bmap_fetch(path, &data, &len, &d);
-        if (r >= 0 && bmap_text_is_clearsigned(data, len)) {
-                sigp = &sig;
-                r = bmap_sig_check(path, data, len, &(SigOptions) { .report_only = true }, &text, &text_len, &sig,
-                                   &d);
-        }
-        if (r >= 0)
-                r = bmap_parse(text ? text : data, text ? text_len : len, path, true, &b, &d);
+         * worth with the default keyring, reported rather than enforced;
+         * a wrong file checksum is reported too. A local file: no
+         * transfer options. */
+        _cleanup_(bmap_open_info_done) BmapOpenInfo opened = {};
+        r = bmap_open(path, &(SigOptions) { .report_only = true }, NULL, true, &b, &opened, &d);
+        const SigResult *sigp = opened.sig.kind == SIG_KIND_CLEARSIGNED ? &opened.sig : NULL;
         if (r < 0) {
                 if (json)
                         print_json(path, NULL, NULL, d.msg);
@@ -237,9 +231,9 @@ int cmd_info(const CliCommand *self, int argc, char **argv) {
                 print_json(path, &b, sigp, NULL);
         else
                 print_text(path, &b, sigp);
-        if (sigp && !sig.verified)
-                log_warning("%s", sig.problem);
-        if (b.file_checksum == FILE_CHECKSUM_ABSENT && b.version_major * 100 + b.version_minor >= 103)
+        if (sigp && !sigp->verified)
+                log_warning("%s", sigp->problem);
+        if (opened.file_checksum_missing)
                 log_warning("%s: the bmap has no file checksum: its integrity cannot be checked", path);
         return EXIT_OK;
 }

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,10 +14,23 @@
 #include "stream.h"
 #include "target.h"
 
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+        interrupted = sig;
+}
+
+/* A resumed download of the bmap or the archive's head: verify draws no
+ * progress, so the line goes out as it is. */
+static void http_notice(const char *line) {
+        log_warning("%s", line);
+}
+
 int cmd_verify(const CliCommand *self, int argc, char **argv) {
         CliParser p = { .command = self, .argc = argc, .argv = argv };
         const char *bmap_arg = NULL, *member = NULL;
-        HttpOptions http = {};
+        HttpOptions http = { .cancel = &interrupted, .notice = http_notice };
+        _cleanup_http_context_ HttpContext *http_ctx = NULL;
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
         SigOptions sopts = {};
@@ -44,28 +58,40 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
                 return usage_error(argc - optind < 2 ? "IMAGE and DEST are needed" : "only IMAGE and DEST are taken");
         if (bmap_sig_options_check(&sopts, &d) < 0)
                 return usage_error("%s", d.msg);
-        r = cli_http_setup(&http);
+        r = cli_http_setup(&http, &http_ctx);
         if (r != CLI_CONTINUE)
                 return r;
-        r = cli_find_bmap(argv[optind], member, bmap_arg, &bmap_path);
-        if (r != EXIT_OK)
-                return r;
-        r = cli_load_bmap(bmap_path, &sopts, &bmap);
-        if (r != EXIT_OK)
-                return r;
-        if (member) {
+
+        /* While anything is fetched, SIGINT and SIGTERM only set a flag,
+         * as in copy: a transfer notices it, in a stall too, and stops
+         * with its message (removing a temporary GnuPG home on the way). */
+        struct sigaction sa = { .sa_handler = on_signal };
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        r = cli_find_bmap(argv[optind], member, bmap_arg, http_ctx, &bmap_path);
+        if (r == EXIT_OK)
+                r = cli_load_bmap(bmap_path, &sopts, http_ctx, &bmap);
+        if (r == EXIT_OK && member) {
                 /* Only up to the member's header: is it there at all? */
-                _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1 };
+                _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1, .cancel = &interrupted };
                 _cleanup_(input_close) Input in = {};
                 _cleanup_stream_ Stream *src = NULL;
                 StreamOptions so = { .member = member, .max_size = UINT64_MAX };
-                r = cli_open_source(argv[optind], &fsrc, &in);
-                if (r != EXIT_OK)
-                        return r;
-                if (stream_open(&in, &so, &src, &d) < 0) {
+                r = cli_open_source(argv[optind], http_ctx, &fsrc, &in);
+                if (r == EXIT_OK && stream_open(&in, &so, &src, &d) < 0) {
                         log_error("%s", d.msg);
-                        return EXIT_FAILED;
+                        r = EXIT_FAILED;
                 }
+        }
+        /* Reading the target back writes nothing: a signal may end it. */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        if (r != EXIT_OK)
+                return r;
+        if (interrupted) {
+                log_error("interrupted by %s; nothing was read back", interrupted == SIGTERM ? "SIGTERM" : "SIGINT");
+                return EXIT_FAILED;
         }
         return cli_verify_target(&bmap, bmap_path, argv[optind + 1]);
 }
