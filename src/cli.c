@@ -76,6 +76,39 @@ int usage_error(const char *fmt, ...) {
         return EXIT_USAGE;
 }
 
+/* ---------------------------------------------------------------- signals */
+
+volatile sig_atomic_t cli_interrupted = 0;
+static struct sigaction saved_int, saved_term;
+static bool caught = false;
+
+static void on_signal(int sig) {
+        cli_interrupted = sig;
+}
+
+void cli_catch_signals(void) {
+        struct sigaction sa = { .sa_handler = on_signal };
+
+        if (caught)
+                return;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &saved_int);
+        sigaction(SIGTERM, &sa, &saved_term);
+        caught = true;
+}
+
+void cli_release_signals(void) {
+        if (!caught)
+                return;
+        sigaction(SIGINT, &saved_int, NULL);
+        sigaction(SIGTERM, &saved_term, NULL);
+        caught = false;
+}
+
+const char *cli_interrupted_name(void) {
+        return cli_interrupted == SIGTERM ? "SIGTERM" : "SIGINT";
+}
+
 /* ---------------------------------------------------------------- help */
 
 #define HELP_WIDTH 79

@@ -7,6 +7,7 @@
  * (src/gen-doc.c exports them to doc/render.py). */
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -34,6 +35,20 @@ void log_info(const char *fmt, ...) _printf_(1, 2);
 void log_verbose(const char *fmt, ...) _printf_(1, 2);
 /* A usage error: one line on stderr; returns EXIT_USAGE. */
 int usage_error(const char *fmt, ...) _printf_(1, 2);
+
+/* SIGINT or SIGTERM once one arrived while caught, else 0: the cancel flag
+ * copy and verify hand to the transfers, the decoders and the copy. */
+extern volatile sig_atomic_t cli_interrupted;
+/* From here on SIGINT and SIGTERM only set cli_interrupted, so that work
+ * under way stops cleanly (a temporary file or GnuPG home removed, device
+ * settings restored) and says where it stopped. */
+void cli_catch_signals(void);
+/* SIGINT and SIGTERM do again what they did before cli_catch_signals, not
+ * what SIG_DFL does: one the tool was started with ignored (as a script's
+ * background jobs are) is ignored again. */
+void cli_release_signals(void);
+/* "SIGINT" or "SIGTERM", for the message of an interrupted command. */
+const char *cli_interrupted_name(void);
 
 /* ---------------------------------------------------------------- tables */
 

@@ -20,12 +20,6 @@
 #include "stream.h"
 #include "target.h"
 
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig) {
-        interrupted = sig;
-}
-
 /* --psplash-pipe: as bmaptool, a path that is not a FIFO is warned about
  * and ignored. */
 static const char *cli_psplash_pipe(const char *path) {
@@ -102,10 +96,10 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
         _cleanup_http_context_ HttpContext *http_ctx = NULL;
-        _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1, .cancel = &interrupted };
+        _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1, .cancel = &cli_interrupted };
         _cleanup_(input_close) Input in = {};
         _cleanup_stream_ Stream *src = NULL;
-        HttpOptions http = { .cancel = &interrupted, .notice = http_notice };
+        HttpOptions http = { .cancel = &cli_interrupted, .notice = http_notice };
         Target *targets[COPY_MAX_TARGETS] = {};
         CopyTargetResult results[COPY_MAX_TARGETS] = {};
         size_t n_targets;
@@ -173,10 +167,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         /* From here on, SIGINT and SIGTERM only set a flag: the bmap check,
          * the downloads and the copy notice it and stop cleanly (removing a
          * temporary GnuPG home or target file on the way out). */
-        struct sigaction sa = { .sa_handler = on_signal };
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
+        cli_catch_signals();
         /* A psplash reader that goes away must not kill the copy. */
         signal(SIGPIPE, SIG_IGN);
 
@@ -191,8 +182,8 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 if (verify && bmap.checksum_type == CHECKSUM_NONE)
                         log_warning("%s: the bmap has no range checksums: the data cannot be verified", bmap_path);
         }
-        if (interrupted) {
-                log_error("interrupted by %s; nothing was written", interrupted == SIGTERM ? "SIGTERM" : "SIGINT");
+        if (cli_interrupted) {
+                log_error("interrupted by %s; nothing was written", cli_interrupted_name());
                 return EXIT_FAILED;
         }
 
@@ -201,8 +192,8 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 return r;
         StreamOptions sopen = { .member = member, .max_size = nobmap ? UINT64_MAX : image_size };
         r = stream_open(&in, &sopen, &src, &d);
-        if (r < 0 && interrupted) {
-                log_error("interrupted by %s; nothing was written", interrupted == SIGTERM ? "SIGTERM" : "SIGINT");
+        if (r < 0 && cli_interrupted) {
+                log_error("interrupted by %s; nothing was written", cli_interrupted_name());
                 return EXIT_FAILED;
         }
         if (r < 0) {
@@ -266,7 +257,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         CopyOptions copts = {
                 .source_name = image,
                 .verify = verify,
-                .cancel = &interrupted,
+                .cancel = &cli_interrupted,
                 .progress = progress_update,
                 .userdata = &progress,
                 .stats = &stats,
@@ -281,7 +272,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         if (r < 0) {
                 progress_clear(&progress);
                 if (r == -EINTR)
-                        log_error("interrupted by %s%s%s", interrupted == SIGTERM ? "SIGTERM" : "SIGINT",
+                        log_error("interrupted by %s%s%s", cli_interrupted_name(),
                                   n_targets == 1 ? ": " : "", n_targets == 1 ? target_state_after_failure(targets[0]) : "");
                 else
                         log_error("%s%s%s", d.msg, n_targets == 1 ? "; " : "",
@@ -328,10 +319,10 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 progress_finish(&progress, total, "copied");
         else
                 progress_clear(&progress);
-        if (interrupted) {
+        if (cli_interrupted) {
                 /* Too late to stop anything: every target that succeeded
                  * was already written, verified and flushed. */
-                log_error("interrupted by %s after the copy ended: %s", interrupted == SIGTERM ? "SIGTERM" : "SIGINT",
+                log_error("interrupted by %s after the copy ended: %s", cli_interrupted_name(),
                           status == EXIT_OK ? "the image was written and flushed in full"
                                             : "see the lines above for each target");
                 status = EXIT_FAILED;
@@ -350,7 +341,6 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
 out:
         for (size_t i = 0; i < n_targets; i++)
                 target_free(targets[i]);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
+        cli_release_signals();
         return status;
 }

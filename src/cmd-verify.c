@@ -14,12 +14,6 @@
 #include "stream.h"
 #include "target.h"
 
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig) {
-        interrupted = sig;
-}
-
 /* A resumed download of the bmap or the archive's head: verify draws no
  * progress, so the line goes out as it is. */
 static void http_notice(const char *line) {
@@ -29,7 +23,7 @@ static void http_notice(const char *line) {
 int cmd_verify(const CliCommand *self, int argc, char **argv) {
         CliParser p = { .command = self, .argc = argc, .argv = argv };
         const char *bmap_arg = NULL, *member = NULL;
-        HttpOptions http = { .cancel = &interrupted, .notice = http_notice };
+        HttpOptions http = { .cancel = &cli_interrupted, .notice = http_notice };
         _cleanup_http_context_ HttpContext *http_ctx = NULL;
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
@@ -65,16 +59,13 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
         /* While anything is fetched, SIGINT and SIGTERM only set a flag,
          * as in copy: a transfer notices it, in a stall too, and stops
          * with its message (removing a temporary GnuPG home on the way). */
-        struct sigaction sa = { .sa_handler = on_signal };
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
+        cli_catch_signals();
         r = cli_find_bmap(argv[optind], member, bmap_arg, http_ctx, &bmap_path);
         if (r == EXIT_OK)
                 r = cli_load_bmap(bmap_path, &sopts, http_ctx, &bmap);
         if (r == EXIT_OK && member) {
                 /* Only up to the member's header: is it there at all? */
-                _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1, .cancel = &interrupted };
+                _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1, .cancel = &cli_interrupted };
                 _cleanup_(input_close) Input in = {};
                 _cleanup_stream_ Stream *src = NULL;
                 StreamOptions so = { .member = member, .max_size = UINT64_MAX };
@@ -85,12 +76,11 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
                 }
         }
         /* Reading the target back writes nothing: a signal may end it. */
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
+        cli_release_signals();
         if (r != EXIT_OK)
                 return r;
-        if (interrupted) {
-                log_error("interrupted by %s; nothing was read back", interrupted == SIGTERM ? "SIGTERM" : "SIGINT");
+        if (cli_interrupted) {
+                log_error("interrupted by %s; nothing was read back", cli_interrupted_name());
                 return EXIT_FAILED;
         }
         return cli_verify_target(&bmap, bmap_path, argv[optind + 1]);

@@ -68,6 +68,38 @@ run_cmd "$BMAPSCAN" -q scan --version
 expect "--version after the command" 0
 grep -qE '^bmapscan [0-9]+\.[0-9]+\.[0-9]+$' "$WORK/out" && pass "scan --version" || fail "scan --version: $(cat "$WORK/out")"
 
+# verify catches SIGINT only while it fetches, then gives it back as it
+# was: started with SIGINT ignored (a script's background job), it must
+# still ignore it while it reads DEST back, not die of it. DEST is a FIFO,
+# so verify waits in its open there until the writer below comes.
+run_cmd "$BMAPSCAN" -q create -o "$WORK/img.bmap" "$WORK/img"
+mkfifo "$WORK/dest.fifo"
+(trap '' INT; exec "$BMAPSCAN" -q verify --bmap "$WORK/img.bmap" "$WORK/img" "$WORK/dest.fifo") >/dev/null 2>&1 &
+pid=$!
+state=$(python3 - "$WORK/dest.fifo" "$pid" <<'PY'
+import os, sys, time
+fifo, pid = sys.argv[1], sys.argv[2]
+# A writer's non-blocking open succeeds only once a reader has the FIFO
+# open, or waits in its open: verify is then past its fetching.
+for _ in range(600):
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    print("never opened")
+    sys.exit()
+# Held open: verify waits in its read and stays alive to be looked at.
+ign = next(int(l.split()[1], 16) for l in open("/proc/%s/status" % pid) if l.startswith("SigIgn:"))
+print("ignored" if ign & (1 << 1) else "not ignored")
+os.close(fd)
+PY
+) || true
+wait "$pid" || true
+[ "$state" = ignored ] && pass "verify reading DEST back: SIGINT ignored as it was at the start" ||
+        fail "verify reading DEST back: SIGINT $state (it was ignored at the start)"
+
 # Operational failures: exit 1, one line naming the file.
 run_cmd "$BMAPSCAN" create "$WORK/missing.img"
 expect "missing image" 1 "$WORK/missing.img"
