@@ -80,7 +80,9 @@ def readme_sections(readme):
 
 def markdown_to_roff(lines, examples=None):
     """Converts Markdown lines to roff lines. With examples (a list), the
-    first fenced code block goes there instead (the EXAMPLES section)."""
+    first ```sh block (commands to run) goes there instead (the EXAMPLES
+    section); a plain ``` block (a report, a picture) stays where the text
+    around it refers to it."""
     out = []
     i = 0
     state = {"bold": False}
@@ -100,7 +102,7 @@ def markdown_to_roff(lines, examples=None):
                 i += 1
             i += 1
             code = [".nf"] + [roff_line(roff_escape(b).replace("-", "\\-")) for b in block] + [".fi"]
-            if examples is not None and not examples:
+            if examples is not None and not examples and stripped[3:].strip() == "sh":
                 examples.extend(code)
                 continue
             nested = in_item and indent > 0
@@ -177,6 +179,11 @@ ENVIRONMENT_GPG = [
     ".TP", "\\fBHOME\\fR",
     "Where \\fB~/.netrc\\fR and \\fB~/.gnupg\\fR are.",
 ]
+# info has no --keyring: it checks a clearsigned bmap with the default home.
+ENVIRONMENT_GPG_INFO = [
+    ".TP", "\\fBGNUPGHOME\\fR",
+    "The GnuPG home whose keyring checks a clearsigned bmap's signature (default \\fB~/.gnupg\\fR).",
+]
 
 
 def page_header(name, summary, version):
@@ -242,7 +249,7 @@ def man_command(tables, c, sections):
         out += [".SH FILES"] + FILES_BMAP
         out += [".SH ENVIRONMENT"] + ENVIRONMENT_HTTP + ENVIRONMENT_GPG
     elif c["name"] == "info":
-        out += [".SH ENVIRONMENT"] + ENVIRONMENT_GPG[:3]
+        out += [".SH ENVIRONMENT"] + ENVIRONMENT_GPG_INFO
     out += see_also(tables, name)
     return out
 
