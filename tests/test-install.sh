@@ -119,6 +119,24 @@ else
         ! grep -q '^/dev/' "$WORK/c" && pass "bash: no block devices here, none offered" ||
                 fail "bash: copy DEST offers $(grep '^/dev/' "$WORK/c" | head -3)"
 fi
+# - (standard input) is IMAGE, so the word after it is DEST; with
+# --bmap=FILE (three words to bash: = breaks words) the next word is IMAGE.
+complete_bash bmapscan copy --bmap x.bmap - '' >"$WORK/stdin" 2>&1
+complete_bash bmapscan copy --bmap = x.bmap '' >"$WORK/eq" 2>&1
+if [ -n "$devices" ]; then
+        grep -qx "$first" "$WORK/stdin" && pass "bash: copy - DEST offers the block device $first" ||
+                fail "bash: copy - DEST lacks $first: $(head -c 300 "$WORK/stdin")"
+        ! grep -qx "$first" "$WORK/eq" && pass "bash: copy --bmap=FILE IMAGE offers no block device" ||
+                fail "bash: copy --bmap=FILE IMAGE offers $first"
+        # A device is a file in /dev too: offered once.
+        complete_bash bmapscan copy x.img "$first" >"$WORK/dev" 2>&1
+        [ "$(grep -cx "$first" "$WORK/dev")" = 1 ] && pass "bash: copy DEST $first offered once" ||
+                fail "bash: copy DEST $first: $(echo $(cat "$WORK/dev"))"
+fi
+complete_bash bmapscan scan --block-size = >"$WORK/c" 2>&1
+grep -qx 4096 "$WORK/c" && pass "bash: --block-size= offers its words" || fail "bash: --block-size=: $(echo $(cat "$WORK/c"))"
+complete_bash bmapscan scan --block-size = 40 >"$WORK/c" 2>&1
+grep -qx 4096 "$WORK/c" && pass "bash: --block-size=40 offers 4096" || fail "bash: --block-size=40: $(echo $(cat "$WORK/c"))"
 complete_bash bmapscan verify img "$WORK/files/im" >"$WORK/c" 2>&1
 grep -qx "$WORK/files/image.img" "$WORK/c" && pass "bash: verify DEST offers files" || fail "bash: verify DEST: $(cat "$WORK/c")"
 
