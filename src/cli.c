@@ -309,17 +309,20 @@ int cli_next_option(CliParser *p) {
                         return 0;
                 p->arg = optarg;
                 if (c == '?') {
-                        char **argv = p->argv;
-                        /* A long option given a value it does not take comes
-                         * back with optopt set to its short name: name it as
-                         * it was written. */
-                        if (optopt && argv[optind - 1][1] != '-')
-                                return parser_stop(p, usage_error("unknown option '-%c'", optopt));
-                        if (strchr(argv[optind - 1], '='))
+                        /* A long option is a word of its own, which optind
+                         * has passed; an unknown short one may sit inside
+                         * a word optind has not passed yet (-Zq), so only
+                         * optopt names it. A long option given a value it
+                         * does not take (--json=1) comes back with optopt
+                         * set to its row's value. Named as written, without
+                         * the value. */
+                        const char *word = p->argv[optind - 1];
+                        if (optopt && parser_row(p, optopt))
                                 return parser_stop(p, usage_error("option '%.*s' takes no value",
-                                                                  (int) strcspn(argv[optind - 1], "="),
-                                                                  argv[optind - 1]));
-                        return parser_stop(p, usage_error("unknown option '%s'", argv[optind - 1]));
+                                                                  (int) strcspn(word, "="), word));
+                        if (optopt)
+                                return parser_stop(p, usage_error("unknown option '-%c'", optopt));
+                        return parser_stop(p, usage_error("unknown option '%.*s'", (int) strcspn(word, "="), word));
                 }
                 if (c == ':') {
                         if (optopt && p->argv[optind - 1][1] != '-')

@@ -52,6 +52,12 @@ check_usage "global flag given a value" "option '--version' takes no value" --ve
 check_usage "command flag given a value" "option '--json' takes no value" info --json=1 x
 check_usage "unknown short option before the command" "unknown option '-Z'" -Z scan x
 check_usage "missing value of a long option" "option '--block-size' needs a value" scan x --block-size
+# An unknown short option in a cluster after a long option is named, not
+# the long option before it; an unknown long option with a value is unknown.
+check_usage "unknown short option after a long one" "unknown option '-Z'" info --json -Zq x
+check_usage "unknown short option after a long one with a value" "unknown option '-Z'" info --map=0:1M -Zq x
+check_usage "unknown long option with a value" "unknown option '--frob' (" info --frob=1 x
+check_usage "short flag given a value in its long form" "option '--quiet' takes no value" info --quiet=1 x
 
 # Global options before and after the command.
 printf 'x%.0s' $(seq 1 5000) >"$WORK/img"
