@@ -1,19 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
-#include "bmap-open.h"
 #include "bmap-sig.h"
 #include "bmap.h"
 #include "cli-bmap.h"
 #include "cli.h"
 #include "commands.h"
 #include "copy.h"
-#include "hash.h"
 #include "input-http.h"
 #include "location.h"
 #include "progress.h"

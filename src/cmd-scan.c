@@ -1,9 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "bmap.h"
 #include "cli-bmap.h"
@@ -13,7 +10,6 @@
 #include "hash.h"
 #include "report.h"
 #include "scan.h"
-#include "sparse.h"
 
 /* Mapped runs are cut into bmap ranges of at most this many bytes. A
  * range's checksum is one sequential digest, so an image whose data is one

@@ -1,18 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-#include <signal.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/stat.h>
 
 #include "bmap-sig.h"
 #include "bmap.h"
 #include "cli-bmap.h"
 #include "cli.h"
 #include "commands.h"
-#include "hash.h"
 #include "input-http.h"
 #include "stream.h"
-#include "target.h"
 
 /* A resumed download of the bmap or the archive's head: verify draws no
  * progress, so the line goes out as it is. */
