@@ -14,15 +14,23 @@
 int cli_verbosity = 0;
 const char *cli_command = NULL;
 
-_printf_(2, 0) static void vlog(const char *prefix, const char *fmt, va_list ap) {
-        _cleanup_free_ char *line = NULL, *redacted = NULL, *shown = NULL;
+/* The message as it may be shown, malloc'ed; NULL when out of memory.
+ * Whatever message names a URL, its password stays off the screen. One
+ * line, and nothing a file name, a server, a key's user id or an argument
+ * could use to move the cursor or recolour the terminal; the text reports
+ * show names the same way. */
+_printf_(1, 0) static char *shown_dup(const char *fmt, va_list ap) {
+        _cleanup_free_ char *line = NULL, *redacted = NULL;
 
-        /* Whatever message names a URL, its password stays off the screen.
-         * One line, and nothing a file name, a server or a key's user id
-         * could use to move the cursor or recolour the terminal; the text
-         * reports show names the same way. */
-        if (vasprintf(&line, fmt, ap) < 0 || !(redacted = redact_passwords_dup(line)) ||
-            !(shown = display_escape(redacted))) {
+        if (vasprintf(&line, fmt, ap) < 0 || !(redacted = redact_passwords_dup(line)))
+                return NULL;
+        return display_escape(redacted);
+}
+
+_printf_(2, 0) static void vlog(const char *prefix, const char *fmt, va_list ap) {
+        _cleanup_free_ char *shown = shown_dup(fmt, ap);
+
+        if (!shown) {
                 fputs("bmapscan: out of memory\n", stderr);
                 return;
         }
@@ -64,12 +72,16 @@ void log_verbose(const char *fmt, ...) {
 }
 
 int usage_error(const char *fmt, ...) {
+        _cleanup_free_ char *what = NULL;
         va_list ap;
-        char what[512];
+
+        /* Usage errors quote what was typed: shown as every message is. */
         va_start(ap, fmt);
-        vsnprintf(what, sizeof(what), fmt, ap);
+        what = shown_dup(fmt, ap);
         va_end(ap);
-        if (cli_command)
+        if (!what)
+                fputs("bmapscan: out of memory\n", stderr);
+        else if (cli_command)
                 fprintf(stderr, "bmapscan %s: %s (see 'bmapscan %s --help')\n", cli_command, what, cli_command);
         else
                 fprintf(stderr, "bmapscan: %s (see 'bmapscan --help')\n", what);

@@ -59,6 +59,14 @@ check_usage "unknown short option after a long one with a value" "unknown option
 check_usage "unknown long option with a value" "unknown option '--frob' (" info --frob=1 x
 check_usage "short flag given a value in its long form" "option '--quiet' takes no value" info --quiet=1 x
 
+# A usage error quotes what was typed as every message shows names: one
+# line, no control character reaching the terminal, no password.
+check_usage "a newline in an argument" "--map 'a?b' is not START:LENGTH" scan --map $'a\nb' x
+check_usage "an escape sequence in a command name" "unknown command 'fr?[31mob'" $'fr\e[31mob'
+! grep -q $'\e' "$WORK/err" && pass "usage error: no escape byte on stderr" || fail "usage error: an escape byte reached stderr"
+check_usage "a password in a usage error" "not 'https://u:***@h/x'" copy --http-timeout https://u:pw@h/x x y
+! grep -q "pw@" "$WORK/err" && pass "usage error: no password" || fail "usage error: the password shown: $(cat "$WORK/err")"
+
 # Global options before and after the command.
 printf 'x%.0s' $(seq 1 5000) >"$WORK/img"
 run_cmd "$BMAPSCAN" -q create "$WORK/img"
