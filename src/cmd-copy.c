@@ -19,7 +19,7 @@
 
 /* --psplash-pipe: as bmaptool, a path that is not a FIFO is warned about
  * and ignored. */
-static const char *cli_psplash_pipe(const char *path) {
+static const char *psplash_pipe_or_null(const char *path) {
         struct stat st;
 
         if (!path)
@@ -238,7 +238,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
 
         /* Progress on a terminal, or with -v; never with -q. */
         progress_init(&progress, cli_verbosity > 0 || (cli_verbosity == 0 && isatty(STDERR_FILENO)),
-                      cli_psplash_pipe(psplash));
+                      psplash_pipe_or_null(psplash));
         TargetCompletion completion = {
                 .size_at_end = image_size == UINT64_MAX,
                 .discard = discard ? &unmapped : NULL,
