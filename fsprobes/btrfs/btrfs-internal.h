@@ -140,7 +140,6 @@ static inline bool chunk_by_extent(const Chunk *c) {
                ((c->type & BG_PROFILE_MASK) == 0 || (c->type & BG_MIRRORED));
 }
 
-
 /* "single", "DUP", "RAID10", ...: the profile bits of a chunk type. */
 const char *btrfs_profile_name(uint64_t type);
 /* How many stripes' worth of data the chunk's length spans (its stripes
@@ -171,7 +170,6 @@ typedef struct Walk {
         bool (*want)(Btrfs *b, uint64_t lo, uint64_t hi);
         int (*item)(Btrfs *b, const Key *key, const uint8_t *data, uint32_t size);
 } Walk;
-
 
 /* Walks the tree rooted at root (a tree block at logical address root,
  * of the level and generation its parent records), checking every block,
