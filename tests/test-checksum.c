@@ -187,6 +187,7 @@ int main(void) {
         test_xxhash64_published_vectors();
         test_xxhash64_pattern_vectors();
         if (!portable)
-                CHECK(portable_run_passes(), "the run with BMAPSCAN_CRC32C_PORTABLE=1 (the table CRC-32C) failed; its output is above");
+                CHECK(portable_run_passes(),
+                      "the run with BMAPSCAN_CRC32C_PORTABLE=1 (the table CRC-32C) failed; its output is above");
         return check_exit(portable ? "test-checksum (BMAPSCAN_CRC32C_PORTABLE=1)" : "test-checksum");
 }

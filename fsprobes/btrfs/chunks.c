@@ -95,7 +95,7 @@ int btrfs_chunk_add(Btrfs *b, ChunkMap *m, uint64_t start, const uint8_t *p, siz
         case BG_RAID10:
                 if (c.sub_stripes != 2 || c.num_stripes % 2)
                         return btrfs_bad(b, DOUBT, "RAID10 chunk at %" PRIu64 ": %u stripes, %u sub-stripes", start,
-                                   c.num_stripes, c.sub_stripes);
+                                         c.num_stripes, c.sub_stripes);
                 break;
         case BG_RAID5:
                 if (c.num_stripes < 2)
@@ -110,16 +110,16 @@ int btrfs_chunk_add(Btrfs *b, ChunkMap *m, uint64_t start, const uint8_t *p, siz
         }
         if (want && c.num_stripes != want)
                 return btrfs_bad(b, DOUBT, "%s chunk at %" PRIu64 " with %u stripes", btrfs_profile_name(c.type), start,
-                           c.num_stripes);
+                                 c.num_stripes);
         div = btrfs_stripe_divisor(&c);
         if (div && c.length % div)
                 return btrfs_bad(b, DOUBT, "chunk at %" PRIu64 ": %" PRIu64 " bytes do not split into its %u stripes", start,
-                           c.length, c.num_stripes);
+                                 c.length, c.num_stripes);
         if (in_order && m->n > 0) {
                 const Chunk *prev = &m->v[m->n - 1];
                 if (start < prev->start + prev->length)
                         return btrfs_bad(b, DOUBT, "chunks at %" PRIu64 " and %" PRIu64 " overlap or are out of order",
-                                   prev->start, start);
+                                         prev->start, start);
         }
 
         if (m->n == m->cap) {
@@ -201,7 +201,7 @@ int btrfs_parse_sys_array(Btrfs *b) {
         for (size_t i = 1; i < tmp.n; i++)
                 if (tmp.v[i].start < tmp.v[i - 1].start + tmp.v[i - 1].length) {
                         k = btrfs_bad(b, DOUBT, "sys_chunk_array: chunks at %" PRIu64 " and %" PRIu64 " overlap",
-                                tmp.v[i - 1].start, tmp.v[i].start);
+                                      tmp.v[i - 1].start, tmp.v[i].start);
                         goto out;
                 }
         b->boot = tmp;

@@ -25,8 +25,8 @@ static int chunk_tree_item(Btrfs *b, const Key *key, const uint8_t *data, uint32
                  * written by the same commit. */
                 if (get_le64(data + DEV_ITEM_TOTAL_BYTES) != b->dev_bytes)
                         return btrfs_bad(b, DOUBT,
-                                   "the chunk tree gives device %" PRIu64 " %" PRIu64 " bytes, the superblock %" PRIu64,
-                                   b->devid, get_le64(data + DEV_ITEM_TOTAL_BYTES), b->dev_bytes);
+                                         "the chunk tree gives device %" PRIu64 " %" PRIu64 " bytes, the superblock %" PRIu64,
+                                         b->devid, get_le64(data + DEV_ITEM_TOTAL_BYTES), b->dev_bytes);
                 b->dev_item_seen = true;
         }
         return 0;
@@ -50,7 +50,7 @@ int btrfs_read_chunk_tree(Btrfs *b) {
 
         b->cur = &b->boot;
         k = btrfs_walk_tree(b, &w, get_le64(b->sb + SB_CHUNK_ROOT), b->sb[SB_CHUNK_ROOT_LEVEL],
-                      get_le64(b->sb + SB_CHUNK_ROOT_GENERATION));
+                            get_le64(b->sb + SB_CHUNK_ROOT_GENERATION));
         if (k < 0)
                 return k;
         if (!b->dev_item_seen)
@@ -59,8 +59,9 @@ int btrfs_read_chunk_tree(Btrfs *b) {
         for (size_t i = 0; i < b->boot.n; i++) {
                 const Chunk *c = chunk_at(&b->map, b->boot.v[i].start);
                 if (!c || !same_chunk(&b->boot, &b->boot.v[i], &b->map, c))
-                        return btrfs_bad(b, DOUBT, "the system chunk at %" PRIu64 " differs between sys_chunk_array and the chunk tree",
-                                   b->boot.v[i].start);
+                        return btrfs_bad(b, DOUBT,
+                                         "the system chunk at %" PRIu64 " differs between sys_chunk_array and the chunk tree",
+                                         b->boot.v[i].start);
         }
         b->cur = &b->map;
         return 0;
@@ -96,7 +97,7 @@ static int root_tree_item(Btrfs *b, const Key *key, const uint8_t *data, uint32_
         };
         if (t->generation == 0 || t->generation > b->generation)
                 return btrfs_bad(b, DOUBT, "root tree: tree %" PRIu64 " has generation %" PRIu64 " (superblock: %" PRIu64 ")",
-                           key->objectid, t->generation, b->generation);
+                                 key->objectid, t->generation, b->generation);
         return 0;
 }
 
@@ -119,7 +120,7 @@ static int dev_tree_item(Btrfs *b, const Key *key, const uint8_t *data, uint32_t
         uint64_t chunk = get_le64(data + DEV_EXTENT_CHUNK_OFFSET);
         if (d.length == 0 || d.physical > b->dev_bytes || b->dev_bytes - d.physical < d.length)
                 return btrfs_bad(b, DOUBT, "dev tree: dev extent %" PRIu64 "+%" PRIu64 " does not fit the device (%" PRIu64 " bytes)",
-                           d.physical, d.length, b->dev_bytes);
+                                 d.physical, d.length, b->dev_bytes);
         if (b->n_dev > 0 && b->dev[b->n_dev - 1].physical + b->dev[b->n_dev - 1].length > d.physical)
                 return btrfs_bad(b, DOUBT, "dev tree: dev extents overlap at byte %" PRIu64, d.physical);
 
@@ -127,7 +128,7 @@ static int dev_tree_item(Btrfs *b, const Key *key, const uint8_t *data, uint32_t
         Chunk *c = chunk_at(&b->map, chunk);
         if (!c)
                 return btrfs_bad(b, DOUBT, "dev tree: dev extent at %" PRIu64 " belongs to chunk %" PRIu64 ", which does not exist",
-                           d.physical, chunk);
+                                 d.physical, chunk);
         Stripe *s = b->map.s + c->first_stripe;
         uint32_t i;
         for (i = 0; i < c->num_stripes; i++)
@@ -138,7 +139,7 @@ static int dev_tree_item(Btrfs *b, const Key *key, const uint8_t *data, uint32_t
         uint64_t div = btrfs_stripe_divisor(c);
         if (div && d.length != c->length / div)
                 return btrfs_bad(b, DOUBT, "dev tree: dev extent at %" PRIu64 " is %" PRIu64 " bytes, its chunk's stripes %" PRIu64,
-                           d.physical, d.length, c->length / div);
+                                 d.physical, d.length, c->length / div);
         s[i].matched = true;
         d.chunk = (size_t) (c - b->map.v);
 
@@ -171,7 +172,7 @@ int btrfs_check_stripes_matched(Btrfs *b) {
                         const Stripe *s = &b->map.s[c->first_stripe + j];
                         if (s->devid == b->devid && !s->matched)
                                 return btrfs_bad(b, DOUBT, "chunk %" PRIu64 " has a stripe at byte %" PRIu64 " with no dev extent",
-                                           c->start, s->offset);
+                                                 c->start, s->offset);
                 }
         }
         return 0;
@@ -225,7 +226,7 @@ static int block_group_item(Btrfs *b, const Key *key, const uint8_t *data, uint3
                 return btrfs_bad(b, DOUBT, "block group %" PRIu64 "+%" PRIu64 " has no chunk", key->objectid, key->offset);
         if (get_le64(data + BG_ITEM_FLAGS) != c->type)
                 return btrfs_bad(b, DOUBT, "block group %" PRIu64 " has flags 0x%" PRIx64 ", its chunk 0x%" PRIx64, key->objectid,
-                           get_le64(data + BG_ITEM_FLAGS), c->type);
+                                 get_le64(data + BG_ITEM_FLAGS), c->type);
         if (c->bg_seen)
                 return btrfs_bad(b, DOUBT, "block group %" PRIu64 " is recorded twice", key->objectid);
         c->bg_seen = true;
@@ -241,7 +242,7 @@ static int chunks_whole(Btrfs *b, uint64_t start, uint64_t len, const char *what
                 Chunk *c = chunk_find_mut(&b->map, at);
                 if (!c)
                         return btrfs_bad(b, DOUBT, "%s %" PRIu64 "+%" PRIu64 " reaches byte %" PRIu64 ", in no chunk", what, start,
-                                   len, at);
+                                         len, at);
                 if (chunk_by_extent(c))
                         b->doubtful++;
                 c->whole = true;

@@ -64,7 +64,9 @@ static int read_super(Btrfs *b) {
         int k = reader_read(b->r, SUPER_OFFSET, sb, SUPER_SIZE);
         if (k < 0)
                 return btrfs_bad(b, k == -ERANGE ? -EINVAL : k, "cannot read the superblock at 64 KiB: %s",
-                           k == -ERANGE ? "the partition is too small" : k == -ENODATA ? "past the end of the image" : strerror(-k));
+                                 k == -ERANGE    ? "the partition is too small"
+                                 : k == -ENODATA ? "past the end of the image"
+                                                 : strerror(-k));
         if (memcmp(sb + SB_MAGIC, "_BHRfS_M", 8) != 0)
                 return btrfs_bad(b, -EINVAL, "no btrfs magic in the superblock at 64 KiB");
         if (get_le64(sb + SB_BYTENR) != SUPER_OFFSET)
@@ -85,12 +87,12 @@ static int read_super(Btrfs *b) {
                 return btrfs_bad(b, -EINVAL, "sector size %" PRIu32 " is not a power of two from 4 to 64 KiB", b->sectorsize);
         if (b->nodesize < b->sectorsize || b->nodesize > 65536 || !is_pow2(b->nodesize))
                 return btrfs_bad(b, -EINVAL, "node size %" PRIu32 " is not a power of two from the sector size to 64 KiB",
-                           b->nodesize);
+                                 b->nodesize);
 
         uint64_t flags = get_le64(sb + SB_FLAGS);
         if (flags & ~SUPER_FLAGS_KNOWN)
                 return btrfs_bad(b, UNSUPPORTED, "superblock flags 0x%" PRIx64 " (an error state or an unfinished conversion)",
-                           (uint64_t) (flags & ~SUPER_FLAGS_KNOWN));
+                                 (uint64_t) (flags & ~SUPER_FLAGS_KNOWN));
         b->incompat = get_le64(sb + SB_INCOMPAT);
         b->compat_ro = get_le64(sb + SB_COMPAT_RO);
         if (b->incompat & INCOMPAT_ZONED)
@@ -100,9 +102,11 @@ static int read_super(Btrfs *b) {
         if (b->incompat & INCOMPAT_RAID_STRIPE_TREE)
                 return btrfs_bad(b, UNSUPPORTED, "raid stripe tree");
         if (b->incompat & ~INCOMPAT_KNOWN)
-                return btrfs_bad(b, UNSUPPORTED, "unknown incompat features 0x%" PRIx64, (uint64_t) (b->incompat & ~INCOMPAT_KNOWN));
+                return btrfs_bad(b, UNSUPPORTED, "unknown incompat features 0x%" PRIx64,
+                                 (uint64_t) (b->incompat & ~INCOMPAT_KNOWN));
         if (b->compat_ro & ~COMPAT_RO_KNOWN)
-                return btrfs_bad(b, UNSUPPORTED, "unknown compat_ro features 0x%" PRIx64, (uint64_t) (b->compat_ro & ~COMPAT_RO_KNOWN));
+                return btrfs_bad(b, UNSUPPORTED, "unknown compat_ro features 0x%" PRIx64,
+                                 (uint64_t) (b->compat_ro & ~COMPAT_RO_KNOWN));
         b->meta_fsid = sb + (b->incompat & INCOMPAT_METADATA_UUID ? SB_METADATA_UUID : SB_FSID);
 
         b->generation = get_le64(sb + SB_GENERATION);
@@ -117,10 +121,10 @@ static int read_super(Btrfs *b) {
                 return btrfs_bad(b, DOUBT, "this is the target of an unfinished device replace");
         if (b->dev_bytes < SUPER_OFFSET + SUPER_SIZE || b->dev_bytes > get_le64(sb + SB_TOTAL_BYTES))
                 return btrfs_bad(b, -EINVAL, "the device's size %" PRIu64 " does not fit the filesystem's %" PRIu64, b->dev_bytes,
-                           get_le64(sb + SB_TOTAL_BYTES));
+                                 get_le64(sb + SB_TOTAL_BYTES));
         if (b->dev_bytes > b->r->size)
                 return btrfs_bad(b, -EINVAL, "the device (%" PRIu64 " bytes) is larger than its partition (%" PRIu64 " bytes)",
-                           b->dev_bytes, b->r->size);
+                                 b->dev_bytes, b->r->size);
         return 0;
 }
 
@@ -263,7 +267,7 @@ static int run(Btrfs *b, ProbeResult *res) {
                 return btrfs_bad(b, DOUBT, "the root tree has no %s tree", b->extent_root.found ? "dev" : "extent");
         if (bgt != b->bg_root.found)
                 return btrfs_bad(b, DOUBT, "the block group tree is %s, but the feature flag is %s", bgt ? "missing" : "present",
-                           bgt ? "set" : "clear");
+                                 bgt ? "set" : "clear");
 
         k = btrfs_walk_tree(b, &btrfs_dev_walk, b->dev_root.bytenr, b->dev_root.level, b->dev_root.generation);
         if (k < 0)

@@ -105,11 +105,11 @@ static int map_tree_block(Btrfs *b, uint64_t logical, uint64_t *ret) {
         }
         default:
                 return btrfs_bad(b, DOUBT, "tree block %" PRIu64 " lies in a %s chunk, which this parser does not read", logical,
-                           btrfs_profile_name(c->type));
+                                 btrfs_profile_name(c->type));
         }
         if (!found)
                 return btrfs_bad(b, DOUBT, "tree block %" PRIu64 " has no copy on this device (devid %" PRIu64 ")", logical,
-                           b->devid);
+                                 b->devid);
         if (overflow || phys > b->dev_bytes || b->dev_bytes - phys < b->nodesize)
                 return btrfs_bad(b, DOUBT, "tree block %" PRIu64 " would lie past the device's end", logical);
         *ret = phys;
@@ -143,25 +143,26 @@ static int read_tree_block(Btrfs *b, const Walk *w, uint64_t logical, unsigned l
                 return btrfs_bad(b, k, "%s: cannot checksum tree block %" PRIu64 ": %s", w->name, logical, strerror(-k));
         if (k == 0)
                 return btrfs_bad(b, DOUBT, "%s: tree block %" PRIu64 " (byte %" PRIu64 ") fails its %s checksum", w->name, logical,
-                           phys, btrfs_csum_names[b->csum_type]);
+                                 phys, btrfs_csum_names[b->csum_type]);
         if (get_le64(buf + HDR_BYTENR) != logical)
                 return btrfs_bad(b, DOUBT, "%s: tree block %" PRIu64 " says it is block %" PRIu64, w->name, logical,
-                           get_le64(buf + HDR_BYTENR));
+                                 get_le64(buf + HDR_BYTENR));
         if (memcmp(buf + HDR_FSID, b->meta_fsid, 16) != 0)
                 return btrfs_bad(b, DOUBT, "%s: tree block %" PRIu64 " belongs to another filesystem", w->name, logical);
         if (buf[HDR_LEVEL] != level)
                 return btrfs_bad(b, DOUBT, "%s: tree block %" PRIu64 " has level %u, expected %u", w->name, logical, buf[HDR_LEVEL],
-                           level);
+                                 level);
         /* Nothing is newer than the transaction after the committed one (a log's). */
         if (get_le64(buf + HDR_GENERATION) > b->generation + 1)
-                return btrfs_bad(b, DOUBT, "%s: tree block %" PRIu64 " has generation %" PRIu64 ", newer than the filesystem's %" PRIu64,
-                           w->name, logical, get_le64(buf + HDR_GENERATION), b->generation);
+                return btrfs_bad(b, DOUBT,
+                                 "%s: tree block %" PRIu64 " has generation %" PRIu64 ", newer than the filesystem's %" PRIu64,
+                                 w->name, logical, get_le64(buf + HDR_GENERATION), b->generation);
         if (generation && get_le64(buf + HDR_GENERATION) != generation)
                 return btrfs_bad(b, DOUBT, "%s: tree block %" PRIu64 " has generation %" PRIu64 ", expected %" PRIu64, w->name,
-                           logical, get_le64(buf + HDR_GENERATION), generation);
+                                 logical, get_le64(buf + HDR_GENERATION), generation);
         if (get_le64(buf + HDR_OWNER) != w->owner)
                 return btrfs_bad(b, DOUBT, "%s: tree block %" PRIu64 " is owned by tree %" PRId64, w->name, logical,
-                           (int64_t) get_le64(buf + HDR_OWNER));
+                                 (int64_t) get_le64(buf + HDR_OWNER));
 
         n = get_le32(buf + HDR_NRITEMS);
         room = ns - HDR_SIZE;
@@ -174,25 +175,25 @@ static int read_tree_block(Btrfs *b, const Walk *w, uint64_t logical, unsigned l
                 key = get_key(p);
                 if (i == 0 && lo && key_cmp(&key, lo) != 0)
                         return btrfs_bad(b, DOUBT, "%s: tree block %" PRIu64 " starts with another key than its parent says",
-                                   w->name, logical);
+                                         w->name, logical);
                 if (i > 0 && key_cmp(&prev, &key) >= 0)
                         return btrfs_bad(b, DOUBT, "%s: tree block %" PRIu64 ": keys out of order at item %" PRIu32, w->name,
-                                   logical, i);
+                                         logical, i);
                 if (hi && key_cmp(&key, hi) >= 0)
                         return btrfs_bad(b, DOUBT, "%s: tree block %" PRIu64 ": key beyond its parent's range at item %" PRIu32,
-                                   w->name, logical, i);
+                                         w->name, logical, i);
                 prev = key;
                 if (level) {
                         uint64_t ptr = get_le64(p + KEY_SIZE);
                         if (ptr == 0 || ptr % b->sectorsize || get_le64(p + KEY_SIZE + 8) == 0)
                                 return btrfs_bad(b, DOUBT, "%s: node %" PRIu64 " has a bad pointer at item %" PRIu32, w->name,
-                                           logical, i);
+                                                 logical, i);
                         continue;
                 }
                 uint32_t off = get_le32(p + KEY_SIZE), size = get_le32(p + KEY_SIZE + 4);
                 if ((uint64_t) off + size != data_end || off < (uint64_t) n * ITEM_SIZE)
                         return btrfs_bad(b, DOUBT, "%s: leaf %" PRIu64 ": item %" PRIu32 " data at %" PRIu32 "+%" PRIu32
-                                   " is not packed inside the block", w->name, logical, i, off, size);
+                                         " is not packed inside the block", w->name, logical, i, off, size);
                 data_end = off;
         }
         return 0;
