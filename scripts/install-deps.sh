@@ -16,6 +16,8 @@ packages=(
         gzip pigz bzip2 xz-utils zstd lz4 tar zip isal
         gnupg gpg-agent
         cryptsetup-bin squashfs-tools
+        # the Debian package (scripts/package.sh)
+        dpkg-dev debhelper lintian man-db bash-completion
 )
 
 if [ "$(id -u)" != 0 ]; then
