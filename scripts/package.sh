@@ -74,5 +74,20 @@ echo "$got"
         echo "package: /usr/bin/bmapscan --version says '$got', the package is $version: make debian/changelog and meson.build agree" >&2
         exit 1
 }
-man -w bmapscan-copy
+status=0
+man -w bmapscan bmapscan-copy || {
+        echo "package: man -w finds no bmapscan(1) or bmapscan-copy(1): the package must install the man pages (mandir/man1)" >&2
+        status=1
+}
+# Each shell finds a completion by the command's name, so these names are fixed.
+for f in /usr/share/bash-completion/completions/bmapscan /usr/share/zsh/vendor-completions/_bmapscan \
+        /usr/share/fish/vendor_completions.d/bmapscan.fish; do
+        if dpkg-query -S "$f" >/dev/null 2>&1; then
+                echo "$f"
+        else
+                echo "package: the package does not install $f: meson install must put the completion there" >&2
+                status=1
+        fi
+done
+[ $status = 0 ] || exit 1
 echo "package: build-deb/$deb built, lintian-clean and installed"
