@@ -18,6 +18,8 @@ packages=(
         cryptsetup-bin squashfs-tools
         # man pages and completions: rendered and checked (test-install)
         groff-base man-db zsh fish
+        # the Debian package (scripts/package.sh)
+        dpkg-dev debhelper lintian bash-completion
 )
 
 if [ "$(id -u)" != 0 ]; then

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checksum.h"
 #include "probe.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -50,16 +51,6 @@ static uint64_t claimed_size(const uint8_t *img, uint64_t size, uint64_t max) {
                 return 0;
         uint64_t dev = get_le64(img + SB + 0xc9 + 8);
         return dev <= max ? dev : 0;
-}
-
-static uint32_t crc32c(const uint8_t *p, size_t n) {
-        uint32_t c = ~0u;
-        while (n--) {
-                c ^= *p++;
-                for (int k = 0; k < 8; k++)
-                        c = (c >> 1) ^ (0x82F63B78u & -(c & 1));
-        }
-        return ~c;
 }
 
 static void put_crc(uint8_t *p, uint32_t c) {
@@ -110,9 +101,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 if ((size_t) written[i] * BLOCK == SB || (size_t) written[i] * BLOCK + nodesize > SPARSE_MAX ||
                                     memcmp(b + 0x20, fsid, 16) != 0)
                                         continue;
-                                put_crc(b, crc32c(b + 0x20, nodesize - 0x20));
+                                put_crc(b, crc32c(0, b + 0x20, nodesize - 0x20));
                         }
-                        put_crc(sparse + SB, crc32c(sparse + SB + 0x20, BLOCK - 0x20));
+                        put_crc(sparse + SB, crc32c(0, sparse + SB + 0x20, BLOCK - 0x20));
                         run(sparse, part, part);
                 }
         }

@@ -7,10 +7,8 @@
  * reached. It must never crash, and a success must map only inside the
  * partition.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I src -I fsprobes -I BUILDDIR \
- *         tests/fuzz-fat.c fsprobes/{fat,registry,swap,ext}.c src/{extents,reader,util}.c \
- *         $(pkg-config --cflags --libs ext2fs com_err) -o fuzz-fat
- *   ./fuzz-fat -max_total_time=60 CORPUS_DIR
+ *   CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false
+ *   ninja -C build-fuzz tests/fuzz-fat && build-fuzz/tests/fuzz-fat -max_total_time=60 CORPUS_DIR
  */
 #include <stdint.h>
 #include <stdlib.h>
