@@ -47,6 +47,8 @@ struct Stream {
         uint8_t *scratch;
 };
 
+/* The toolkit (stream-stage.c). */
+
 /* A buffer over the stage below a decoder. */
 typedef struct Buf {
         Stage *lower;
@@ -113,9 +115,10 @@ typedef enum Container {
 /* "raw", "gzip", "xz"... */
 const char *stream_format_name(StreamFormat f);
 /* Reads the first bytes of lower (enough to tell its format) and puts a
- * stage in front of it that gives them again; ret_head and ret_len are
- * those bytes, owned by the new stage (fewer only at the end). On failure
- * lower is freed. */
+ * stage in front of it that gives them again. *ret_head and *ret_len are
+ * those bytes (fewer than looked for only at the end, none for an empty
+ * layer), owned by the new stage and valid until it is first read. On
+ * failure lower is freed. */
 int prefix_stage_new(Stage *lower, Stream *s, Stage **ret, const uint8_t **ret_head, size_t *ret_len,
                      Diag *d);
 /* The compression of a layer from its first n bytes, as prefix_stage_new
