@@ -16,6 +16,10 @@ packages=(
         gzip pigz bzip2 xz-utils zstd lz4 tar zip isal
         gnupg gpg-agent
         cryptsetup-bin squashfs-tools
+        # man pages and completions: rendered and checked (test-install)
+        groff-base man-db zsh fish
+        # the Debian package (scripts/package.sh)
+        dpkg-dev debhelper lintian bash-completion
 )
 
 if [ "$(id -u)" != 0 ]; then

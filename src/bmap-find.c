@@ -4,8 +4,9 @@
 
 #include "bmap.h"
 #include "fetch.h"
+#include "location.h"
 
-int bmap_find(const char *image, char **ret_path, char *tried, size_t tried_len, Diag *d) {
+int bmap_find(const char *image, HttpContext *http, char **ret_path, char *tried, size_t tried_len, Diag *d) {
         size_t path, end = location_path_end(image, &path), name = end, used = 0, query;
 
         if (tried_len)
@@ -25,7 +26,7 @@ int bmap_find(const char *image, char **ret_path, char *tried, size_t tried_len,
 
                 if (asprintf(&candidate, "%.*s.bmap%s", (int) end, image, image + query) < 0)
                         return -ENOMEM;
-                int r = fetch_exists(candidate, d);
+                int r = fetch_exists(candidate, http, d);
                 if (r < 0)
                         return r;
                 if (r > 0) {

@@ -37,6 +37,19 @@ int bmap_mapped_blocks(const Bmap *b, Extents *ret) {
         return 0;
 }
 
+int bmap_unmapped_bytes(const Bmap *b, Extents *ret) {
+        _cleanup_extents_ Extents mapped = EXTENTS_INIT;
+        int r;
+
+        for (size_t i = 0; i < b->n_ranges; i++) {
+                Extent x = bmap_range_bytes(b, i);
+                r = extents_add(&mapped, x.start, x.end);
+                if (r < 0)
+                        return r;
+        }
+        return extents_complement(ret, &mapped, 0, b->image_size);
+}
+
 /* The scalar elements, in the order the format documents them. */
 enum {
         EL_IMAGE_SIZE,
@@ -640,8 +653,8 @@ int bmap_parse(const char *data, size_t len, const char *name, bool allow_bad_fi
         return 0;
 }
 
-int bmap_fetch(const char *location, char **ret_data, size_t *ret_len, Diag *d) {
-        int r = fetch_whole(location, BMAP_MAX_SIZE, ret_data, ret_len, d);
+int bmap_fetch(const char *location, HttpContext *http, char **ret_data, size_t *ret_len, Diag *d) {
+        int r = fetch_whole(location, http, BMAP_MAX_SIZE, ret_data, ret_len, d);
         if (r == -EFBIG)
                 return diag_set(d, -EBADMSG, "%s: larger than %u MiB: not a bmap", location, BMAP_MAX_SIZE >> 20);
         if (r == -ENOENT)
@@ -654,7 +667,7 @@ int bmap_load(const char *path, bool allow_bad_file_checksum, Bmap *ret, Diag *d
         size_t len;
         int r;
 
-        r = bmap_fetch(path, &data, &len, d);
+        r = bmap_fetch(path, NULL, &data, &len, d);
         if (r < 0)
                 return r;
         return bmap_parse(data, len, path, allow_bad_file_checksum, ret, d);

@@ -11,6 +11,7 @@
 
 #include "bmap.h"
 #include "fetch.h"
+#include "location.h"
 
 /* Signatures are a few hundred bytes; a file with many is still small. */
 #define SIG_MAX_SIZE (16u << 20)
@@ -229,7 +230,8 @@ static int use_keyring(gpgme_ctx_t ctx, const char *bmap, const char *keyring, c
         gpgme_error_t e;
         int r;
 
-        r = fetch_whole(keyring, KEYRING_MAX_SIZE, &keys, &len, d);
+        /* No transfer options: bmap_sig_options_check refused a URL. */
+        r = fetch_whole(keyring, NULL, KEYRING_MAX_SIZE, &keys, &len, d);
         if (r == -ENOENT)
                 return diag_set(d, r, "cannot read keyring '%s': %s", keyring, strerror(-r));
         if (r < 0)
@@ -460,13 +462,13 @@ static int copy_text(const char *data, size_t len, char **ret_text, size_t *ret_
 
 /* The detached signature: --bmap-sig, else BMAP.asc, else BMAP.sig.
  * -ENOENT (no message) when none is beside the bmap. */
-static int find_detached(const char *bmap, const SigOptions *o, char **ret_loc, char **ret_sig, size_t *ret_len,
-                         Diag *d) {
+static int find_detached(const char *bmap, const SigOptions *o, HttpContext *http, char **ret_loc, char **ret_sig,
+                         size_t *ret_len, Diag *d) {
         static const char *const suffixes[] = { ".asc", ".sig" };
         int r;
 
         if (o->sig_location) {
-                r = fetch_whole(o->sig_location, SIG_MAX_SIZE, ret_sig, ret_len, d);
+                r = fetch_whole(o->sig_location, http, SIG_MAX_SIZE, ret_sig, ret_len, d);
                 if (r == -ENOENT)
                         return diag_set(d, -ENOENT, "cannot read the bmap signature '%s': %s", o->sig_location,
                                         strerror(ENOENT));
@@ -479,7 +481,7 @@ static int find_detached(const char *bmap, const SigOptions *o, char **ret_loc, 
                 _cleanup_free_ char *loc = location_add_suffix(bmap, suffixes[i]);
                 if (!loc)
                         return -ENOMEM;
-                r = fetch_whole(loc, SIG_MAX_SIZE, ret_sig, ret_len, d);
+                r = fetch_whole(loc, http, SIG_MAX_SIZE, ret_sig, ret_len, d);
                 if (r == -ENOENT)
                         continue;
                 if (r < 0)
@@ -490,7 +492,7 @@ static int find_detached(const char *bmap, const SigOptions *o, char **ret_loc, 
         return -ENOENT;
 }
 
-int bmap_sig_check(const char *bmap_location, const char *data, size_t len, const SigOptions *o,
+int bmap_sig_check(const char *bmap_location, const char *data, size_t len, const SigOptions *o, HttpContext *http,
                    char **ret_text, size_t *ret_len, SigResult *ret_info, Diag *d) {
         _cleanup_(sig_result_done) SigResult info = {};
         _cleanup_free_ char *sig = NULL, *text = NULL;
@@ -528,7 +530,7 @@ int bmap_sig_check(const char *bmap_location, const char *data, size_t len, cons
                                 return r;
                 }
         } else if (!o->skip && !o->report_only) {
-                r = find_detached(bmap_location, o, &info.sig_location, &sig, &sig_len, d);
+                r = find_detached(bmap_location, o, http, &info.sig_location, &sig, &sig_len, d);
                 if (r < 0 && (r != -ENOENT || o->sig_location))
                         return r;
                 if (r == -ENOENT && (o->fingerprint || o->keyring))

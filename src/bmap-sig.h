@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "input-http.h"
 #include "util.h"
 
 /* OpenPGP signatures of bmaps, checked with GnuPG through gpgme, the way
@@ -44,14 +45,15 @@ void sig_result_done(SigResult *r);
  * message for a usage error. */
 int bmap_sig_options_check(const SigOptions *o, Diag *d);
 
-/* Checks the signature of the bmap at bmap_location, whose bytes are data,
- * and returns (malloc'd, NUL-terminated) the text to parse: for a clearsigned
- * bmap the text GnuPG verified, as gpgme gives it out; otherwise the bytes as
- * they are. A signature that does not verify, a key that is missing, expired
+/* Checks the signature of the bmap at bmap_location, whose bytes are data
+ * (a detached signature beside a URL is fetched as http says), and returns
+ * (malloc'd, NUL-terminated) the text to parse: for a clearsigned bmap the
+ * text GnuPG verified, as gpgme gives it out; otherwise the bytes as they
+ * are. A signature that does not verify, a key that is missing, expired
  * or revoked, another key than --fingerprint names, or no signature when
  * --fingerprint or --keyring ask for one: a negative errno and a message
  * naming the bmap and the signature, saying what to do. */
-int bmap_sig_check(const char *bmap_location, const char *data, size_t len, const SigOptions *o,
+int bmap_sig_check(const char *bmap_location, const char *data, size_t len, const SigOptions *o, HttpContext *http,
                    char **ret_text, size_t *ret_len, SigResult *ret_info, Diag *d);
 
 /* Takes the text out of a clearsigned message without verifying anything,

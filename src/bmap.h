@@ -50,6 +50,16 @@ typedef struct Bmap {
 
 void bmap_done(Bmap *b);
 
+/* Range i in bytes, cut at the image size (its last block may be partial):
+ * what is read, hashed and written for it. Not for checking a range
+ * against the image: the parser does that in blocks. */
+static inline Extent bmap_range_bytes(const Bmap *b, size_t i) {
+        return extent_bytes(b->ranges[i].blocks, b->block_size, b->image_size);
+}
+
+/* How every transfer of a URL goes (input-http.h); NULL: the defaults. */
+typedef struct HttpContext HttpContext;
+
 /* Parses a bmap (format 1.0 to 2.x) from memory and checks it. name is used
  * in messages. Every inconsistency is refused with -EBADMSG and a message;
  * a wrong file checksum too, unless allow_bad_file_checksum (for "info",
@@ -57,10 +67,12 @@ void bmap_done(Bmap *b);
  * nothing is fetched. */
 int bmap_parse(const char *data, size_t len, const char *name, bool allow_bad_file_checksum, Bmap *ret,
                Diag *d);
+/* bmap_fetch (a URL with the default transfer options) and bmap_parse,
+ * without the signature check that bmap_open (bmap-open.h) adds. */
 int bmap_load(const char *path, bool allow_bad_file_checksum, Bmap *ret, Diag *d);
 /* The reading half of bmap_load: the file's bytes (from a path or a URL),
  * with its messages, for callers that check a signature before parsing. */
-int bmap_fetch(const char *location, char **ret_data, size_t *ret_len, Diag *d);
+int bmap_fetch(const char *location, HttpContext *http, char **ret_data, size_t *ret_len, Diag *d);
 
 /* Whether a bmap file is a clearsigned OpenPGP message (after an optional
  * UTF-8 BOM and whitespace): its XML must then be verified and taken out
@@ -76,7 +88,7 @@ bool bmap_text_is_clearsigned(const char *data, size_t len);
  * -ENOENT when none exists; tried lists the names looked at (passwords
  * hidden), for the message. Another failure (a server that does not
  * answer) comes with a message in d. */
-int bmap_find(const char *image, char **ret_path, char *tried, size_t tried_len, Diag *d);
+int bmap_find(const char *image, HttpContext *http, char **ret_path, char *tried, size_t tried_len, Diag *d);
 
 /* The ranges as a list of block extents, one per range, not merged (for the
  * hasher: one checksum per range). */
@@ -84,6 +96,8 @@ int bmap_range_list(const Bmap *b, Extents *ret);
 
 /* The mapped blocks as one extent set. */
 int bmap_mapped_blocks(const Bmap *b, Extents *ret);
+/* The bytes of the image no range maps (what copy --discard discards). */
+int bmap_unmapped_bytes(const Bmap *b, Extents *ret);
 
 /* Renders a bmap 2.0, laid out byte for byte like bmaptool 3.6's: blocks is
  * the list of ranges (sorted and disjoint; they may touch, see

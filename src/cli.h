@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+/* The command layer's common ground: exit statuses, logging (the only
+ * printing in the tool), and the command and option tables that drive
+ * option parsing, every --help, the man pages and the shell completions
+ * (src/gen-doc.c exports them to doc/render.py). */
+
 #include <getopt.h>
 #include <stdbool.h>
-
 #include <stdint.h>
 
 #include "util.h"
@@ -15,8 +19,13 @@ enum {
         EXIT_USAGE = 2,
 };
 
+/* What a CLI helper returns when all is well and the command goes on;
+ * anything else is the exit status to return at once. */
+#define CLI_CONTINUE (-1)
+
 /* -1 quiet, 0 normal, 1 verbose. */
 extern int cli_verbosity;
+/* The running command's name, for messages; NULL before it is known. */
 extern const char *cli_command;
 
 void log_error(const char *fmt, ...) _printf_(1, 2);
@@ -26,94 +35,114 @@ void log_verbose(const char *fmt, ...) _printf_(1, 2);
 /* A usage error: one line on stderr; returns EXIT_USAGE. */
 int usage_error(const char *fmt, ...) _printf_(1, 2);
 
-/* The options every subcommand takes; put CLI_COMMON_OPTIONS into each
- * long-option table and call cli_common_option() from its default case. */
-#define CLI_COMMON_SHORT ":hqv"
-#define CLI_COMMON_OPTIONS                                                                                   \
-        { "help", no_argument, NULL, 'h' }, { "quiet", no_argument, NULL, 'q' },                           \
-                { "verbose", no_argument, NULL, 'v' }, { "version", no_argument, NULL, 'V' }
-/* Returns -1 when the option was handled and parsing goes on, or an exit
- * status to return at once. */
-int cli_common_option(int c, char **argv, void (*help)(void));
+/* ---------------------------------------------------------------- tables */
 
-typedef struct Command {
-        const char *name;
-        const char *summary;
-        int (*run)(int argc, char **argv);
-} Command;
-
-/* After option parsing: the one positional argument (named what in the
- * usage error). Returns -1 with *ret set, or the usage exit status. */
-int cli_one_argument(int argc, char **argv, const char *what, const char **ret);
-/* Refuses an output path that names the input file itself. Returns -1 when
- * it does not, else an exit status. */
-int cli_refuse_output_is_input(const char *output, const char *input);
-
-/* Writes a rendered bmap to path (through a temporary file and a rename) or
- * to stdout, and says what went wrong; returns an exit status. */
-int cli_write_bmap(const char *path, const char *text, size_t len);
-
-/* Opens an image (read-only, or for writing when it will be punched) and
- * scans it; says what went wrong. Returns an exit status. */
-struct Scan;
-struct ScanOptions;
-int cli_open_and_scan(const char *path, bool writable, const struct ScanOptions *o, int *ret_fd, uint64_t *ret_size,
-                      struct Scan *ret);
-/* --map REGION for scan, info and sparse: -1 when fine, else an exit status. */
-#define CLI_MAP_HELP                                                                                       \
-        "      --map REGION     map REGION in full whatever the filesystems say (repeatable):\n"           \
-        "                       START:LENGTH in bytes (K, M, G suffixes), part:N, label:NAME\n"
-int cli_map_option(const char *arg, struct ScanOptions *o);
-/* Parses --block-size; -1 when fine, else an exit status. */
-int cli_parse_block_size(const char *s, uint64_t *ret);
-/* Punches holes over what blocks does not map (or reports it, dry_run). */
-struct Extents;
-int cli_punch(int fd, const char *path, uint64_t size, uint64_t block_size, const struct Extents *blocks,
-              bool dry_run);
-
-/* copy and verify: find and load the bmap of an image, open its source
- * (a file, - for stdin, or a URL: the Input then reads *ret_fd or the
- * URL), and read a target back against the bmap. Each returns an exit
- * status. */
-struct Bmap;
-struct SigOptions;
-struct Input;
-/* With member (--member), the member's bmap beside image comes first. */
-int cli_find_bmap(const char *image, const char *member, const char *given, char **ret);
-/* Reads the bmap, checks its signature (bmap-sig.h) and parses it. */
-int cli_load_bmap(const char *path, const struct SigOptions *sig, struct Bmap *ret);
-struct FdSource;
-int cli_open_source(const char *image, struct FdSource *src, struct Input *ret);
-
-/* The options copy and verify share for where the bmap comes from and how
- * it is trusted: --bmap-sig, --keyring, --fingerprint, --no-sig-verify,
- * --ca-file, --http-timeout (option values above any short option's).
- * cli_source_option takes one into sig or http: -1 when it did, -2 when c
- * is none of them, else the usage exit status. cli_http_setup applies http
- * before the first transfer (-1, or an exit status). */
-enum {
-        CLI_OPT_CA_FILE = 0x200,
-        CLI_OPT_HTTP_TIMEOUT,
+/* Every option of every command, as the command's switch sees it. The
+ * first four are the global rows, which the parser handles itself. */
+typedef enum CliOptionId {
+        CLI_OPT_HELP = 1,
+        CLI_OPT_QUIET,
+        CLI_OPT_VERBOSE,
+        CLI_OPT_VERSION,
+        CLI_OPT_OUTPUT,
+        CLI_OPT_SPARSE,
+        CLI_OPT_NO_CHECKSUM,
+        CLI_OPT_BLOCK_SIZE,
+        CLI_OPT_JSON,
+        CLI_OPT_MAP,
+        CLI_OPT_DRY_RUN,
+        CLI_OPT_BMAP,
+        CLI_OPT_NOBMAP,
+        CLI_OPT_NO_VERIFY,
+        CLI_OPT_VERIFY_AFTER,
+        CLI_OPT_REMOVABLE_DEVICE,
+        CLI_OPT_DISCARD,
+        CLI_OPT_PSPLASH_PIPE,
+        CLI_OPT_MEMBER,
         CLI_OPT_BMAP_SIG,
         CLI_OPT_KEYRING,
         CLI_OPT_FINGERPRINT,
         CLI_OPT_NO_SIG_VERIFY,
-};
-#define CLI_SOURCE_OPTIONS                                                                                   \
-        { "bmap-sig", required_argument, NULL, CLI_OPT_BMAP_SIG },                                           \
-                { "keyring", required_argument, NULL, CLI_OPT_KEYRING },                                     \
-                { "fingerprint", required_argument, NULL, CLI_OPT_FINGERPRINT },                             \
-                { "no-sig-verify", no_argument, NULL, CLI_OPT_NO_SIG_VERIFY },                               \
-                { "ca-file", required_argument, NULL, CLI_OPT_CA_FILE },                                     \
-                { "http-timeout", required_argument, NULL, CLI_OPT_HTTP_TIMEOUT }
-struct HttpOptions;
-int cli_source_option(int c, const char *arg, struct SigOptions *sig, struct HttpOptions *http);
-int cli_http_setup(const struct HttpOptions *o);
-int cli_verify_target(const struct Bmap *b, const char *bmap_path, const char *dest);
+        CLI_OPT_CA_FILE,
+        CLI_OPT_HTTP_TIMEOUT,
+} CliOptionId;
 
-int cmd_copy(int argc, char **argv);
-int cmd_verify(int argc, char **argv);
-int cmd_create(int argc, char **argv);
-int cmd_info(int argc, char **argv);
-int cmd_scan(int argc, char **argv);
-int cmd_sparse(int argc, char **argv);
+/* What a value is, for the shell completions. */
+typedef enum CliValue {
+        CLI_VALUE_NONE,         /* a flag, or no operand */
+        CLI_VALUE_TEXT,         /* free text: nothing to offer */
+        CLI_VALUE_FILE,         /* a file (or a URL) */
+        CLI_VALUE_DEST,         /* a block device (from /sys/block) or a file */
+        CLI_VALUE_WORDS,        /* one of CliOption.words */
+} CliValue;
+
+typedef struct CliOption {
+        CliOptionId id;
+        const char *long_name;
+        char short_name;        /* 0: none */
+        const char *arg;        /* the value's name in help (FILE, N...); NULL: a flag */
+        CliValue value;
+        const char *words;      /* CLI_VALUE_WORDS: the words, space separated */
+        bool repeatable;
+        const char *help;       /* one sentence, wrapped when shown */
+} CliOption;
+
+typedef struct CliCommand {
+        const char *name;
+        const char *summary;    /* one line: the command list and the man page's NAME */
+        const char *operands;   /* as the synopsis shows them */
+        CliValue first, rest;   /* the first operand, and every later one */
+        const char *description; /* --help's paragraphs, separated by "\n\n", wrapped when shown */
+        const CliOption *const *options; /* NULL-terminated; the global rows are added */
+        int (*run)(const struct CliCommand *self, int argc, char **argv);
+} CliCommand;
+
+/* commands.c: the command table, and the global rows every command takes
+ * (also accepted before the command). */
+extern const CliCommand cli_commands[];
+extern const size_t cli_n_commands;
+extern const CliOption *const cli_global_options[];
+
+/* ---------------------------------------------------------------- parsing */
+
+/* Options are at most this many per command, global rows included. */
+#define CLI_MAX_OPTIONS 32
+
+/* getopt_long driven by one command's table (command NULL: the global rows
+ * before the command, stopping at the first operand). */
+typedef struct CliParser {
+        const CliCommand *command;
+        int argc;
+        char **argv;
+        const char *arg;        /* the value of the option just returned */
+        int status;             /* the exit status, once cli_next_option returned < 0 */
+        /* Built from the table on the first call. */
+        size_t n;
+        const CliOption *rows[CLI_MAX_OPTIONS];
+        struct option longopts[CLI_MAX_OPTIONS + 1];
+        char shortopts[3 * CLI_MAX_OPTIONS + 3];
+} CliParser;
+
+/* Returns the id of the next option of the command (> 0), with its value
+ * in p->arg; 0 when the options are done (the operands start at optind);
+ * or < 0 when the command must stop and return p->status: --help or
+ * --version was shown (EXIT_OK), or a usage error was reported. -q and -v
+ * are handled here. */
+int cli_next_option(CliParser *p);
+
+/* The help of a command (NULL: the tool's, with the command list), on stdout. */
+void cli_print_help(const CliCommand *command);
+
+/* After option parsing: the one positional argument (named what in the
+ * usage error). Returns CLI_CONTINUE with *ret set, or the usage exit
+ * status. */
+int cli_one_argument(int argc, char **argv, const char *what, const char **ret);
+/* Refuses an output path that names the input file itself: CLI_CONTINUE
+ * when it does not, else an exit status. */
+int cli_refuse_output_is_input(const char *output, const char *input);
+/* Parses --block-size: CLI_CONTINUE when fine, else an exit status. */
+int cli_parse_block_size(const char *s, uint64_t *ret);
+/* --map REGION for scan, info and sparse: CLI_CONTINUE when fine, else an
+ * exit status. */
+struct ScanOptions;
+int cli_map_option(const char *arg, struct ScanOptions *o);

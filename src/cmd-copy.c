@@ -6,234 +6,24 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bmap-open.h"
 #include "bmap-sig.h"
 #include "bmap.h"
+#include "cli-bmap.h"
 #include "cli.h"
+#include "commands.h"
 #include "copy.h"
-#include "fetch.h"
 #include "hash.h"
 #include "input-http.h"
+#include "location.h"
 #include "progress.h"
 #include "stream.h"
 #include "target.h"
-
-static void help(void) {
-        printf("Usage: bmapscan copy [--bmap FILE | --nobmap] [--no-verify] [--verify-after]\n"
-               "                     [--bmap-sig FILE] [--keyring FILE] [--fingerprint FPR]\n"
-               "                     [--no-sig-verify] [--removable-device] [--discard]\n"
-               "                     [--psplash-pipe FIFO] [--ca-file FILE] [--http-timeout SECS]\n"
-               "                     [--member NAME] IMAGE|URL|- DEST [DEST...]\n"
-               "\n"
-               "Flash IMAGE (a file, or - for standard input; gzip, bzip2, xz, zstd, lz4, the same\n"
-               "inside a tar, or zip, told from the content) to DEST: a block device or a file. Only\n"
-               "the blocks the bmap maps are written, each range checked against its checksum as it\n"
-               "streams. The bmap is IMAGE.bmap, or the name with one extension stripped at a time\n"
-               "(a.img.xz: a.img.xz.bmap, a.img.bmap, a.bmap), unless --bmap names it.\n"
-               "\n"
-               "In a tar or zip, the image is the one file that could be one (by size and name; not\n"
-               "a bmap, signature, checksum list or README). Several are refused, naming them: pick\n"
-               "one with --member (its bmap is then also looked for beside IMAGE as NAME.bmap...).\n"
-               "An image that decodes to more bytes than the bmap's image size is refused as soon\n"
-               "as it does (a decompression bomb, or another image).\n"
-               "\n"
-               "A signed bmap is verified with GnuPG before anything is opened: clearsigned, or with\n"
-               "a detached signature BMAP.asc or BMAP.sig beside it. A bad signature, or one by a key\n"
-               "not in the keyring, is refused. An unsigned bmap is used as it is, unless --keyring or\n"
-               "--fingerprint asks for a signature.\n"
-               "\n"
-               "IMAGE (and FILE) may be an http:// or https:// URL, streamed; credentials go in it\n"
-               "(https://USER:PASSWORD@host/...) or in ~/.netrc; the proxy variables are honoured.\n"
-               "A broken or stalled download is resumed where the server takes byte ranges.\n"
-               "\n"
-               "A file DEST is written as an unnamed file in its directory and linked into place\n"
-               "only after success, sparse, exactly the image's size: a copy that fails or is killed\n"
-               "leaves the old file as it was and nothing beside it. A symbolic link DEST gets the\n"
-               "file or device it points to written. A device is refused, before anything is\n"
-               "written, when it or a partition of it is mounted or in use, when it is read-only or\n"
-               "smaller than the image. A path on /dev that does not exist is refused (no file is\n"
-               "made there), and so are character devices, FIFOs and sockets, and the same DEST\n"
-               "given twice. /dev/null reads and verifies the image and writes nothing.\n"
-               "\n"
-               "      --bmap FILE          the bmap to use\n"
-               "      --nobmap             copy every byte of the image, with no bmap\n"
-               "      --member NAME        the image is the member NAME of the tar or zip IMAGE\n"
-               "      --no-verify          do not check the range checksums\n"
-               "      --verify-after       read every target back and check it ('verify')\n"
-               "      --bmap-sig FILE      the bmap's detached signature (default: BMAP.asc, BMAP.sig)\n"
-               "      --keyring FILE       trust only the keys in FILE (exported keys, or a .kbx)\n"
-               "      --fingerprint FPR    the bmap must be signed by the key with this fingerprint\n"
-               "      --no-sig-verify      do not verify the bmap's signature\n"
-               "      --removable-device   refuse a DEST whose disk is not removable\n"
-               "      --discard            after writing a device, discard the blocks the image does\n"
-               "                           not map, so that no stale data stays there\n"
-               "      --psplash-pipe FIFO  write 'PROGRESS <percent>' lines to FIFO (psplash)\n"
-               "      --ca-file FILE       for https, trust the CA certificates in FILE (PEM) besides\n"
-               "                           the system's\n"
-               "      --http-timeout SECS  a transfer without data for SECS is resumed (or fails);\n"
-               "                           default 30\n"
-               "  -q, --quiet              no progress, only errors\n"
-               "  -h, --help               show this help\n");
-}
 
 static volatile sig_atomic_t interrupted;
 
 static void on_signal(int sig) {
         interrupted = sig;
-}
-
-/* --member a/disk.img of dir/all.tar: dir/disk.img, whose bmap (dir/disk.img.bmap,
- * dir/disk.bmap) belongs to that member rather than to the whole archive. */
-static char *member_beside(const char *image, const char *member) {
-        size_t path, end = location_path_end(image, &path), name = end;
-        const char *slash = strrchr(member, '/'), *base = slash ? slash + 1 : member;
-        char *p;
-
-        while (name > path && image[name - 1] != '/')
-                name--;
-        if (!base[0] || asprintf(&p, "%.*s%s%s", (int) name, image, base, image + end) < 0)
-                return NULL;
-        return p;
-}
-
-int cli_find_bmap(const char *image, const char *member, const char *given, char **ret) {
-        char tried[4096];
-        Diag d = {};
-        int r = -ENOENT;
-
-        if (given) {
-                *ret = strdup(given);
-                return *ret ? EXIT_OK : EXIT_FAILED;
-        }
-        if (strcmp(image, "-") == 0) {
-                log_error("the image comes from standard input: name its bmap with --bmap FILE (or use --nobmap)");
-                return EXIT_USAGE;
-        }
-        tried[0] = 0;
-        if (member) {
-                _cleanup_free_ char *beside = member_beside(image, member);
-                if (beside)
-                        r = bmap_find(beside, ret, tried, sizeof(tried) - 2, &d);
-                if (r == -ENOENT && tried[0])
-                        strcat(tried, ", ");
-        }
-        if (r == -ENOENT) {
-                size_t used = strlen(tried);
-                r = bmap_find(image, ret, tried + used, sizeof(tried) - used, &d);
-        }
-        if (r == -ENOENT) {
-                log_error("%s: no bmap found (looked for %s): give --bmap FILE, or --nobmap to copy every byte",
-                          image, tried);
-                return EXIT_FAILED;
-        }
-        if (r < 0 && d.msg[0]) {
-                log_error("%s", d.msg);
-                return EXIT_FAILED;
-        }
-        if (r < 0) {
-                log_error("%s: looking for its bmap: %s", image, strerror(-r));
-                return EXIT_FAILED;
-        }
-        return EXIT_OK;
-}
-
-int cli_load_bmap(const char *path, const SigOptions *sig, Bmap *ret) {
-        _cleanup_free_ char *data = NULL, *text = NULL;
-        _cleanup_(sig_result_done) SigResult info = {};
-        size_t len, text_len;
-        Diag d = {};
-        int r;
-
-        r = bmap_fetch(path, &data, &len, &d);
-        if (r >= 0)
-                r = bmap_sig_check(path, data, len, sig, &text, &text_len, &info, &d);
-        if (r >= 0)
-                r = bmap_parse(text, text_len, path, false, ret, &d);
-        if (r < 0) {
-                log_error("%s; nothing was written", d.msg);
-                return EXIT_FAILED;
-        }
-        if (info.verified)
-                log_info("%s: good signature%s%s by %s (fingerprint %s)", path, info.sig_location ? " in " : "",
-                         info.sig_location ? info.sig_location : "", info.signer[0] ? info.signer : "an unnamed key",
-                         info.fingerprint);
-        else if (info.kind == SIG_KIND_CLEARSIGNED)
-                log_warning("%s: clearsigned, but the signature was not verified (--no-sig-verify)", path);
-        else if (!sig->skip)
-                log_verbose("%s: not signed (not clearsigned, no %s.asc or %s.sig): its origin is not checked", path,
-                            path, path);
-        if (ret->file_checksum == FILE_CHECKSUM_ABSENT && ret->version_major * 100 + ret->version_minor >= 103)
-                log_warning("%s: the bmap has no file checksum: its integrity cannot be checked", path);
-        log_verbose("%s: bmap %u.%u, %llu of %llu blocks of %llu bytes mapped in %zu ranges", path, ret->version_major,
-                    ret->version_minor, (unsigned long long) ret->mapped_count, (unsigned long long) ret->blocks_count,
-                    (unsigned long long) ret->block_size, ret->n_ranges);
-        return EXIT_OK;
-}
-
-int cli_open_source(const char *image, FdSource *src, Input *ret) {
-        if (location_is_url(image)) {
-                Diag d = {};
-                if (input_http_open(image, ret, &d) < 0) {
-                        log_error("%s; nothing was written", d.msg);
-                        return EXIT_FAILED;
-                }
-                return EXIT_OK;
-        }
-        if (strcmp(image, "-") == 0)
-                src->fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
-        else
-                src->fd = open(image, O_RDONLY | O_CLOEXEC);
-        if (src->fd < 0) {
-                log_error("cannot open image '%s': %s", image, strerror(errno));
-                return EXIT_FAILED;
-        }
-        *ret = input_from_fd_source(src, image);
-        return EXIT_OK;
-}
-
-/* What is done to each target once the image is written and verified, in
- * its writer thread, beside the other targets. */
-typedef struct Finisher {
-        Target **targets;
-        uint64_t image_size;            /* UINT64_MAX: known only at the end */
-        const Extents *discard;         /* --discard: the unmapped bytes, or NULL */
-} Finisher;
-
-static int finish_target(void *userdata, size_t i, uint64_t total, Diag *d) {
-        const Finisher *f = userdata;
-        Target *t = f->targets[i];
-        int r;
-
-        if (f->image_size == UINT64_MAX && target_kind(t) == TARGET_FILE && ftruncate(target_fd(t), (off_t) total) < 0)
-                return diag_set(d, -errno, "%s: cannot size the file: %s", target_path(t), strerror(errno));
-        /* Discard, then flush and restore the device's settings whatever
-         * the discard did: the image itself is complete either way. */
-        int discarded = 0;
-        Diag dd = {};
-        if (f->discard && target_kind(t) == TARGET_BLOCK)
-                discarded = target_discard(t, f->discard, &dd);
-        r = target_finish(t, d);
-        if (r < 0)
-                return r;
-        if (discarded < 0)
-                return diag_set(d, discarded, "%s: the image was written and flushed, but not the discard asked for: %s",
-                                target_path(t),
-                                discarded == -EOPNOTSUPP ? "the device does not support discard; run without --discard"
-                                                         : dd.msg);
-        return 0;
-}
-
-/* The bytes of the image no range maps: what --discard discards. */
-static int unmapped_bytes(const Bmap *b, Extents *ret) {
-        _cleanup_extents_ Extents mapped = EXTENTS_INIT;
-        int r;
-
-        for (size_t i = 0; i < b->n_ranges; i++) {
-                r = extents_add(&mapped, b->ranges[i].blocks.start * b->block_size,
-                                b->ranges[i].blocks.end * b->block_size);
-                if (r < 0)
-                        return r;
-        }
-        return extents_complement(ret, &mapped, 0, b->image_size);
 }
 
 /* --psplash-pipe: as bmaptool, a path that is not a FIFO is warned about
@@ -261,60 +51,23 @@ static void http_notice(const char *line) {
         log_warning("%s", line);
 }
 
-int cli_source_option(int c, const char *arg, SigOptions *sig, HttpOptions *http) {
-        uint64_t v;
-
-        switch (c) {
-        case CLI_OPT_BMAP_SIG:
-                sig->sig_location = arg;
-                return -1;
-        case CLI_OPT_KEYRING:
-                sig->keyring = arg;
-                return -1;
-        case CLI_OPT_FINGERPRINT:
-                sig->fingerprint = arg;
-                return -1;
-        case CLI_OPT_NO_SIG_VERIFY:
-                sig->skip = true;
-                return -1;
-        case CLI_OPT_CA_FILE:
-                http->ca_file = arg;
-                return -1;
-        case CLI_OPT_HTTP_TIMEOUT:
-                if (parse_u64(arg, strlen(arg), &v) < 0 || v == 0 || v > 3600)
-                        return usage_error("--http-timeout takes a number of seconds from 1 to 3600, not '%s'", arg);
-                http->stall_timeout = (unsigned) v;
-                return -1;
-        default:
-                return -2;
-        }
-}
-
-int cli_http_setup(const HttpOptions *o) {
-        Diag d = {};
-        if (http_configure(o, &d) < 0) {
-                log_error("%s", d.msg);
-                return EXIT_FAILED;
-        }
-        return -1;
-}
-
 /* Every DEST, before anything is read or written: one that must not be
  * written (a missing /dev path, a FIFO...) and the same one twice are
- * refused here. Returns -1 when all are fine, else an exit status. */
+ * refused here. Returns CLI_CONTINUE when all are fine, else an exit
+ * status. */
 static int check_dests(char **dests, size_t n) {
-        TargetId ids[64] = {};
-        int status = -1;
+        TargetId ids[COPY_MAX_TARGETS] = {};
+        int status = CLI_CONTINUE;
         size_t i;
         Diag d = {};
 
-        for (i = 0; i < n && status < 0; i++) {
+        for (i = 0; i < n && status == CLI_CONTINUE; i++) {
                 if (target_identify(dests[i], &ids[i], &d) < 0) {
                         log_error("%s", d.msg);
                         status = EXIT_FAILED;
                         break;
                 }
-                for (size_t j = 0; j < i && status < 0; j++)
+                for (size_t j = 0; j < i && status == CLI_CONTINUE; j++)
                         if (target_id_equal(&ids[j], &ids[i]))
                                 status = usage_error("%s and %s are the same %s: give each DEST once; nothing was "
                                                      "written",
@@ -339,20 +92,8 @@ static void log_null_ok(const char *path, uint64_t total, const Bmap *b, bool ve
                          !b ? "no bmap" : !verify ? "--no-verify" : "the bmap has no checksums");
 }
 
-int cmd_copy(int argc, char **argv) {
-        static const struct option options[] = {
-                CLI_COMMON_OPTIONS,
-                { "bmap", required_argument, NULL, 'b' },
-                { "nobmap", no_argument, NULL, 'N' },
-                { "no-verify", no_argument, NULL, 'n' },
-                { "verify-after", no_argument, NULL, 'A' },
-                { "removable-device", no_argument, NULL, 'R' },
-                { "discard", no_argument, NULL, 'D' },
-                { "psplash-pipe", required_argument, NULL, 'P' },
-                { "member", required_argument, NULL, 'm' },
-                CLI_SOURCE_OPTIONS,
-                {},
-        };
+int cmd_copy(const CliCommand *self, int argc, char **argv) {
+        CliParser p = { .command = self, .argc = argc, .argv = argv };
         const char *bmap_arg = NULL, *image, *psplash = NULL, *member = NULL;
         bool nobmap = false, verify = true, verify_after = false, discard = false;
         _cleanup_extents_ Extents unmapped = EXTENTS_INIT;
@@ -360,12 +101,13 @@ int cmd_copy(int argc, char **argv) {
         SigOptions sopts = {};
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
+        _cleanup_http_context_ HttpContext *http_ctx = NULL;
         _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1, .cancel = &interrupted };
         _cleanup_(input_close) Input in = {};
         _cleanup_stream_ Stream *src = NULL;
         HttpOptions http = { .cancel = &interrupted, .notice = http_notice };
-        Target *targets[64] = {};
-        CopyTargetResult results[64] = {};
+        Target *targets[COPY_MAX_TARGETS] = {};
+        CopyTargetResult results[COPY_MAX_TARGETS] = {};
         size_t n_targets;
         uint64_t image_size = UINT64_MAX, total = 0;
         Progress progress;
@@ -374,40 +116,41 @@ int cmd_copy(int argc, char **argv) {
         Diag d = {};
         int c, r, status = EXIT_OK;
 
-        while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, options, NULL)) >= 0) {
+        while ((c = cli_next_option(&p)) > 0) {
+                r = CLI_CONTINUE;
                 switch (c) {
-                case 'b':
-                        bmap_arg = optarg;
+                case CLI_OPT_BMAP:
+                        bmap_arg = p.arg;
                         break;
-                case 'N':
+                case CLI_OPT_NOBMAP:
                         nobmap = true;
                         break;
-                case 'n':
+                case CLI_OPT_NO_VERIFY:
                         verify = false;
                         break;
-                case 'A':
+                case CLI_OPT_VERIFY_AFTER:
                         verify_after = true;
                         break;
-                case 'R':
+                case CLI_OPT_REMOVABLE_DEVICE:
                         topts.removable_only = true;
                         break;
-                case 'D':
+                case CLI_OPT_DISCARD:
                         discard = true;
                         break;
-                case 'P':
-                        psplash = optarg;
+                case CLI_OPT_PSPLASH_PIPE:
+                        psplash = p.arg;
                         break;
-                case 'm':
-                        member = optarg;
+                case CLI_OPT_MEMBER:
+                        member = p.arg;
                         break;
                 default:
-                        r = cli_source_option(c, optarg, &sopts, &http);
-                        if (r == -2)
-                                r = cli_common_option(c, argv, help);
-                        if (r >= 0)
-                                return r;
+                        r = cli_source_option(c, p.arg, &sopts, &http);
                 }
+                if (r != CLI_CONTINUE)
+                        return r;
         }
+        if (c < 0)
+                return p.status;
         if (bmap_arg && nobmap)
                 return usage_error("--bmap and --nobmap exclude each other");
         if (nobmap && (sopts.sig_location || sopts.keyring || sopts.fingerprint))
@@ -421,10 +164,10 @@ int cmd_copy(int argc, char **argv) {
                 return usage_error("at most %zu DESTs are taken", ELEMENTSOF(targets));
         image = argv[optind];
         r = check_dests(argv + optind + 1, n_targets);
-        if (r >= 0)
+        if (r != CLI_CONTINUE)
                 return r;
-        r = cli_http_setup(&http);
-        if (r >= 0)
+        r = cli_http_setup(&http, &http_ctx);
+        if (r != CLI_CONTINUE)
                 return r;
 
         /* From here on, SIGINT and SIGTERM only set a flag: the bmap check,
@@ -438,10 +181,10 @@ int cmd_copy(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
 
         if (!nobmap) {
-                r = cli_find_bmap(image, member, bmap_arg, &bmap_path);
+                r = cli_find_bmap(image, member, bmap_arg, http_ctx, &bmap_path);
                 if (r != EXIT_OK)
                         return r;
-                r = cli_load_bmap(bmap_path, &sopts, &bmap);
+                r = cli_load_bmap(bmap_path, &sopts, http_ctx, &bmap);
                 if (r != EXIT_OK)
                         return r;
                 image_size = bmap.image_size;
@@ -453,7 +196,7 @@ int cmd_copy(int argc, char **argv) {
                 return EXIT_FAILED;
         }
 
-        r = cli_open_source(image, &fsrc, &in);
+        r = cli_open_source(image, http_ctx, &fsrc, &in);
         if (r != EXIT_OK)
                 return r;
         StreamOptions sopen = { .member = member, .max_size = nobmap ? UINT64_MAX : image_size };
@@ -508,9 +251,12 @@ int cmd_copy(int argc, char **argv) {
         /* Progress on a terminal, or with -v; never with -q. */
         progress_init(&progress, cli_verbosity > 0 || (cli_verbosity == 0 && isatty(STDERR_FILENO)),
                       cli_psplash_pipe(psplash));
-        Finisher fin = { .targets = targets, .image_size = image_size, .discard = discard ? &unmapped : NULL };
+        TargetCompletion completion = {
+                .size_at_end = image_size == UINT64_MAX,
+                .discard = discard ? &unmapped : NULL,
+        };
         if (discard && !nobmap) {
-                r = unmapped_bytes(&bmap, &unmapped);
+                r = bmap_unmapped_bytes(&bmap, &unmapped);
                 if (r < 0) {
                         log_error("out of memory");
                         status = EXIT_FAILED;
@@ -524,8 +270,7 @@ int cmd_copy(int argc, char **argv) {
                 .progress = progress_update,
                 .userdata = &progress,
                 .stats = &stats,
-                .finish = finish_target,
-                .finish_userdata = &fin,
+                .complete = &completion,
         };
         clock_gettime(CLOCK_MONOTONIC, &t0);
         r = copy_image(src, nobmap ? NULL : &bmap, image_size, targets, n_targets, &copts, results, &total, &d);

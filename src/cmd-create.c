@@ -5,52 +5,14 @@
 #include <sys/stat.h>
 
 #include "bmap.h"
+#include "cli-bmap.h"
 #include "cli.h"
+#include "commands.h"
 #include "filemap.h"
 #include "hash.h"
 
-static void help(void) {
-        printf("Usage: bmapscan create [-o FILE] [--no-checksum] IMAGE\n"
-               "\n"
-               "Write a bmap of IMAGE from its holes, exactly as 'bmaptool create' does:\n"
-               "every block the host filesystem stores (FIEMAP, preallocated extents\n"
-               "included) is mapped, every hole is not. Use it for images whose sparseness\n"
-               "you trust; holes that were expanded into zeros are mapped.\n"
-               "\n"
-               "  -o, --output FILE  write the bmap to FILE (atomically) instead of stdout\n"
-               "      --no-checksum  leave out the range checksums\n"
-               "  -q, --quiet        print only errors\n"
-               "  -v, --verbose      say how the holes were found\n"
-               "  -h, --help         show this help\n");
-}
-
-int cli_write_bmap(const char *path, const char *text, size_t len) {
-        Diag d = {};
-        int r;
-
-        if (!path) {
-                r = write_full(STDOUT_FILENO, text, len);
-                if (r < 0) {
-                        log_error("cannot write the bmap to standard output: %s", strerror(-r));
-                        return EXIT_FAILED;
-                }
-                return EXIT_OK;
-        }
-        r = write_file_atomic(path, text, len, &d);
-        if (r < 0) {
-                log_error("%s", d.msg);
-                return EXIT_FAILED;
-        }
-        return EXIT_OK;
-}
-
-int cmd_create(int argc, char **argv) {
-        static const struct option options[] = {
-                CLI_COMMON_OPTIONS,
-                { "output", required_argument, NULL, 'o' },
-                { "no-checksum", no_argument, NULL, 'C' },
-                {},
-        };
+int cmd_create(const CliCommand *self, int argc, char **argv) {
+        CliParser p = { .command = self, .argc = argc, .argv = argv };
         const char *output = NULL, *image;
         bool checksums = true;
         _cleanup_close_ int fd = -1;
@@ -64,22 +26,19 @@ int cmd_create(int argc, char **argv) {
         Diag d = {};
         int c, r;
 
-        while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "o:", options, NULL)) >= 0) {
+        while ((c = cli_next_option(&p)) > 0)
                 switch (c) {
-                case 'o':
-                        output = optarg;
+                case CLI_OPT_OUTPUT:
+                        output = p.arg;
                         break;
-                case 'C':
+                case CLI_OPT_NO_CHECKSUM:
                         checksums = false;
                         break;
-                default:
-                        r = cli_common_option(c, argv, help);
-                        if (r >= 0)
-                                return r;
                 }
-        }
+        if (c < 0)
+                return p.status;
         r = cli_one_argument(argc, argv, "IMAGE", &image);
-        if (r >= 0)
+        if (r != CLI_CONTINUE)
                 return r;
 
         r = image_open(image, O_RDONLY, &fd, &st);
@@ -103,7 +62,7 @@ int cmd_create(int argc, char **argv) {
                 return EXIT_FAILED;
         }
         r = cli_refuse_output_is_input(output, image);
-        if (r >= 0)
+        if (r != CLI_CONTINUE)
                 return r;
 
         r = filemap_block_size(fd, &block_size);

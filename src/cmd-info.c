@@ -7,29 +7,15 @@
 #include <limits.h>
 #include <sys/stat.h>
 
+#include "bmap-open.h"
 #include "bmap-sig.h"
 #include "bmap.h"
+#include "cli-scan.h"
 #include "cli.h"
+#include "commands.h"
 #include "json.h"
 #include "report.h"
 #include "scan.h"
-
-static void help(void) {
-        printf("Usage: bmapscan info [--json] [--map REGION]... IMAGE|BMAP\n"
-               "\n"
-               "For an image: its partition table and sector size, each partition's type,\n"
-               "filesystem, used and free bytes and how that was decided, and a one-line\n"
-               "picture of the disk.\n"
-               "For a bmap (told from an image by its content): its format version, image\n"
-               "size, block size, blocks and mapped blocks, checksum type, number of ranges,\n"
-               "and whether it is valid, its own file checksum included (exit 1 if not). For a\n"
-               "clearsigned bmap, also whether its signature verifies with GnuPG's default keyring\n"
-               "(a warning if not; 'copy' is where a signature is enforced).\n"
-               "\n"
-               "      --json           print one JSON object instead of text\n"
-               CLI_MAP_HELP
-               "  -h, --help           show this help\n");
-}
 
 static const char *file_checksum_word(FileChecksumState s) {
         return s == FILE_CHECKSUM_OK ? "ok" : s == FILE_CHECKSUM_BAD ? "bad" : "absent";
@@ -166,13 +152,8 @@ static int info_image(const char *path, const ScanOptions *so, bool json) {
         return EXIT_OK;
 }
 
-int cmd_info(int argc, char **argv) {
-        static const struct option options[] = {
-                CLI_COMMON_OPTIONS,
-                { "json", no_argument, NULL, 'j' },
-                { "map", required_argument, NULL, 'M' },
-                {},
-        };
+int cmd_info(const CliCommand *self, int argc, char **argv) {
+        CliParser p = { .command = self, .argc = argc, .argv = argv };
         _cleanup_(bmap_done) Bmap b = {};
         _cleanup_(scan_options_done) ScanOptions so = {};
         bool json = false;
@@ -180,24 +161,23 @@ int cmd_info(int argc, char **argv) {
         Diag d = {};
         int c, r;
 
-        while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, options, NULL)) >= 0) {
+        while ((c = cli_next_option(&p)) > 0) {
+                r = CLI_CONTINUE;
                 switch (c) {
-                case 'j':
+                case CLI_OPT_JSON:
                         json = true;
                         break;
-                case 'M':
-                        r = cli_map_option(optarg, &so);
-                        if (r >= 0)
-                                return r;
+                case CLI_OPT_MAP:
+                        r = cli_map_option(p.arg, &so);
                         break;
-                default:
-                        r = cli_common_option(c, argv, help);
-                        if (r >= 0)
-                                return r;
                 }
+                if (r != CLI_CONTINUE)
+                        return r;
         }
+        if (c < 0)
+                return p.status;
         r = cli_one_argument(argc, argv, "IMAGE or BMAP", &path);
-        if (r >= 0)
+        if (r != CLI_CONTINUE)
                 return r;
 
         bool is_bmap = false;
@@ -225,19 +205,12 @@ int cmd_info(int argc, char **argv) {
                 return info_image(path, &so, json);
 
         /* A clearsigned bmap: its signed text, and what its signature is
-         * worth with the default keyring, reported rather than enforced. */
-        _cleanup_free_ char *data = NULL, *text = NULL;
-        _cleanup_(sig_result_done) SigResult sig = {};
-        SigResult *sigp = NULL;
-        size_t len, text_len;
-        r = bmap_fetch(path, &data, &len, &d);
-        if (r >= 0 && bmap_text_is_clearsigned(data, len)) {
-                sigp = &sig;
-                r = bmap_sig_check(path, data, len, &(SigOptions) { .report_only = true }, &text, &text_len, &sig,
-                                   &d);
-        }
-        if (r >= 0)
-                r = bmap_parse(text ? text : data, text ? text_len : len, path, true, &b, &d);
+         * worth with the default keyring, reported rather than enforced;
+         * a wrong file checksum is reported too. A local file: no
+         * transfer options. */
+        _cleanup_(bmap_open_info_done) BmapOpenInfo opened = {};
+        r = bmap_open(path, &(SigOptions) { .report_only = true }, NULL, true, &b, &opened, &d);
+        const SigResult *sigp = opened.sig.kind == SIG_KIND_CLEARSIGNED ? &opened.sig : NULL;
         if (r < 0) {
                 if (json)
                         print_json(path, NULL, NULL, d.msg);
@@ -258,9 +231,9 @@ int cmd_info(int argc, char **argv) {
                 print_json(path, &b, sigp, NULL);
         else
                 print_text(path, &b, sigp);
-        if (sigp && !sig.verified)
-                log_warning("%s", sig.problem);
-        if (b.file_checksum == FILE_CHECKSUM_ABSENT && b.version_major * 100 + b.version_minor >= 103)
+        if (sigp && !sigp->verified)
+                log_warning("%s", sigp->problem);
+        if (opened.file_checksum_missing)
                 log_warning("%s: the bmap has no file checksum: its integrity cannot be checked", path);
         return EXIT_OK;
 }

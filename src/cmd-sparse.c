@@ -1,33 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <stdio.h>
 
+#include "cli-scan.h"
 #include "cli.h"
+#include "commands.h"
 #include "scan.h"
 
-static void help(void) {
-        printf("Usage: bmapscan sparse [--dry-run] [--block-size N] [--map REGION]... IMAGE\n"
-               "\n"
-               "Punch holes in IMAGE over every block its filesystems do not use (as 'scan'\n"
-               "decides), keeping its size: it then takes only the disk space its data needs.\n"
-               "Mapped bytes are never changed. Refused for an image attached to a loop device,\n"
-               "a file that is not writable (no write bit in its mode, even for root), one\n"
-               "another process has open, or one on a filesystem that cannot punch holes.\n"
-               "\n"
-               "  -n, --dry-run        only report what would be freed\n"
-               "      --block-size N   granularity, a power of two from 512 (default 4096)\n"
-               CLI_MAP_HELP
-               "  -q, --quiet          print only errors\n"
-               "  -h, --help           show this help\n");
-}
-
-int cmd_sparse(int argc, char **argv) {
-        static const struct option options[] = {
-                CLI_COMMON_OPTIONS,
-                { "dry-run", no_argument, NULL, 'n' },
-                { "block-size", required_argument, NULL, 'B' },
-                { "map", required_argument, NULL, 'M' },
-                {},
-        };
+int cmd_sparse(const CliCommand *self, int argc, char **argv) {
+        CliParser p = { .command = self, .argc = argc, .argv = argv };
         const char *image;
         bool dry_run = false;
         uint64_t block_size = 4096, size;
@@ -37,29 +17,26 @@ int cmd_sparse(int argc, char **argv) {
         _cleanup_extents_ Extents blocks = EXTENTS_INIT;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "n", options, NULL)) >= 0) {
+        while ((c = cli_next_option(&p)) > 0) {
+                r = CLI_CONTINUE;
                 switch (c) {
-                case 'n':
+                case CLI_OPT_DRY_RUN:
                         dry_run = true;
                         break;
-                case 'M':
-                        r = cli_map_option(optarg, &so);
-                        if (r >= 0)
-                                return r;
+                case CLI_OPT_MAP:
+                        r = cli_map_option(p.arg, &so);
                         break;
-                case 'B':
-                        r = cli_parse_block_size(optarg, &block_size);
-                        if (r >= 0)
-                                return r;
+                case CLI_OPT_BLOCK_SIZE:
+                        r = cli_parse_block_size(p.arg, &block_size);
                         break;
-                default:
-                        r = cli_common_option(c, argv, help);
-                        if (r >= 0)
-                                return r;
                 }
+                if (r != CLI_CONTINUE)
+                        return r;
         }
+        if (c < 0)
+                return p.status;
         r = cli_one_argument(argc, argv, "IMAGE", &image);
-        if (r >= 0)
+        if (r != CLI_CONTINUE)
                 return r;
 
         r = cli_open_and_scan(image, !dry_run, &so, &fd, &size, &s);

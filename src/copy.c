@@ -15,7 +15,6 @@
  * the bench's vendor image: median 0.86 s instead of 1.07 s). */
 #define CHUNK_SIZE (4u << 20)
 #define N_CHUNKS 16
-#define MAX_TARGETS 64
 
 typedef struct Chunk {
         uint8_t *data;
@@ -40,7 +39,6 @@ typedef struct Copy Copy;
 
 typedef struct Writer {
         Copy *c;
-        size_t index;
         Target *target;
         Queue q;
         pthread_t tid;
@@ -62,7 +60,7 @@ struct Copy {
 
         Chunk chunks[N_CHUNKS];
         Queue free_q, hash_q;
-        Writer writers[MAX_TARGETS];
+        Writer writers[COPY_MAX_TARGETS];
         size_t n_writers;
         atomic_size_t active_writers;
 
@@ -260,10 +258,8 @@ static void *reader_main(void *arg) {
                 r = read_span(c, 0, c->image_size, SIZE_MAX, &d);
         else
                 for (size_t i = 0; i < c->bmap->n_ranges && r >= 0 && !stopping(c); i++) {
-                        const BmapRange *x = &c->bmap->ranges[i];
-                        uint64_t s = x->blocks.start * c->bmap->block_size;
-                        uint64_t e = x->blocks.end * c->bmap->block_size;
-                        r = read_span(c, s, e > c->image_size ? c->image_size : e, i, &d);
+                        Extent x = bmap_range_bytes(c->bmap, i);
+                        r = read_span(c, x.start, x.end, i, &d);
                 }
         /* A compressed image is decoded to its end even past the last
          * range: its own checks (CRCs, content checksums, the final frame)
@@ -320,7 +316,7 @@ static void *hasher_main(void *arg) {
                         hashing = false;
                         if (memcmp(got, x->checksum, n) != 0) {
                                 char want_hex[2 * CHECKSUM_MAX_SIZE + 1], got_hex[2 * CHECKSUM_MAX_SIZE + 1];
-                                uint64_t bs = c->bmap->block_size, e = x->blocks.end * bs;
+                                Extent bytes = bmap_range_bytes(c->bmap, cur);
                                 Diag d;
                                 hex(x->checksum, n, want_hex);
                                 hex(got, n, got_hex);
@@ -333,8 +329,7 @@ static void *hasher_main(void *arg) {
                                          "another image",
                                          c->name, member ? " (member '" : "", member ? member : "", member ? "')" : "",
                                          (unsigned long long) x->blocks.start, (unsigned long long) x->blocks.end - 1,
-                                         (unsigned long long) (x->blocks.start * bs),
-                                         (unsigned long long) ((e > c->image_size ? c->image_size : e) - 1),
+                                         (unsigned long long) bytes.start, (unsigned long long) bytes.end - 1,
                                          checksum_name(c->bmap->checksum_type), want_hex, got_hex);
                                 queue_push(&c->free_q, ch);
                                 fail(c, -EBADMSG, &d);
@@ -391,8 +386,8 @@ static void *writer_main(void *arg) {
         /* The queue closes after the reader has read the whole image and the
          * hasher has checked it, or on abort: only in the first case is
          * this target complete, and can be flushed now, beside the others. */
-        if (!w->failed && !atomic_load(&c->abort) && c->o && c->o->finish) {
-                int r = c->o->finish(c->o->finish_userdata, w->index, atomic_load(&c->read_total), &d);
+        if (!w->failed && !atomic_load(&c->abort) && c->o && c->o->complete) {
+                int r = target_complete(w->target, c->o->complete, atomic_load(&c->read_total), &d);
                 if (r < 0)
                         writer_failed(w, r, &d);
                 else
@@ -412,8 +407,8 @@ static uint64_t total_to_copy(const Bmap *b, uint64_t image_size) {
         if (!b)
                 return image_size;
         for (size_t i = 0; i < b->n_ranges; i++) {
-                uint64_t s = b->ranges[i].blocks.start * b->block_size, e = b->ranges[i].blocks.end * b->block_size;
-                t += (e > image_size ? image_size : e) - s;
+                Extent x = bmap_range_bytes(b, i);
+                t += x.end - x.start;
         }
         return t;
 }
@@ -425,8 +420,8 @@ int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targ
         uint64_t total = total_to_copy(bmap, image_size);
         int r = 0;
 
-        if (n_targets == 0 || n_targets > MAX_TARGETS)
-                return diag_set(d, -EINVAL, "between 1 and %d targets are taken", MAX_TARGETS);
+        if (n_targets == 0 || n_targets > COPY_MAX_TARGETS)
+                return diag_set(d, -EINVAL, "between 1 and %d targets are taken", COPY_MAX_TARGETS);
         c = calloc(1, sizeof(Copy));
         if (!c)
                 return -ENOMEM;
@@ -459,7 +454,7 @@ int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targ
         c->n_writers = n_targets;
         atomic_store(&c->active_writers, n_targets);
         for (size_t i = 0; i < n_targets; i++) {
-                c->writers[i] = (Writer) { .c = c, .index = i, .target = targets[i], .result = &results[i] };
+                c->writers[i] = (Writer) { .c = c, .target = targets[i], .result = &results[i] };
                 results[i] = (CopyTargetResult) {};
                 queue_init(&c->writers[i].q);
         }

@@ -17,6 +17,9 @@ typedef struct CopyStats {
         double write_cpu;       /* the busiest writer */
 } CopyStats;
 
+/* Targets one copy writes at once: each has its writer thread. */
+#define COPY_MAX_TARGETS 64
+
 typedef struct CopyOptions {
         const char *source_name;                /* for messages */
         bool verify;                            /* check range checksums as the data streams */
@@ -25,13 +28,12 @@ typedef struct CopyOptions {
         void (*progress)(void *userdata, uint64_t done, uint64_t total);
         void *userdata;
         CopyStats *stats;                       /* filled in at the end when not NULL */
-        /* Called from a target's writer thread once the whole image has been
-         * read and verified and every byte of it written to that target:
-         * flushes it (target_finish and whatever else the caller wants), in
-         * parallel with the other targets. total is the image's size as
-         * read. NULL: the caller finishes the targets itself. */
-        int (*finish)(void *userdata, size_t target, uint64_t total, Diag *d);
-        void *finish_userdata;
+        /* How each target is completed (target_complete, with the image's
+         * size as read), in its writer thread, in parallel with the other
+         * targets, once the whole image has been read and verified and
+         * every byte of it written to that target. NULL: the caller
+         * finishes the targets itself. */
+        const TargetCompletion *complete;
 } CopyOptions;
 
 typedef struct CopyTargetResult {
@@ -39,7 +41,7 @@ typedef struct CopyTargetResult {
         char message[768];
         uint64_t written;       /* bytes written to it */
         double seconds;         /* from the start until it was written (and finished) */
-        bool finished;          /* the finish callback ran and succeeded */
+        bool finished;          /* target_complete ran and succeeded */
 } CopyTargetResult;
 
 /* Streams the image from src to every target: with a bmap, only its ranges
@@ -53,8 +55,9 @@ typedef struct CopyTargetResult {
  * outcome is in results[i]: one failing target does not stop the others),
  * or a negative errno with a message when the source failed, a checksum did
  * not match, every target failed, or the copy was cancelled. Each target is
- * finished (flushed, renamed) through o->finish in its own writer thread once
- * the whole image is read and verified; without o->finish the caller
- * finishes them. */
+ * completed (flushed, renamed: target_complete with o->complete) in its own
+ * writer thread once the whole image is read and verified; without
+ * o->complete the caller finishes them. With a bmap, image_size is its
+ * image size. At most COPY_MAX_TARGETS targets. */
 int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targets, size_t n_targets,
                const CopyOptions *o, CopyTargetResult *results, uint64_t *ret_total, Diag *d);

@@ -45,6 +45,15 @@ int extents_clip(Extents *e, uint64_t start, uint64_t end);
 /* dst = [start, end) − src. */
 int extents_complement(Extents *dst, const Extents *src, uint64_t start, uint64_t end);
 
+/* A block extent in bytes, [start * block, end * block), both ends cut at
+ * limit: an image's last block may be partial, and no byte past the image
+ * size is read, hashed, written or punched. Inline: copy's reader calls it
+ * once per range. */
+static inline Extent extent_bytes(Extent blocks, uint64_t block, uint64_t limit) {
+        uint64_t s = blocks.start * block, e = blocks.end * block;
+        return (Extent) { s > limit ? limit : s, e > limit ? limit : e };
+}
+
 /* Rounds every extent outward to multiples of block (any value > 0): the
  * start down, the end up; extents that come to touch are merged. */
 int extents_round_out(Extents *e, uint64_t block);

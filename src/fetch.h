@@ -4,36 +4,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "input-http.h"
 #include "util.h"
 
-/* Where an image, a bmap or a signature lives: a local path, or an
- * http:// or https:// URL. */
-bool location_is_url(const char *s);
-
-/* Where a location's path ends: strlen for a local path; for a URL, where
- * its ?query or #fragment starts. *ret_path_start (may be NULL) is where
- * the path starts: 0 for a local path, the end of a URL's host part. */
-size_t location_path_end(const char *location, size_t *ret_path_start);
-
-/* The location of a file beside another, named by adding suffix to its
- * name ("a.bmap" → "a.bmap.asc"): for a URL the suffix goes at the end of
- * its path, before any ?query or #fragment. Malloc'ed; NULL when out of
- * memory. */
-char *location_add_suffix(const char *location, const char *suffix);
-
-/* Reads a whole small file (a bmap, a signature) from a path or a URL into
- * memory (NUL-terminated, not counted in *ret_len). -ENOENT when it does not
- * exist (a missing file; for a URL, HTTP 404 or 410), -EFBIG when it is
- * larger than max; other failures with a message naming the location. */
-int fetch_whole(const char *location, size_t max, char **ret, size_t *ret_len, Diag *d);
+/* Reads a whole small file (a bmap, a signature) from a path or a URL
+ * (transferred as http says) into memory (NUL-terminated, not counted in
+ * *ret_len). -ENOENT when it does not exist (a missing file; for a URL,
+ * HTTP 404 or 410), -EFBIG when it is larger than max; other failures with
+ * a message naming the location. */
+int fetch_whole(const char *location, HttpContext *http, size_t max, char **ret, size_t *ret_len, Diag *d);
 
 /* 1 when the location exists (a regular file; for a URL, the server has
  * it), 0 when it does not, or a negative errno with a message when that
  * cannot be told (a server that does not answer). */
-int fetch_exists(const char *location, Diag *d);
-
-/* s, with the password of every URL in it ("scheme://user:password@host")
- * replaced by "***", for messages: into buf (cut to size), or malloc'ed
- * (NULL when out of memory). */
-void redact_passwords(const char *s, char *buf, size_t size);
-char *redact_passwords_dup(const char *s);
+int fetch_exists(const char *location, HttpContext *http, Diag *d);

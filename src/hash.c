@@ -89,10 +89,8 @@ static void *hash_worker(void *arg) {
                 if (k >= s->n)
                         break;
                 size_t idx = s->order[k];
-                uint64_t pos = s->extents[idx].start * s->block_size;
-                uint64_t end = s->extents[idx].end * s->block_size;
-                if (end > s->image_size)
-                        end = s->image_size;
+                Extent bytes = extent_bytes(s->extents[idx], s->block_size, s->image_size);
+                uint64_t pos = bytes.start, end = bytes.end;
                 if (!EVP_DigestInit_ex(ctx, s->md, NULL)) {
                         fail(s, -EIO, UINT64_MAX);
                         break;

@@ -17,8 +17,8 @@
 #include <time.h>
 
 #include "config.h"
-#include "fetch.h"
 #include "input-http.h"
+#include "location.h"
 
 #define SPILL_SIZE ((size_t) 1 << 20)
 /* What curl reads from the socket at once; one recv per call is enough for
@@ -36,13 +36,17 @@
 /* How often a wait looks at the cancel flag. */
 #define SLICE_MS 250u
 
-static struct {
-        char *ca_blob;
+struct HttpContext {
+        unsigned refs;
+        char *ca_blob; /* the system bundle and --ca-file, or NULL: libcurl's own */
         size_t ca_blob_len;
         unsigned stall_ms;
         const volatile sig_atomic_t *cancel;
         void (*notice)(const char *line);
-} config = { .stall_ms = HTTP_STALL_TIMEOUT_DEFAULT * 1000u };
+};
+
+/* What a NULL context means. */
+static const HttpContext defaults = { .stall_ms = HTTP_STALL_TIMEOUT_DEFAULT * 1000u };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_result;
@@ -57,23 +61,41 @@ static uint64_t now_ms(void) {
         return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
-static bool cancelled(void) {
-        return config.cancel && *config.cancel;
+HttpContext *http_context_ref(HttpContext *c) {
+        if (c)
+                c->refs++;
+        return c;
 }
 
-int http_configure(const HttpOptions *o, Diag *d) {
+HttpContext *http_context_unref(HttpContext *c) {
+        if (!c || --c->refs > 0)
+                return NULL;
+        free(c->ca_blob);
+        free(c);
+        return NULL;
+}
+
+void http_context_unrefp(HttpContext **c) {
+        *c = http_context_unref(*c);
+}
+
+int http_context_new(const HttpOptions *o, HttpContext **ret, Diag *d) {
+        _cleanup_http_context_ HttpContext *c = NULL;
         _cleanup_free_ char *extra = NULL, *system = NULL;
         size_t extra_len = 0, system_len = 0;
         int r;
 
-        config.stall_ms = (o->stall_timeout ? o->stall_timeout : HTTP_STALL_TIMEOUT_DEFAULT) * 1000u;
-        config.cancel = o->cancel;
-        config.notice = o->notice;
-        free(config.ca_blob);
-        config.ca_blob = NULL;
-        config.ca_blob_len = 0;
-        if (!o->ca_file)
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return diag_set(d, -ENOMEM, "out of memory");
+        c->refs = 1;
+        c->stall_ms = (o->stall_timeout ? o->stall_timeout : HTTP_STALL_TIMEOUT_DEFAULT) * 1000u;
+        c->cancel = o->cancel;
+        c->notice = o->notice;
+        if (!o->ca_file) {
+                *ret = TAKE_PTR(c);
                 return 0;
+        }
 
         r = read_file_full(o->ca_file, 4 << 20, &extra, &extra_len);
         if (r == -EFBIG)
@@ -100,19 +122,22 @@ int http_configure(const HttpOptions *o, Diag *d) {
                 (void) read_file_full(bundle, 64 << 20, &system, &system_len);
         curl_easy_cleanup(e);
 
-        config.ca_blob = malloc(system_len + extra_len + 2);
-        if (!config.ca_blob)
+        c->ca_blob = malloc(system_len + extra_len + 2);
+        if (!c->ca_blob)
                 return diag_set(d, -ENOMEM, "out of memory");
         if (system_len)
-                memcpy(config.ca_blob, system, system_len);
-        config.ca_blob[system_len] = '\n';
-        memcpy(config.ca_blob + system_len + 1, extra, extra_len);
-        config.ca_blob_len = system_len + 1 + extra_len;
-        config.ca_blob[config.ca_blob_len] = 0;
+                memcpy(c->ca_blob, system, system_len);
+        c->ca_blob[system_len] = '\n';
+        memcpy(c->ca_blob + system_len + 1, extra, extra_len);
+        c->ca_blob_len = system_len + 1 + extra_len;
+        c->ca_blob[c->ca_blob_len] = 0;
+        *ret = TAKE_PTR(c);
         return 0;
 }
 
 typedef struct Http {
+        HttpContext *ctx; /* a reference, or NULL for the defaults */
+        const HttpContext *cfg; /* ctx, or the defaults */
         char *url;   /* as given, password and all */
         char *shown; /* for messages: the password hidden */
         bool head;   /* only asking whether it exists */
@@ -389,8 +414,8 @@ static int transfer_start(Http *h, uint64_t offset) {
         SET(CURLOPT_TCP_KEEPALIVE, 1L);
         SET(CURLOPT_WRITEFUNCTION, on_body);
         SET(CURLOPT_WRITEDATA, h);
-        if (config.ca_blob) {
-                struct curl_blob blob = { config.ca_blob, config.ca_blob_len, CURL_BLOB_NOCOPY };
+        if (h->cfg->ca_blob) {
+                struct curl_blob blob = { h->cfg->ca_blob, h->cfg->ca_blob_len, CURL_BLOB_NOCOPY };
                 SET(CURLOPT_CAINFO_BLOB, &blob);
         }
         if (h->head)
@@ -473,9 +498,13 @@ static bool transient(CURLcode c) {
         }
 }
 
+static bool cancelled(const Http *h) {
+        return h->cfg->cancel && *h->cfg->cancel;
+}
+
 static int nap(Http *h, unsigned ms) {
         while (ms > 0) {
-                if (cancelled())
+                if (cancelled(h))
                         return fail(h, -EINTR, "%s: interrupted", h->shown);
                 unsigned step = ms < SLICE_MS ? ms : SLICE_MS;
                 struct timespec ts = { step / 1000, (long) (step % 1000) * 1000000L };
@@ -504,13 +533,13 @@ static int resume(Http *h, const char *why) {
         unsigned ms = 500u << h->resumed_in_a_row;
         if (ms > BACKOFF_MAX_MS)
                 ms = BACKOFF_MAX_MS;
-        if (ms > config.stall_ms)
-                ms = config.stall_ms;
-        if (config.notice) {
+        if (ms > h->cfg->stall_ms)
+                ms = h->cfg->stall_ms;
+        if (h->cfg->notice) {
                 char line[768];
                 snprintf(line, sizeof(line), "%s: %s at %s: resuming in %.1f s (attempt %u of at most %u)", h->shown,
                          reason, at, ms / 1000.0, h->resumed_total + 1, RESUME_TOTAL);
-                config.notice(line);
+                h->cfg->notice(line);
         }
         int r = nap(h, ms);
         if (r < 0)
@@ -557,7 +586,7 @@ static int finish(Http *h) {
 
 static int stalled(Http *h) {
         char why[128];
-        unsigned s = config.stall_ms / 1000;
+        unsigned s = h->cfg->stall_ms / 1000;
 
         if (!h->known)
                 return fail(h, -ETIMEDOUT,
@@ -578,7 +607,7 @@ static int pump(Http *h) {
                         return h->failed;
                 if (h->eof)
                         return 0;
-                if (cancelled())
+                if (cancelled(h))
                         return fail(h, -EINTR, "%s: interrupted", h->shown);
                 if (h->paused && room(h) >= CURL_MAX_WRITE_SIZE) {
                         /* curl hands over what it holds from within this call. */
@@ -617,14 +646,14 @@ static int pump(Http *h) {
                 }
 
                 uint64_t t = now_ms(), last = h->last_byte_ms > since ? h->last_byte_ms : since;
-                if (t - last >= config.stall_ms) {
+                if (t - last >= h->cfg->stall_ms) {
                         int r = stalled(h);
                         if (r < 0)
                                 return r;
                         since = now_ms();
                         continue;
                 }
-                uint64_t wait = config.stall_ms - (t - last);
+                uint64_t wait = h->cfg->stall_ms - (t - last);
                 m = curl_multi_poll(h->multi, NULL, 0, wait < SLICE_MS ? (int) wait : (int) SLICE_MS, NULL);
                 if (m != CURLM_OK)
                         return fail(h, -EIO, "%s: %s", h->shown, curl_multi_strerror(m));
@@ -713,6 +742,7 @@ static void http_free(Http *h) {
         free(h->spill);
         free(h->shown);
         free(h->url);
+        http_context_unref(h->ctx);
         free(h);
 }
 
@@ -726,7 +756,7 @@ static void http_freep(Http **h) {
 
 /* Starts the request and waits for its first byte, or its end (HEAD, an
  * empty body, an error). */
-static int http_begin(const char *url, bool head, Http **ret, Diag *d) {
+static int http_begin(const char *url, HttpContext *http, bool head, Http **ret, Diag *d) {
         _cleanup_(http_freep) Http *h = NULL;
 
         pthread_once(&global_once, global_init);
@@ -736,6 +766,8 @@ static int http_begin(const char *url, bool head, Http **ret, Diag *d) {
         if (!h || !(h->url = strdup(url)) || !(h->shown = redact_passwords_dup(url)) ||
             !(h->spill = malloc(SPILL_SIZE)) || !(h->multi = curl_multi_init()))
                 return diag_set(d, -ENOMEM, "out of memory");
+        h->ctx = http_context_ref(http);
+        h->cfg = http ? http : &defaults;
         h->head = head;
         int r = transfer_start(h, 0);
         if (r >= 0)
@@ -749,9 +781,9 @@ static int http_begin(const char *url, bool head, Http **ret, Diag *d) {
         return (*ret)->failed;
 }
 
-int input_http_open(const char *url, Input *ret, Diag *d) {
+int input_http_open(const char *url, HttpContext *http, Input *ret, Diag *d) {
         Http *h = NULL;
-        int r = http_begin(url, false, &h, d);
+        int r = http_begin(url, http, false, &h, d);
         if (r < 0) {
                 http_free(h);
                 return r;
@@ -768,16 +800,16 @@ int input_http_open(const char *url, Input *ret, Diag *d) {
         return 0;
 }
 
-int http_exists(const char *url, Diag *d) {
+int http_exists(const char *url, HttpContext *http, Diag *d) {
         Http *h = NULL;
-        int r = http_begin(url, true, &h, d);
+        int r = http_begin(url, http, true, &h, d);
         /* A server that refuses HEAD (405, 501, or a 403 for a URL signed
          * for GET only) may still serve a GET. */
         bool retry = r < 0 && h && h->status >= 400 && r != -ENOENT;
         http_free(h);
         if (retry) {
                 h = NULL;
-                r = http_begin(url, false, &h, d);
+                r = http_begin(url, http, false, &h, d);
                 http_free(h);
         }
         if (r == -ENOENT)

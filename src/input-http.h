@@ -7,9 +7,7 @@
 #include "stream.h"
 #include "util.h"
 
-/* How every HTTP(S) transfer of the process behaves; set once by the
- * command layer before the first transfer (fetch_whole and fetch_exists
- * have no room for options). */
+/* How the HTTP(S) transfers of one command behave, as the user asked. */
 typedef struct HttpOptions {
         /* A PEM file of CA certificates trusted in addition to the system's. */
         const char *ca_file;
@@ -26,9 +24,23 @@ typedef struct HttpOptions {
 
 #define HTTP_STALL_TIMEOUT_DEFAULT 30u
 
-/* Reads the extra CA file (-errno with a message when it cannot be used)
- * and keeps the options for every later transfer. */
-int http_configure(const HttpOptions *o, Diag *d);
+/* HttpOptions made ready for transfers: the CA file read and merged with
+ * the system bundle once, not at each request. Every function
+ * that transfers takes one; NULL means the defaults (the system's CAs,
+ * HTTP_STALL_TIMEOUT_DEFAULT, no cancel, no notices). Each Input opened
+ * with it holds a reference, so it may be unref'd before them. Read-only
+ * once made but for its reference count, which only the thread that opens
+ * and closes Inputs touches: the reader thread of a copy uses it beside the
+ * others. */
+typedef struct HttpContext HttpContext;
+
+/* Reads the extra CA file (-errno with a message when it cannot be used). */
+int http_context_new(const HttpOptions *o, HttpContext **ret, Diag *d);
+HttpContext *http_context_ref(HttpContext *c);
+/* Accepts NULL; returns NULL. */
+HttpContext *http_context_unref(HttpContext *c);
+void http_context_unrefp(HttpContext **c);
+#define _cleanup_http_context_ _cleanup_(http_context_unrefp)
 
 /* An Input over an http:// or https:// URL: a GET streamed in bounded
  * memory (about 1 MiB of buffer besides libcurl's), with redirects
@@ -47,9 +59,9 @@ int http_configure(const HttpOptions *o, Diag *d);
  * and a break is an error naming the byte offset. A body shorter than its
  * length is an error, never an end. The error callback gives the one-line
  * message of the last failure. Free with input_close(). */
-int input_http_open(const char *url, Input *ret, Diag *d);
+int input_http_open(const char *url, HttpContext *http, Input *ret, Diag *d);
 
 /* 1 when the server has the URL, 0 when it answers 404 or 410, or a
  * negative errno with a message. Asks with HEAD, and with GET when the
  * server refuses HEAD. */
-int http_exists(const char *url, Diag *d);
+int http_exists(const char *url, HttpContext *http, Diag *d);

@@ -121,10 +121,8 @@ int sparse_punch(int fd, const char *path, uint64_t image_size, uint64_t block_s
         r = extents_complement(&holes, mapped_blocks, 0, blocks);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < holes.n; i++) {
-                holes.v[i].start *= block_size;
-                holes.v[i].end = holes.v[i].end * block_size > image_size ? image_size : holes.v[i].end * block_size;
-        }
+        for (size_t i = 0; i < holes.n; i++)
+                holes.v[i] = extent_bytes(holes.v[i], block_size, image_size);
         *ret_unmapped = extents_total(&holes);
 
         /* What is allocated now, so that the report counts real savings. */

@@ -527,6 +527,26 @@ int target_finish(Target *t, Diag *d) {
         return 0;
 }
 
+int target_complete(Target *t, const TargetCompletion *c, uint64_t total, Diag *d) {
+        int r;
+
+        if (c->size_at_end && t->kind == TARGET_FILE && ftruncate(t->fd, (off_t) total) < 0)
+                return diag_set(d, -errno, "%s: cannot size the file: %s", t->path, strerror(errno));
+        int discarded = 0;
+        Diag dd = {};
+        if (c->discard && t->kind == TARGET_BLOCK)
+                discarded = target_discard(t, c->discard, &dd);
+        r = target_finish(t, d);
+        if (r < 0)
+                return r;
+        if (discarded < 0)
+                return diag_set(d, discarded,
+                                "%s: the image was written and flushed, but not the discard asked for: %s", t->path,
+                                discarded == -EOPNOTSUPP ? "the device does not support discard; run without --discard"
+                                                         : dd.msg);
+        return 0;
+}
+
 void target_free(Target *t) {
         if (!t)
                 return;

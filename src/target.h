@@ -58,6 +58,25 @@ int target_write(Target *t, const void *buf, size_t n, uint64_t offset, Diag *d)
 /* Flushes the data to the device (fsync), renames a file into place, and
  * restores any tuning. Success is reported only after this. */
 int target_finish(Target *t, Diag *d);
+/* What completing a target involves besides target_finish, once every byte
+ * of the image is written to it. */
+typedef struct TargetCompletion {
+        /* The image's size was not known when the target was opened (a
+         * stream with no bmap and no length): a file target is sized to
+         * what was read. */
+        bool size_at_end;
+        /* --discard: the bytes the image does not map (bmap_unmapped_bytes),
+         * discarded on a block device so that no stale data stays; NULL:
+         * none. */
+        const Extents *discard;
+} TargetCompletion;
+
+/* The last step of a copy to t, total bytes long: sizes a file whose size
+ * came only at the end, discards what c asks for, then target_finish
+ * (flush, rename or link into place, tuning restored), whatever the discard
+ * did: the image itself is complete either way, and a failed discard is
+ * then reported with -EOPNOTSUPP or its error, the image written. */
+int target_complete(Target *t, const TargetCompletion *c, uint64_t total, Diag *d);
 /* Undoes what can be undone: removes a temporary file, restores tuning.
  * Safe after target_finish too (it then does nothing). */
 void target_free(Target *t);

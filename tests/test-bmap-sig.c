@@ -114,7 +114,7 @@ static void test_check_without_keys(void) {
         CHECK(mkdtemp(dir) != NULL, "mkdtemp %s: %s", dir, strerror(errno));
         snprintf(bmap, sizeof(bmap), "%s/a.bmap", dir);
 
-        r = bmap_sig_check(bmap, plain, strlen(plain), &(SigOptions) {}, &text, &len, &info, &d);
+        r = bmap_sig_check(bmap, plain, strlen(plain), &(SigOptions) {}, NULL, &text, &len, &info, &d);
         CHECK(r == 0, "unsigned bmap: returned %d: %s", r, d.msg);
         CHECK(text && len == strlen(plain) && memcmp(text, plain, len) == 0, "unsigned bmap: the text changed");
         CHECK(info.kind == SIG_KIND_NONE && !info.verified, "unsigned bmap: kind %d", info.kind);
@@ -124,33 +124,33 @@ static void test_check_without_keys(void) {
 
         d = (Diag) {};
         r = bmap_sig_check(bmap, plain, strlen(plain),
-                           &(SigOptions) { .fingerprint = "D14E022FB18BF2D0B27FB4C878DDE9A2B6E71465" }, &text, &len,
-                           &info, &d);
+                           &(SigOptions) { .fingerprint = "D14E022FB18BF2D0B27FB4C878DDE9A2B6E71465" }, NULL, &text,
+                           &len, &info, &d);
         CHECK(r == -ENOKEY && !text, "unsigned bmap with --fingerprint: returned %d", r);
         CHECK_STR_CONTAINS(d.msg, "no signature found");
         CHECK_STR_CONTAINS(d.msg, bmap);
 
         d = (Diag) {};
-        r = bmap_sig_check(bmap, plain, strlen(plain), &(SigOptions) { .keyring = "/nonexistent" }, &text, &len, &info,
-                           &d);
+        r = bmap_sig_check(bmap, plain, strlen(plain), &(SigOptions) { .keyring = "/nonexistent" }, NULL, &text, &len,
+                           &info, &d);
         CHECK(r == -ENOKEY && !text, "unsigned bmap with --keyring: returned %d", r);
         CHECK_STR_CONTAINS(d.msg, "--keyring expects one");
 
         d = (Diag) {};
-        r = bmap_sig_check(bmap, plain, strlen(plain), &(SigOptions) { .sig_location = "/nonexistent.asc" }, &text,
-                           &len, &info, &d);
+        r = bmap_sig_check(bmap, plain, strlen(plain), &(SigOptions) { .sig_location = "/nonexistent.asc" }, NULL,
+                           &text, &len, &info, &d);
         CHECK(r == -ENOENT && !text, "missing --bmap-sig: returned %d", r);
         CHECK_STR_CONTAINS(d.msg, "/nonexistent.asc");
 
         d = (Diag) {};
-        r = bmap_sig_check(bmap, signed_msg, strlen(signed_msg), &(SigOptions) { .sig_location = "x.asc" }, &text,
+        r = bmap_sig_check(bmap, signed_msg, strlen(signed_msg), &(SigOptions) { .sig_location = "x.asc" }, NULL, &text,
                            &len, &info, &d);
         CHECK(r == -EINVAL && !text, "clearsigned with --bmap-sig: returned %d", r);
         CHECK_STR_CONTAINS(d.msg, "drop --bmap-sig");
 
         d = (Diag) {};
-        r = bmap_sig_check(bmap, signed_msg, strlen(signed_msg), &(SigOptions) { .skip = true }, &text, &len, &info,
-                           &d);
+        r = bmap_sig_check(bmap, signed_msg, strlen(signed_msg), &(SigOptions) { .skip = true }, NULL, &text, &len,
+                           &info, &d);
         CHECK(r == 0, "clearsigned with --no-sig-verify: returned %d: %s", r, d.msg);
         CHECK(text && strcmp(text, "-x\n<bmap/>\n") == 0, "clearsigned with --no-sig-verify: text '%s'",
               text ? text : "(null)");

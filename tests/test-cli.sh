@@ -15,10 +15,16 @@ run_cmd "$BMAPSCAN" --version
 expect "--version" 0
 grep -qE '^bmapscan [0-9]+\.[0-9]+\.[0-9]+$' "$WORK/out" && pass "--version format" || fail "--version: $(cat "$WORK/out")"
 
-for c in scan sparse create info; do
+for c in scan sparse copy verify create info; do
         run_cmd "$BMAPSCAN" "$c" --help
         expect "$c --help" 0
         grep -q "^Usage: bmapscan $c" "$WORK/out" && pass "$c --help on stdout" || fail "$c --help: $(cat "$WORK/out")"
+        # Generated from the tables: the global rows in every command's
+        # help, and nothing past 80 columns.
+        grep -q -- "-q, --quiet" "$WORK/out" && grep -q -- "-v, --verbose" "$WORK/out" &&
+                pass "$c --help lists -q and -v" || fail "$c --help lacks -q or -v"
+        awk 'length > 80 { bad = 1 } END { exit bad }' "$WORK/out" && pass "$c --help fits 80 columns" ||
+                fail "$c --help: $(awk 'length > 80' "$WORK/out" | head -2)"
 done
 
 # Usage errors: exit 2, one line, naming the problem.
@@ -42,6 +48,10 @@ check_usage "scan without image" "no IMAGE" scan
 check_usage "sparse without image" "no IMAGE" sparse
 check_usage "bad block size" "power of two" scan --block-size 1000 x
 check_usage "block size too small" "power of two" scan --block-size 256 x
+check_usage "global flag given a value" "option '--version' takes no value" --version=1 scan
+check_usage "command flag given a value" "option '--json' takes no value" info --json=1 x
+check_usage "unknown short option before the command" "unknown option '-Z'" -Z scan x
+check_usage "missing value of a long option" "option '--block-size' needs a value" scan x --block-size
 
 # Global options before and after the command.
 printf 'x%.0s' $(seq 1 5000) >"$WORK/img"
@@ -52,6 +62,11 @@ run_cmd "$BMAPSCAN" create "$WORK/img" --quiet
 [ ! -s "$WORK/err" ] && pass "--quiet after the command" || fail "--quiet after: $(cat "$WORK/err")"
 run_cmd "$BMAPSCAN" create -v "$WORK/img"
 grep -q "found with" "$WORK/err" && pass "-v says how holes were found" || fail "-v: $(cat "$WORK/err")"
+run_cmd "$BMAPSCAN" --verbose create "$WORK/img"
+grep -q "found with" "$WORK/err" && pass "--verbose before the command" || fail "--verbose before: $(cat "$WORK/err")"
+run_cmd "$BMAPSCAN" -q scan --version
+expect "--version after the command" 0
+grep -qE '^bmapscan [0-9]+\.[0-9]+\.[0-9]+$' "$WORK/out" && pass "scan --version" || fail "scan --version: $(cat "$WORK/out")"
 
 # Operational failures: exit 1, one line naming the file.
 run_cmd "$BMAPSCAN" create "$WORK/missing.img"

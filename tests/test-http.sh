@@ -216,6 +216,56 @@ grep -q "attempts to resume" "$WORK/err" && pass "stalls: gave up after bounded 
         fail "stalls every time: $(cat "$WORK/err")"
 [ ! -e "$WORK/t16" ] && pass "stalls: no target" || fail "stalls: a target was left"
 
+# SIGINT during a stall: the bmap's download stops at its middle and the
+# server stays silent far longer than any bound here, and --http-timeout
+# is longer still, so only the signal can end the wait. copy and verify
+# take it the same way: exit 1, one line saying the bmap was interrupted.
+# interrupt_in_stall NAME CMD...: runs CMD, waits for the server to log
+# the stalled GET, sends SIGINT and waits for the command to end.
+interrupt_in_stall() {
+        local name=$1 pid
+        shift
+        : >"$WORK/http.log"
+        "$@" >"$WORK/out" 2>"$WORK/err" &
+        pid=$!
+        # The server logs a stalled GET after the half it sends; bmapscan
+        # set its handler before asking.
+        if ! wait_until grep -q "^GET /stall-always/big.img.bmap " "$WORK/http.log"; then
+                fail "$name: the bmap was never asked for: $(cat "$WORK/http.log" "$WORK/err")"
+                kill -9 $pid 2>/dev/null || true
+                wait $pid 2>/dev/null || true
+                return
+        fi
+        kill -INT $pid 2>/dev/null || true
+        if ! wait_until gone $pid; then
+                fail "$name: SIGINT did not end it: $(cat "$WORK/err")"
+                kill -9 $pid 2>/dev/null || true
+        fi
+        set +e
+        wait $pid
+        RC=$?
+        set -e
+        expect "$name: SIGINT in a stall ends it" 1 "$U/stall-always/big.img.bmap: interrupted; nothing was written"
+        one_line "$name: SIGINT in a stall"
+}
+interrupt_in_stall "copy" "$BMAPSCAN" copy --http-timeout 3600 --bmap "$U/stall-always/big.img.bmap" \
+        "$U/big.img.zst" "$WORK/t16b"
+[ ! -e "$WORK/t16b" ] && pass "copy: SIGINT in a stall: no target" || fail "copy: SIGINT in a stall: a target was left"
+copy_err=$(cat "$WORK/err")
+interrupt_in_stall "verify" "$BMAPSCAN" verify --http-timeout 3600 --bmap "$U/stall-always/big.img.bmap" \
+        "$U/big.img.zst" "$WORK/t2"
+[ "$(cat "$WORK/err")" = "$copy_err" ] && pass "verify: SIGINT in a stall says what copy says" ||
+        fail "verify: SIGINT in a stall: '$(cat "$WORK/err")', copy said '$copy_err'"
+
+# verify resumes a stalled bmap download as copy does, after its
+# --http-timeout, and says so.
+: >"$WORK/http.log"
+# (big.bmap: big.img.bmap had its one stall in the copy above.)
+run_cmd "$BMAPSCAN" verify --http-timeout 1 --bmap "$U/stall-once/big.bmap" "$U/big.img.zst" "$WORK/t2"
+expect "verify: a stalled bmap download is resumed" 0
+grep -qE "stall-once/big.bmap: no data for 1 s at byte [0-9]+.*: resuming in" "$WORK/err" &&
+        pass "verify: the resumption is announced" || fail "verify: no warning of the stall: $(cat "$WORK/err")"
+
 run_cmd "$BMAPSCAN" copy --http-timeout 0 "$U/a.img.gz" "$WORK/t17"
 expect "--http-timeout 0 refused" 2 "--http-timeout"
 
@@ -274,5 +324,12 @@ grep -q -- "--ca-file" "$WORK/err" && pass "untrusted certificate: says to use -
 
 run_cmd "$BMAPSCAN" copy --ca-file "$WORK/srv.key" "$S/a.img.gz" "$WORK/t23"
 expect "--ca-file that holds no certificate" 1 "no PEM certificate"
+
+# verify transfers as copy does: the bmap beside an https URL, with the CA.
+run_cmd "$BMAPSCAN" verify --ca-file "$WORK/ca.crt" "$S/big.img.gz" "$WORK/t21"
+expect "verify over https with --ca-file" 0 "all 3 ranges match $S/big.img.bmap"
+run_cmd "$BMAPSCAN" verify "$S/big.img.gz" "$WORK/t21"
+expect "verify over https without the CA refused" 1 "--ca-file"
+one_line "verify over https without the CA"
 
 finish

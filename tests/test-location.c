@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* What fetch.c decides without a network: which locations are URLs, and
- * that no password in a URL survives into a message. */
+/* What location.c decides without a network: which locations are URLs,
+ * where a file beside another is, and that no password in a URL survives
+ * into a message. */
+#include <stdlib.h>
+
 #include "check.h"
-#include "fetch.h"
+#include "location.h"
 
 static void check_redact(const char *in, const char *want) {
         char buf[256];
@@ -57,5 +60,5 @@ int main(void) {
 
         redact_passwords("http://user:password@host/", small, sizeof(small));
         CHECK(strlen(small) == sizeof(small) - 1 && strstr(small, "password") == NULL, "cut short: '%s'", small);
-        return check_exit("test-fetch");
+        return check_exit("test-location");
 }
