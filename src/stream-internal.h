@@ -47,6 +47,8 @@ struct Stream {
         uint8_t *scratch;
 };
 
+/* The toolkit (stream-stage.c). */
+
 /* A buffer over the stage below a decoder. */
 typedef struct Buf {
         Stage *lower;
@@ -98,6 +100,36 @@ int stage_corrupt(Stage *st, Diag *d, uint64_t in_off, const char *detail);
 int stage_truncated(Stage *st, Diag *d, uint64_t in_off);
 int stage_unsupported(Stage *st, Diag *d, const char *detail);
 int stage_oom(Stage *st, Diag *d);
+
+/* The stage at the bottom of every chain: reads s->in, counting its bytes
+ * (s->in must be set before the first read). */
+int input_stage_new(Stream *s, Stage **ret);
+
+/* Detection (stream-detect.c). */
+typedef enum Container {
+        CONTAINER_NONE,
+        CONTAINER_TAR,
+        CONTAINER_ZIP,
+} Container;
+
+/* "raw", "gzip", "xz"... */
+const char *stream_format_name(StreamFormat f);
+/* Reads the first bytes of lower (enough to tell its format) and puts a
+ * stage in front of it that gives them again. *ret_head and *ret_len are
+ * those bytes (fewer than looked for only at the end, none for an empty
+ * layer), owned by the new stage and valid until it is first read. On
+ * failure lower is freed. */
+int prefix_stage_new(Stage *lower, Stream *s, Stage **ret, const uint8_t **ret_head, size_t *ret_len,
+                     Diag *d);
+/* The compression of a layer from its first n bytes, as prefix_stage_new
+ * gave them. *ret_refused is set (and STREAM_RAW returned) for a format
+ * recognised only to be refused: what it is and what to do. */
+StreamFormat detect_compression(const uint8_t *p, size_t n, const char **ret_refused);
+/* Whether a layer's first bytes start a tar or a zip archive. */
+Container detect_container(const uint8_t *p, size_t n);
+/* The decoder of format f over lower, which it owns from then on (also on
+ * failure). */
+int decoder_stage_new(StreamFormat f, Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
 
 /* Decoders over lower, which they own from then on (also on failure). */
 int gzip_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
