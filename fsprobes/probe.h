@@ -51,4 +51,5 @@ const FsProbe *fsprobe_find(const char *blkid_type);
 extern const FsProbe fsprobe_btrfs;
 extern const FsProbe fsprobe_ext;
 extern const FsProbe fsprobe_fat;
+extern const FsProbe fsprobe_ntfs;
 extern const FsProbe fsprobe_swap;
