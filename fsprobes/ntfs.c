@@ -589,11 +589,13 @@ static int collect(const Reader *r, const char *fstype, ProbeResult *res) {
         if (k < 0)
                 return k;
 
-        char csize[32], rsize[32];
+        char csize[32], rsize[32], runs[48] = "";
         size_str(csize, sizeof(csize), v.cluster_size);
         size_str(rsize, sizeof(rsize), v.record_size);
-        snprintf(res->how, sizeof(res->how), "cluster bitmap, %" PRIu64 " of %" PRIu64 " %s clusters used, %s MFT records, log %s",
-                 used, v.clusters, csize, rsize, why);
+        if (v.mft.n > 1)
+                snprintf(runs, sizeof(runs), " in %zu fragments", v.mft.n);
+        snprintf(res->how, sizeof(res->how), "cluster bitmap, %" PRIu64 " of %" PRIu64 " %s clusters used, %s MFT records%s, log %s",
+                 used, v.clusters, csize, rsize, runs, why);
         res->fs_size = fs_end;
         return 0;
 }

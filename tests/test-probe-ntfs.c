@@ -1,0 +1,548 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The NTFS probe against real volumes made by mkfs.ntfs and filled by
+ * ntfscp: the used clusters must be exactly the bits of $Bitmap as ntfscat
+ * reads it (ntfs-3g's own attribute code, not ours), their count that of
+ * ntfscluster, plus the boot sector and the sectors past the last cluster;
+ * and every broken, dirty, unreplayed or fuzzed volume must fail or be
+ * mapped whole, never crash or shrink. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "check.h"
+#include "test-helpers.h"
+#include "probe.h"
+
+static uint64_t file_size(const char *path) {
+        struct stat st;
+        return stat(path, &st) == 0 ? (uint64_t) st.st_size : 0;
+}
+
+static void put_le16(uint8_t *p, uint16_t v) {
+        p[0] = (uint8_t) v;
+        p[1] = (uint8_t) (v >> 8);
+}
+
+static void put_le32(uint8_t *p, uint32_t v) {
+        put_le16(p, (uint16_t) v);
+        put_le16(p + 2, (uint16_t) (v >> 16));
+}
+
+static void put_le64(uint8_t *p, uint64_t v) {
+        put_le32(p, (uint32_t) v);
+        put_le32(p + 4, (uint32_t) (v >> 32));
+}
+
+static uint8_t *load(const char *path, size_t *ret_size) {
+        size_t n = file_size(path);
+        uint8_t *buf = n ? malloc(n) : NULL;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (!buf || fd < 0 || pread(fd, buf, n, 0) != (ssize_t) n) {
+                free(buf);
+                buf = NULL;
+        }
+        if (fd >= 0)
+                close(fd);
+        *ret_size = n;
+        return buf;
+}
+
+static int probe_file(const char *path, uint64_t size, ProbeResult *res) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        CHECK(fd >= 0, "cannot open %s", path);
+        if (fd < 0)
+                return -errno;
+        extents_clear(&res->used);
+        res->how[0] = 0;
+        res->fs_size = 0;
+        Reader r = reader_from_fd(fd, file_size(path), 0, size ? size : file_size(path));
+        int k = fsprobe_ntfs.collect(&r, "ntfs", res);
+        close(fd);
+        return k;
+}
+
+static int probe_mem(const uint8_t *img, uint64_t image_size, uint64_t size, ProbeResult *res) {
+        Reader r = reader_from_mem(img, image_size, 0, size);
+        extents_clear(&res->used);
+        res->how[0] = 0;
+        res->fs_size = 0;
+        return fsprobe_ntfs.collect(&r, "ntfs", res);
+}
+
+/* The geometry by the boot sector, read here on its own. */
+typedef struct Geo {
+        uint64_t bps, cs, rs, total_sectors, clusters, mft_lcn;
+} Geo;
+
+static Geo geometry(const uint8_t *b) {
+        Geo g = { .bps = get_le16(b + 11) };
+        uint8_t spc = b[13];
+        g.cs = g.bps * (spc <= 0x80 ? spc : 1u << (256 - spc));
+        int8_t rs = (int8_t) b[0x40];
+        g.rs = rs > 0 ? (uint64_t) rs * g.cs : 1u << -rs;
+        g.total_sectors = get_le64(b + 0x28);
+        g.clusters = g.total_sectors * g.bps / g.cs;
+        g.mft_lcn = get_le64(b + 0x30);
+        return g;
+}
+
+/* A number from a line "label : N" of a command's output. */
+static bool tool_number(const char *cmd, const char *label, uint64_t *ret) {
+        char line[512];
+        bool found = false;
+        FILE *p = popen(cmd, "re");
+        if (!p)
+                return false;
+        while (fgets(line, sizeof(line), p)) {
+                char *s = strstr(line, label);
+                unsigned long long v;
+                if (s && (s = strchr(s + strlen(label), ':')) && sscanf(s + 1, " %llu", &v) == 1) {
+                        *ret = v;
+                        found = true;
+                }
+        }
+        pclose(p);
+        return found;
+}
+
+/* The separate count: $Bitmap as ntfscat reads it, bit by bit, plus the
+ * boot sector and everything from the last whole cluster to the backup
+ * boot sector. */
+static int ref_used(const char *path, uint64_t part_size, Extents *ret, uint64_t *ret_clusters) {
+        uint8_t b[512];
+        char cmd[PATH_MAX * 2 + 64];
+        PATH_COPY(bm, "bitmap.bin");
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || pread(fd, b, sizeof(b), 0) != (ssize_t) sizeof(b)) {
+                if (fd >= 0)
+                        close(fd);
+                return -EIO;
+        }
+        close(fd);
+        Geo g = geometry(b);
+        snprintf(cmd, sizeof(cmd), "ntfscat -f -i 6 '%s' > '%s' 2>/dev/null", path, bm);
+        if (system(cmd) != 0)
+                return -EIO;
+        size_t n;
+        _cleanup_free_ uint8_t *bits = load(bm, &n);
+        if (!bits || n * 8 < g.clusters)
+                return -EIO;
+        extents_clear(ret);
+        uint64_t used = 0;
+        for (uint64_t c = 0; c < g.clusters; c++)
+                if (bits[c / 8] >> (c % 8) & 1) {
+                        extents_add(ret, c * g.cs, (c + 1) * g.cs);
+                        used++;
+                }
+        uint64_t end = (g.total_sectors + 1) * g.bps <= part_size ? (g.total_sectors + 1) * g.bps : g.total_sectors * g.bps;
+        extents_add(ret, 0, 8192);
+        extents_add(ret, g.clusters * g.cs, end);
+        *ret_clusters = used;
+        unlink(bm);
+        return 0;
+}
+
+/* Probes the volume in path and checks it cluster for cluster against the
+ * separate count, and the count against ntfscluster's. */
+static void check_image(const char *name, const char *path, ProbeResult *res) {
+        _cleanup_extents_ Extents ref = EXTENTS_INIT;
+        char cmd[PATH_MAX + 64];
+        uint64_t ref_clusters = 0, free_clusters = 0, vol_clusters = 0;
+        uint8_t b[512];
+
+        int k = probe_file(path, 0, res);
+        CHECK(k == 0, "%s: probe failed: %s", name, res->how);
+        if (k < 0)
+                return;
+        CHECK_STR_CONTAINS(res->how, "cluster bitmap");
+        CHECK(ref_used(path, file_size(path), &ref, &ref_clusters) == 0, "%s: cannot read $Bitmap with ntfscat", name);
+        CHECK(extents_equal(&res->used, &ref), "%s: the probe's extents differ from $Bitmap by ntfscat (%zu vs %zu extents, %" PRIu64
+              " vs %" PRIu64 " bytes)",
+              name, res->used.n, ref.n, extents_total(&res->used), extents_total(&ref));
+
+        snprintf(cmd, sizeof(cmd), "ntfscluster -f --info '%s' 2>/dev/null", path);
+        CHECK(tool_number(cmd, "clusters of free space", &free_clusters), "%s: no free count from ntfscluster", name);
+        snprintf(cmd, sizeof(cmd), "ntfsinfo -f -m '%s' 2>/dev/null", path);
+        CHECK(tool_number(cmd, "Volume Size in Clusters", &vol_clusters), "%s: no cluster count from ntfsinfo", name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        CHECK(fd >= 0 && pread(fd, b, sizeof(b), 0) == (ssize_t) sizeof(b), "%s: cannot read the boot sector", name);
+        if (fd >= 0)
+                close(fd);
+        Geo g = geometry(b);
+        uint64_t tool_used = vol_clusters - free_clusters;
+        uint64_t total = extents_total(&res->used);
+        uint64_t extra = (g.total_sectors + 1) * g.bps - g.clusters * g.cs;
+        printf("%-24s %-84s mapped %" PRIu64 " bytes; ntfscluster: %" PRIu64 " of %" PRIu64 " clusters used = %" PRIu64
+               " bytes (+%" PRIu64 " past the last cluster)\n",
+               name, res->how, total, tool_used, vol_clusters, tool_used * g.cs, extra);
+        CHECK_U64(vol_clusters, g.clusters);
+        CHECK_U64(ref_clusters, tool_used);
+        CHECK_U64(total, tool_used * g.cs + extra);
+        CHECK_U64(res->fs_size, (g.total_sectors + 1) * g.bps);
+}
+
+/* A file of size pseudo-random bytes, put into the volume by ntfscp. */
+static void add_file(const char *img, const char *name, size_t size) {
+        PATH_COPY(src, "src.bin");
+        FILE *f = fopen(src, "we");
+        CHECK(f, "cannot create %s", src);
+        if (!f)
+                return;
+        for (size_t i = 0; i < size; i++)
+                fputc((int) (rng() & 0xFF), f);
+        fclose(f);
+        sh("ntfscp -f -q '%s' '%s' '%s' >/dev/null 2>&1", img, src, name);
+        unlink(src);
+}
+
+static bool mkntfs(const char *img, const char *size, const char *args) {
+        return sh("rm -f '%s' && truncate -s %s '%s' && mkfs.ntfs -Q -F %s '%s' >/dev/null 2>&1", img, size, img, args, img) == 0;
+}
+
+static void test_mkfs(const char *name, const char *size, const char *args, unsigned nfiles, size_t max_size) {
+        ProbeResult res = { .used = EXTENTS_INIT };
+        char file[64];
+        snprintf(file, sizeof(file), "%s.img", name);
+        PATH_COPY(img, file);
+        if (mkntfs(img, size, args)) {
+                for (unsigned i = 0; i < nfiles; i++) {
+                        char fname[32];
+                        snprintf(fname, sizeof(fname), "f%u", i);
+                        add_file(img, fname, (size_t) (rng() % max_size));
+                }
+                check_image(name, img, &res);
+        }
+        probe_result_done(&res);
+        unlink(img);
+}
+
+/* A volume smaller than its partition: the backup boot sector follows it,
+ * and fs_size says where the tail begins. */
+static void test_small_volume(void) {
+        ProbeResult res = { .used = EXTENTS_INIT };
+        PATH_COPY(img, "small.img");
+        if (sh("rm -f '%s' && truncate -s 32M '%s' && mkfs.ntfs -Q -F -c 4096 '%s' 32768 >/dev/null 2>&1", img, img, img) == 0) {
+                sh("truncate -s 64M '%s'", img);
+                int k = probe_file(img, 0, &res);
+                CHECK(k == 0, "small volume: %s", res.how);
+                CHECK_U64(res.fs_size, 32768 * 512);
+                CHECK(res.used.n && res.used.v[res.used.n - 1].end == 32768 * 512,
+                      "small volume: the backup boot sector is not the last mapped byte");
+                printf("%-24s %s; fs_size %" PRIu64 " in a partition of %" PRIu64 "\n", "volume-half-partition", res.how,
+                       res.fs_size, file_size(img));
+        }
+        probe_result_done(&res);
+        unlink(img);
+}
+
+static void check_fail_or_whole(const char *what, const uint8_t *img, uint64_t image_size, uint64_t size,
+                                const char *reason) {
+        ProbeResult res = { .used = EXTENTS_INIT };
+        int k = probe_mem(img, image_size, size, &res);
+        CHECK(k < 0 || (res.used.n == 1 && res.used.v[0].start == 0 && res.used.v[0].end == size),
+              "%s: accepted (%s)", what, res.how);
+        CHECK(res.how[0], "%s: no reason given", what);
+        if (reason)
+                CHECK_STR_CONTAINS(res.how, reason);
+        printf("%-24s %s: %s\n", "corrupt", what, res.how);
+        probe_result_done(&res);
+}
+
+/* Where MFT record n starts in an image whose MFT is contiguous (mkfs.ntfs
+ * makes it so). */
+static uint64_t record_at(const uint8_t *img, uint64_t n) {
+        Geo g = geometry(img);
+        return g.mft_lcn * g.cs + n * g.rs;
+}
+
+/* The offset of the first attribute of type in MFT record n, or 0. Only
+ * reads bytes that the fixups leave alone. */
+static uint64_t attr_at(const uint8_t *img, uint64_t n, uint32_t type) {
+        uint64_t rec = record_at(img, n), off = get_le16(img + rec + 0x14);
+        while (off < 1024 && get_le32(img + rec + off) != 0xFFFFFFFF) {
+                if (get_le32(img + rec + off) == type)
+                        return rec + off;
+                off += get_le32(img + rec + off + 4);
+        }
+        return 0;
+}
+
+/* A byte that is not one the fixups swap (the last two of each stride). */
+static bool fixup_safe(uint64_t at) {
+        return at % 512 < 510;
+}
+
+/* Writes a restart page at the start of $LogFile (its first run): a log
+ * with an open client, closed cleanly or not. */
+static void put_restart_page(uint8_t *img, bool clean) {
+        Geo g = geometry(img);
+        uint64_t a = attr_at(img, 2, 0x80);
+        CHECK(a && img[a + 8] == 1, "$LogFile has no non-resident $DATA");
+        if (!a)
+                return;
+        const uint8_t *mp = img + a + get_le16(img + a + 0x20);
+        unsigned nl = mp[0] & 15, no = mp[0] >> 4;
+        uint64_t lcn = 0;
+        for (unsigned i = 0; i < no; i++)
+                lcn |= (uint64_t) mp[1 + nl + i] << (8 * i);
+        uint8_t *p = img + lcn * g.cs;
+        memset(p, 0, 4096);
+        memcpy(p, "RSTR", 4);
+        put_le16(p + 4, 0x1E);
+        put_le16(p + 6, 4096 / 512 + 1);
+        put_le32(p + 0x10, 4096);
+        put_le32(p + 0x14, 4096);
+        put_le16(p + 0x18, 0x30);
+        put_le16(p + 0x1A, 1);
+        put_le16(p + 0x1C, 1);
+        uint8_t *ra = p + 0x30;
+        put_le64(ra, 1000);
+        put_le16(ra + 8, 1);
+        put_le16(ra + 0x0A, 0xFFFF);
+        put_le16(ra + 0x0C, 0);
+        put_le16(ra + 0x0E, clean ? 2 : 0);
+        /* The update sequence: 1, each stride's last bytes (0) kept in the array. */
+        put_le16(p + 0x1E, 1);
+        for (unsigned i = 1; i <= 8; i++)
+                put_le16(p + i * 512 - 2, 1);
+}
+
+static void test_corrupt(void) {
+        PATH_COPY(path, "corrupt.img");
+        if (!mkntfs(path, "16M", "-c 4096"))
+                return;
+        add_file(path, "a", 300000);
+        add_file(path, "b", 5000);
+        size_t n;
+        _cleanup_free_ uint8_t *orig = load(path, &n);
+        _cleanup_free_ uint8_t *img = malloc(n);
+        CHECK(orig && img, "cannot load corrupt.img");
+        if (!orig || !img)
+                return;
+        Geo g = geometry(orig);
+
+        memcpy(img, orig, n);
+        ProbeResult res = { .used = EXTENTS_INIT };
+        CHECK(probe_mem(img, n, n, &res) == 0, "the untouched image fails: %s", res.how);
+        uint64_t good = extents_total(&res.used);
+        probe_result_done(&res);
+
+        static const struct {
+                const char *what;
+                size_t off, len;
+                uint64_t v;
+                const char *reason;
+        } boot[] = {
+                { "signature", 3, 1, 'M', "no NTFS signature" },
+                { "55 AA", 0x1FE, 1, 0, "55 AA" },
+                { "1000-byte sectors", 0x0B, 2, 1000, "bytes per sector" },
+                { "0 sectors per cluster", 0x0D, 1, 0, "sectors per cluster" },
+                { "3 sectors per cluster", 0x0D, 1, 3, "sectors per cluster" },
+                { "8 MiB clusters", 0x0D, 1, 0xF0, "sectors per cluster" },
+                { "reserved sectors set", 0x0E, 2, 1, "FAT fields" },
+                { "MFT record size 0", 0x40, 1, 0, "MFT record size" },
+                { "MFT records of 256 B", 0x40, 1, 0xF8, "MFT record size" },
+                { "volume past partition", 0x28, 8, 1ull << 40, "does not fit" },
+                { "no sectors", 0x28, 8, 0, "does not fit" },
+                { "MFT past the volume", 0x30, 8, 1ull << 30, "outside" },
+                { "MFT at cluster 1", 0x30, 8, 1, "MFT record 0" },
+                { "MFT at cluster 0", 0x30, 8, 0, "outside" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(boot); i++) {
+                memcpy(img, orig, n);
+                for (size_t j = 0; j < boot[i].len; j++)
+                        img[boot[i].off + j] = (uint8_t) (boot[i].v >> (8 * j));
+                check_fail_or_whole(boot[i].what, img, n, n, boot[i].reason);
+        }
+
+        /* Record 6, $Bitmap: its signature, a fixup, its runlist. */
+        uint64_t r6 = record_at(orig, 6), bm = attr_at(orig, 6, 0x80);
+        CHECK(bm && orig[bm + 8] == 1, "$Bitmap's $DATA is not found non-resident");
+        if (!bm)
+                return;
+        uint64_t mp = bm + get_le16(orig + bm + 0x20);
+        unsigned nl = orig[mp] & 15, no = orig[mp] >> 4;
+        CHECK(fixup_safe(mp + 1 + nl + no), "the runlist crosses a stride end");
+
+        memcpy(img, orig, n);
+        img[r6] = 'X';
+        check_fail_or_whole("record 6 signature", img, n, n, "FILE signature");
+        memcpy(img, orig, n);
+        img[r6 + 510] ^= 0x55;
+        check_fail_or_whole("record 6 torn (fixup)", img, n, n, "update sequence number");
+        memcpy(img, orig, n);
+        img[r6 + get_le16(orig + r6 + 4)] ^= 1;
+        check_fail_or_whole("record 6 usn", img, n, n, "update sequence number");
+        memcpy(img, orig, n);
+        img[record_at(orig, 0) + 1022] ^= 0xFF;
+        check_fail_or_whole("record 0 torn (fixup)", img, n, n, "MFT record 0");
+
+        /* The bitmap's first run moved past the volume, or far in. */
+        memcpy(img, orig, n);
+        img[mp + 1 + nl + no - 1] = 0x7F;
+        check_fail_or_whole("bitmap past the volume", img, n, n, "outside the");
+        memcpy(img, orig, n);
+        img[mp] = 0x09;
+        check_fail_or_whole("bitmap run header", img, n, n, "run header");
+        memcpy(img, orig, n);
+        img[mp + 1] = (uint8_t) (img[mp + 1] + 1);
+        check_fail_or_whole("bitmap run length", img, n, n, "$Bitmap");
+        memcpy(img, orig, n);
+        img[mp] = 0;
+        check_fail_or_whole("bitmap runlist empty", img, n, n, "cover 0");
+        /* Its first run pointed at the MFT: bits that do not mark the
+         * bitmap's own clusters used. */
+        memcpy(img, orig, n);
+        for (unsigned i = 0; i < no; i++)
+                img[mp + 1 + nl + i] = (uint8_t) (i < 8 ? g.mft_lcn >> (8 * i) : 0);
+        check_fail_or_whole("bitmap moved onto the MFT", img, n, n, "free");
+
+        /* The bitmap itself saying $MFT's clusters are free. */
+        memcpy(img, orig, n);
+        uint64_t lcn = 0;
+        for (unsigned i = 0; i < no; i++)
+                lcn |= (uint64_t) orig[mp + 1 + nl + i] << (8 * i);
+        img[lcn * g.cs + g.mft_lcn / 8] = 0;
+        check_fail_or_whole("bitmap frees the MFT", img, n, n, "$MFT");
+
+        /* Dirty by hand: $VOLUME_INFORMATION's flags. */
+        uint64_t vi = attr_at(orig, 3, 0x70);
+        CHECK(vi && orig[vi + 8] == 0, "$Volume has no resident $VOLUME_INFORMATION");
+        if (vi) {
+                uint64_t flags = vi + get_le16(orig + vi + 0x14) + 10;
+                CHECK(fixup_safe(flags), "the volume flags are under a fixup");
+                memcpy(img, orig, n);
+                img[flags] |= 1;
+                check_fail_or_whole("dirty by hand", img, n, n, "marked dirty");
+        }
+
+        /* $LogFile: open and not closed cleanly, garbage, closed cleanly. */
+        memcpy(img, orig, n);
+        put_restart_page(img, false);
+        check_fail_or_whole("log not closed cleanly", img, n, n, "not closed cleanly");
+        memcpy(img, orig, n);
+        put_restart_page(img, false);
+        {
+                /* The same page with a torn stride: no valid restart page. */
+                uint64_t a = attr_at(img, 2, 0x80);
+                const uint8_t *m = img + a + get_le16(img + a + 0x20);
+                unsigned l = m[0] & 15, o = m[0] >> 4;
+                uint64_t log = 0;
+                for (unsigned i = 0; i < o; i++)
+                        log |= (uint64_t) m[1 + l + i] << (8 * i);
+                img[log * g.cs + 1022] = 7;
+                check_fail_or_whole("log restart page torn", img, n, n, "without a valid restart page");
+        }
+        memcpy(img, orig, n);
+        put_restart_page(img, true);
+        res = (ProbeResult) { .used = EXTENTS_INIT };
+        CHECK(probe_mem(img, n, n, &res) == 0, "a cleanly closed log fails: %s", res.how);
+        CHECK_STR_CONTAINS(res.how, "log closed cleanly");
+        CHECK_U64(extents_total(&res.used), good);
+        printf("%-24s %s\n", "log-closed-cleanly", res.how);
+        probe_result_done(&res);
+
+        /* Truncated images and short partitions. */
+        memcpy(img, orig, n);
+        check_fail_or_whole("truncated to half", img, n / 2, n, "last sector");
+        check_fail_or_whole("truncated to 100 bytes", img, 100, n, "boot sector");
+        check_fail_or_whole("one sector short", img, n - 512, n, "last sector");
+        check_fail_or_whole("partition 2 sectors short", img, n, n - 1024, "does not fit");
+        /* One sector short of the backup boot sector: still the volume. */
+        res = (ProbeResult) { .used = EXTENTS_INIT };
+        CHECK(probe_mem(img, n, n - 512, &res) == 0, "a partition without the backup boot sector fails: %s", res.how);
+        CHECK_U64(res.fs_size, n - 512);
+        probe_result_done(&res);
+
+        /* Through ntfsfix: it marks the volume dirty for chkdsk. */
+        if (sh("ntfsfix '%s' >/dev/null 2>&1", path) == 0) {
+                res = (ProbeResult) { .used = EXTENTS_INIT };
+                int k = probe_file(path, 0, &res);
+                CHECK(k == 0 && extents_total(&res.used) == n, "ntfsfix'd volume not mapped whole: %s", res.how);
+                CHECK_STR_CONTAINS(res.how, "marked dirty");
+                printf("%-24s %s\n", "ntfsfix-dirty", res.how);
+                probe_result_done(&res);
+        }
+        unlink(path);
+}
+
+/* Random damage to a valid image, in the boot sector, the first MFT
+ * records, $LogFile's start and the bitmap, must never crash, read or map
+ * outside the region. */
+static void mutate_image(unsigned rounds) {
+        PATH_COPY(path, "mutate.img");
+        if (!mkntfs(path, "4M", "-c 1024"))
+                return;
+        add_file(path, "a", 100000);
+        size_t n;
+        _cleanup_free_ uint8_t *orig = load(path, &n);
+        _cleanup_free_ uint8_t *img = malloc(n);
+        if (!orig || !img)
+                return;
+        Geo g = geometry(orig);
+        uint64_t mft = g.mft_lcn * g.cs, hot[][2] = { { 0, 512 }, { mft, mft + 8 * g.rs } };
+        ProbeResult res = { .used = EXTENTS_INIT };
+        unsigned ok = 0;
+        memcpy(img, orig, n);
+        for (unsigned round = 0; round < rounds; round++) {
+                unsigned changes = 1 + (unsigned) (rng() % 6);
+                for (unsigned c = 0; c < changes; c++) {
+                        unsigned h = (unsigned) (rng() % 3);
+                        size_t at = h < 2 ? (size_t) (hot[h][0] + rng() % (hot[h][1] - hot[h][0])) : (size_t) (rng() % n);
+                        img[at] = rng() % 3 ? (uint8_t) rng() : (uint8_t) (img[at] ^ (1u << (rng() % 8)));
+                }
+                uint64_t image_size = rng() % 8 ? n : rng() % n;
+                uint64_t size = rng() % 8 ? n : rng() % (2 * n);
+                int k = probe_mem(img, image_size, size, &res);
+                if (k == 0) {
+                        ok++;
+                        uint64_t prev = 0;
+                        EXTENTS_FOREACH(x, &res.used) {
+                                CHECK(x->start >= prev && x->start < x->end && x->end <= size, "round %u: bad extent", round);
+                                prev = x->end;
+                        }
+                        CHECK(res.fs_size <= size, "round %u: fs_size past the partition", round);
+                } else
+                        CHECK(res.how[0], "round %u: failure without a reason", round);
+                if (round % 4 == 3)
+                        memcpy(img, orig, n);
+        }
+        printf("%-24s %u of %u mutations still parsed\n", "mutations", ok, rounds);
+        probe_result_done(&res);
+        unlink(path);
+}
+
+int main(void) {
+        const char *base = getenv("TEST_TMPDIR");
+        if (system("command -v mkfs.ntfs >/dev/null && command -v ntfscp >/dev/null && command -v ntfscat >/dev/null && "
+                   "command -v ntfscluster >/dev/null") != 0) {
+                printf("test-probe-ntfs: mkfs.ntfs or the ntfs-3g tools missing, skipped\n");
+                return 77;
+        }
+        if (!base || !*base)
+                base = "/tmp";
+        if (sh("mkdir -p '%s'", base) != 0)
+                return 1;
+        snprintf(tmpdir, sizeof(tmpdir), "%s/test-probe-ntfs-XXXXXX", base);
+        if (!mkdtemp(tmpdir)) {
+                perror("mkdtemp");
+                return 1;
+        }
+
+        test_mkfs("ntfs-empty", "16M", "-c 4096", 0, 1);
+        test_mkfs("ntfs-4k-clusters", "64M", "-c 4096", 12, 3000000);
+        test_mkfs("ntfs-512-clusters", "16M", "-c 512", 8, 400000);
+        test_mkfs("ntfs-64k-clusters", "256M", "-c 65536", 10, 4000000);
+        test_mkfs("ntfs-2m-clusters", "512M", "-c 2097152", 6, 5000000);
+        test_mkfs("ntfs-4kn-4k-records", "64M", "-s 4096 -c 4096", 8, 2000000);
+        test_mkfs("ntfs-4kn-64k-clusters", "256M", "-s 4096 -c 65536", 6, 3000000);
+        test_small_volume();
+        test_corrupt();
+        mutate_image(400);
+
+        sh("rm -rf '%s'", tmpdir);
+        return check_exit("test-probe-ntfs");
+}
