@@ -49,6 +49,29 @@ PY
                 if [[ $args == --mixed* ]]; then head -c 1200K b.img >corpus/btrfs-raw; fi
         done
         ;;
+fuzz-ntfs)
+        # Sparse seeds (see fuzz-ntfs.c): the sectors of small volumes that
+        # are neither zeros nor 0xFF, and one raw prefix.
+        head -c 70000 /dev/urandom >f1
+        i=0
+        for args in "-c 512" "-c 4096" "-c 4096 -s 4096" "-c 1024"; do
+                i=$((i + 1))
+                rm -f n.img && truncate -s $([[ $args == *-s* ]] && echo 8M || echo 2M) n.img
+                mkfs.ntfs -Q -F $args n.img >/dev/null 2>&1 || continue
+                [ $i != 4 ] || ntfscp -f n.img f1 f1 >/dev/null 2>&1 || true
+                python3 - n.img corpus/ntfs$i <<'PY'
+import sys
+data = open(sys.argv[1], 'rb').read()
+out = [b'NTFSSPRS']
+for at in range(0, len(data), 512):
+    s = data[at:at + 512]
+    if s.count(0) != 512 and s.count(255) != 512:
+        out.append((at // 512).to_bytes(4, 'little') + s)
+open(sys.argv[2], 'wb').write(b''.join(out))
+PY
+                [ $i != 1 ] || head -c 40K n.img >corpus/ntfs-raw
+        done
+        ;;
 esac
 # libFuzzer's default exit status for a finding is 77, which meson reads as
 # "skipped": make every finding (crash, leak, timeout, OOM) a failure.
