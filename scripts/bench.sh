@@ -21,7 +21,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
 RUNS=5
 SCRATCH=$REPO/build/bench
-WORKLOADS=(create scan scan-metadata sparse scan-btrfs copy)
+WORKLOADS=(create scan scan-metadata sparse scan-btrfs ntfs copy)
 SELECTED=()
 
 usage() {
@@ -388,6 +388,63 @@ workload_scan-btrfs() {
         t=$(cut -d' ' -f1 "$SCRATCH/sbtrfs-meta.times" | median)
         echo "scan-btrfs: scan --no-checksum median $t s"
         ROWS+=("scan-btrfs --no-checksum|$(printf '%.3f' "$t")|-|-|-|-|-|metadata only")
+}
+
+# ntfs: a Windows-IoT-like image: 2 GiB, GPT, a 255 MiB FAT32 ESP and an
+# NTFS partition (mkfs.ntfs -Q) holding about 1 GiB of files written
+# through ntfs-3g, expanded; scan against bmaptool create.
+NTFS_IMG=
+make_ntfs_vendor_image() {
+        NTFS_IMG=$SCRATCH/vendor-ntfs-2G.img
+        local recipe tmp i rc=0
+        recipe="vendor-ntfs v1 (gen-file.c $(sha256sum "$REPO/tests/gen-file.c" | cut -c1-16))"
+        if [ -f "$NTFS_IMG" ] && [ "$(cat "$NTFS_IMG.recipe" 2>/dev/null)" = "$recipe" ]; then
+                log "reusing $NTFS_IMG"
+                return
+        fi
+        command -v mkfs.ntfs >/dev/null && command -v ntfs-3g >/dev/null ||
+                { log "mkfs.ntfs or ntfs-3g is missing (apt-get install ntfs-3g)"; return 1; }
+        log "building $NTFS_IMG (takes a minute)"
+        rm -f "$NTFS_IMG.recipe"
+        tmp=$SCRATCH/vendor-ntfs.tmp
+        rm -rf "$tmp"
+        mkdir -p "$tmp/mnt" "$tmp/esp/EFI/BOOT"
+        truncate -s 1791M "$tmp/root.ntfs"
+        mkfs.ntfs -Q -F -L root "$tmp/root.ntfs" >/dev/null 2>&1
+        ntfs-3g "$tmp/root.ntfs" "$tmp/mnt"
+        {
+                mkdir -p "$tmp/mnt/Windows/System32" "$tmp/mnt/Program Files/doc"
+                for i in $(seq 1 190); do "$GEN_FILE" "$tmp/mnt/Windows/System32/lib$i.dll" 5M data "$i"; done
+                for i in $(seq 1 3000); do
+                        "$GEN_FILE" "$tmp/mnt/Program Files/doc/f$i" $(( (i * 7919) % 60000 + 100 )) data $((i + 1000))
+                done
+        } || rc=$?
+        umount "$tmp/mnt"
+        [ "$rc" = 0 ] || return "$rc"
+        "$GEN_FILE" "$tmp/esp/EFI/BOOT/BOOTX64.EFI" 2M data 7
+        truncate -s 255M "$tmp/esp.fat"
+        mkfs.fat -F 32 -n ESP "$tmp/esp.fat" >/dev/null
+        MTOOLS_SKIP_CHECK=1 mcopy -s -i "$tmp/esp.fat" "$tmp/esp/EFI" ::/
+        truncate -s 2G "$tmp/disk.img"
+        printf 'label: gpt\nstart=2048, size=522240, type=uefi\nstart=524288, size=3667968, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n' |
+                sfdisk -q "$tmp/disk.img"
+        dd if="$tmp/esp.fat" of="$tmp/disk.img" bs=1M seek=1 conv=notrunc status=none
+        dd if="$tmp/root.ntfs" of="$tmp/disk.img" bs=1M seek=256 conv=notrunc status=none
+        cp --sparse=never "$tmp/disk.img" "$NTFS_IMG"
+        rm -rf "$tmp"
+        sync -f "$NTFS_IMG" 2>/dev/null || sync
+        echo "$recipe" >"$NTFS_IMG.recipe"
+}
+sntfs_ours() { "$BMAPSCAN" -q scan -o "$SCRATCH/ntfs.bmapscan.bmap" "$NTFS_IMG"; }
+sntfs_peer() { bmaptool create -o "$SCRATCH/ntfs.bmaptool.bmap" "$NTFS_IMG" 2>/dev/null; }
+workload_ntfs() {
+        make_ntfs_vendor_image || return 0
+        bench_pair ntfs "bmaptool create" 3 sntfs_ours sntfs_peer
+        local ours peer
+        ours=$(mapped_bytes "$SCRATCH/ntfs.bmapscan.bmap")
+        peer=$(mapped_bytes "$SCRATCH/ntfs.bmaptool.bmap")
+        echo "ntfs: mapped bytes: bmapscan $ours ($(numfmt --to=iec "$ours")), bmaptool create $peer ($(numfmt --to=iec "$peer")) of $(stat -c %s "$NTFS_IMG")"
+        "$BMAPSCAN" scan --no-checksum "$NTFS_IMG" 2>&1 >/dev/null | sed 's/^/ntfs:   /'
 }
 
 # copy: flash the vendor image with its scan bmap, raw and compressed, to a

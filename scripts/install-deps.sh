@@ -16,6 +16,7 @@ packages=(
         gzip pigz bzip2 xz-utils zstd lz4 tar zip isal
         gnupg gpg-agent
         cryptsetup-bin squashfs-tools
+        ntfs-3g # mkfs.ntfs, ntfs-3g (FUSE), ntfscat, ntfscluster: the NTFS tests and benchmark
         # man pages and completions: rendered and checked (test-install)
         groff-base man-db zsh fish
         # the Debian package (scripts/package.sh)
