@@ -238,19 +238,6 @@ static void test_small_volume(void) {
         unlink(img);
 }
 
-static void check_fail_or_whole(const char *what, const uint8_t *img, uint64_t image_size, uint64_t size,
-                                const char *reason) {
-        ProbeResult res = { .used = EXTENTS_INIT };
-        int k = probe_mem(img, image_size, size, &res);
-        CHECK(k < 0 || (res.used.n == 1 && res.used.v[0].start == 0 && res.used.v[0].end == size),
-              "%s: accepted (%s)", what, res.how);
-        CHECK(res.how[0], "%s: no reason given", what);
-        if (reason)
-                CHECK_STR_CONTAINS(res.how, reason);
-        printf("%-24s %s: %s\n", "corrupt", what, res.how);
-        probe_result_done(&res);
-}
-
 /* Where MFT record n starts in an image whose MFT is contiguous (mkfs.ntfs
  * makes it so). */
 static uint64_t record_at(const uint8_t *img, uint64_t n) {
@@ -273,6 +260,111 @@ static uint64_t attr_at(const uint8_t *img, uint64_t n, uint32_t type) {
 /* A byte that is not one the fixups swap (the last two of each stride). */
 static bool fixup_safe(uint64_t at) {
         return at % 512 < 510;
+}
+
+/* Undoes, or redoes, the update sequence of a record in memory. */
+static void record_unfix(uint8_t *rec, uint32_t size) {
+        uint16_t ofs = get_le16(rec + 4);
+        for (uint32_t i = 1; i <= size / 512; i++)
+                memcpy(rec + i * 512 - 2, rec + ofs + 2 * i, 2);
+}
+
+static void record_fix(uint8_t *rec, uint32_t size) {
+        uint16_t ofs = get_le16(rec + 4);
+        for (uint32_t i = 1; i <= size / 512; i++) {
+                memcpy(rec + ofs + 2 * i, rec + i * 512 - 2, 2);
+                memcpy(rec + i * 512 - 2, rec + ofs, 2);
+        }
+}
+
+/* A fragmented $MFT, made by hand: the cluster holding records 4 to 7
+ * ($Bitmap among them) moves to a free cluster further in, $MFT's runlist
+ * becomes three runs, and the old cluster is freed and filled with
+ * garbage. The probe must find record 6 through the runlist; ntfscat,
+ * which reads $Bitmap the same way, is the separate count. */
+static void test_fragmented_mft(void) {
+        ProbeResult res = { .used = EXTENTS_INIT };
+        PATH_COPY(path, "frag-mft.img");
+        if (!mkntfs(path, "16M", "-c 4096"))
+                return;
+        add_file(path, "a", 200000);
+        size_t n;
+        _cleanup_free_ uint8_t *img = load(path, &n);
+        CHECK(img, "cannot load frag-mft.img");
+        if (!img)
+                return;
+        Geo g = geometry(img);
+        uint64_t bm = attr_at(img, 6, 0x80), r0 = record_at(img, 0), mirr = get_le64(img + 0x38);
+        uint8_t rec[1024];
+        CHECK(g.cs == 4096 && g.rs == 1024 && bm, "unexpected geometry");
+        if (g.cs != 4096 || g.rs != 1024 || !bm)
+                return;
+        const uint8_t *m = img + bm + get_le16(img + bm + 0x20);
+        uint64_t bitmap = 0;
+        for (unsigned i = 0; i < (unsigned) (m[0] >> 4); i++)
+                bitmap |= (uint64_t) m[1 + (m[0] & 15) + i] << (8 * i);
+        uint8_t *bits = img + bitmap * g.cs;
+
+        /* A free cluster not far in: deltas of one signed byte. */
+        uint64_t x = 0;
+        for (uint64_t c = g.mft_lcn + 8; c < g.mft_lcn + 120 && !x; c++)
+                if (!(bits[c / 8] >> (c % 8) & 1))
+                        x = c;
+        CHECK(x, "no free cluster near the MFT");
+        if (!x)
+                return;
+
+        memcpy(rec, img + r0, sizeof(rec));
+        record_unfix(rec, sizeof(rec));
+        uint32_t off = get_le16(rec + 0x14), in_use = get_le32(rec + 0x18);
+        while (get_le32(rec + off) != 0x80)
+                off += get_le32(rec + off + 4);
+        uint32_t len = get_le32(rec + off + 4), mp = get_le16(rec + off + 0x20);
+        uint64_t runs = rec[off + mp + 1];
+        CHECK(rec[off + mp] == 0x11 && runs > 3 && rec[off + mp + 2] == g.mft_lcn, "$MFT is not one short run at cluster %" PRIu64,
+              g.mft_lcn);
+        memmove(rec + off + len + 8, rec + off + len, in_use - off - len);
+        put_le32(rec + off + 4, len + 8);
+        put_le32(rec + 0x18, in_use + 8);
+        const uint8_t pairs[16] = {
+                0x11, 1, (uint8_t) g.mft_lcn,
+                0x11, 1, (uint8_t) (x - g.mft_lcn),
+                0x11, (uint8_t) (runs - 2), (uint8_t) (int8_t) (int64_t) (g.mft_lcn + 2 - x),
+        };
+        memcpy(rec + off + mp, pairs, len + 8 - mp);
+        record_fix(rec, sizeof(rec));
+        memcpy(img + r0, rec, sizeof(rec));
+        memcpy(img + mirr * g.cs, rec, sizeof(rec));
+
+        uint64_t old = g.mft_lcn + 1;
+        memcpy(img + x * g.cs, img + old * g.cs, g.cs);
+        memset(img + old * g.cs, 0xAB, g.cs);
+        bits[x / 8] |= (uint8_t) (1 << (x % 8));
+        bits[old / 8] &= (uint8_t) ~(1 << (old % 8));
+
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        CHECK(fd >= 0 && pwrite(fd, img, n, 0) == (ssize_t) n, "cannot write frag-mft.img");
+        if (fd >= 0)
+                close(fd);
+        check_image("ntfs-fragmented-mft", path, &res);
+        CHECK_STR_CONTAINS(res.how, "in 3 fragments");
+        CHECK(extents_contains(&res.used, x * g.cs, (x + 1) * g.cs) && !extents_overlaps(&res.used, old * g.cs, (old + 1) * g.cs),
+              "the moved MFT cluster %" PRIu64 " is not mapped, or the old one %" PRIu64 " is", x, old);
+        probe_result_done(&res);
+        unlink(path);
+}
+
+static void check_fail_or_whole(const char *what, const uint8_t *img, uint64_t image_size, uint64_t size,
+                                const char *reason) {
+        ProbeResult res = { .used = EXTENTS_INIT };
+        int k = probe_mem(img, image_size, size, &res);
+        CHECK(k < 0 || (res.used.n == 1 && res.used.v[0].start == 0 && res.used.v[0].end == size),
+              "%s: accepted (%s)", what, res.how);
+        CHECK(res.how[0], "%s: no reason given", what);
+        if (reason)
+                CHECK_STR_CONTAINS(res.how, reason);
+        printf("%-24s %s: %s\n", "corrupt", what, res.how);
+        probe_result_done(&res);
 }
 
 /* Writes a restart page at the start of $LogFile (its first run): a log
@@ -540,6 +632,7 @@ int main(void) {
         test_mkfs("ntfs-4kn-4k-records", "64M", "-s 4096 -c 4096", 8, 2000000);
         test_mkfs("ntfs-4kn-64k-clusters", "256M", "-s 4096 -c 65536", 6, 3000000);
         test_small_volume();
+        test_fragmented_mft();
         test_corrupt();
         mutate_image(400);
 
