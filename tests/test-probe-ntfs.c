@@ -354,6 +354,159 @@ static void test_fragmented_mft(void) {
         unlink(path);
 }
 
+/* A run for set_runs: lcn -1 is sparse. */
+typedef struct TRun {
+        uint64_t len;
+        int64_t lcn;
+} TRun;
+
+/* Replaces the mapping pairs of the unnamed $DATA of MFT record recno
+ * (and its mirror, for records 0 to 3), growing the attribute when they
+ * need more room. */
+static void set_runs(uint8_t *img, uint64_t recno, const TRun *runs, size_t n) {
+        Geo g = geometry(img);
+        uint8_t rec[1024], pairs[128];
+        size_t np = 0;
+        int64_t prev = 0;
+        for (size_t i = 0; i < n; i++) {
+                unsigned nl = 1, no = 0;
+                while (nl < 8 && runs[i].len >> (8 * nl))
+                        nl++;
+                int64_t d = runs[i].lcn - prev;
+                if (runs[i].lcn >= 0) {
+                        no = 1;
+                        while (no < 8 && !(d >= -(INT64_C(1) << (8 * no - 1)) && d < (INT64_C(1) << (8 * no - 1))))
+                                no++;
+                        prev = runs[i].lcn;
+                }
+                pairs[np++] = (uint8_t) (no << 4 | nl);
+                for (unsigned k = 0; k < nl; k++)
+                        pairs[np++] = (uint8_t) (runs[i].len >> (8 * k));
+                for (unsigned k = 0; k < no; k++)
+                        pairs[np++] = (uint8_t) ((uint64_t) d >> (8 * k));
+        }
+        pairs[np++] = 0;
+
+        uint64_t at = record_at(img, recno);
+        memcpy(rec, img + at, sizeof(rec));
+        record_unfix(rec, sizeof(rec));
+        uint32_t off = get_le16(rec + 0x14), in_use = get_le32(rec + 0x18);
+        while (get_le32(rec + off) != 0x80)
+                off += get_le32(rec + off + 4);
+        uint32_t len = get_le32(rec + off + 4), mp = get_le16(rec + off + 0x20);
+        uint32_t want = (uint32_t) ((mp + np + 7) / 8 * 8), grow = want > len ? want - len : 0;
+        CHECK(in_use + grow <= sizeof(rec), "record %" PRIu64 " has no room for %zu bytes of runs", recno, np);
+        if (in_use + grow > sizeof(rec))
+                return;
+        memmove(rec + off + len + grow, rec + off + len, in_use - off - len);
+        put_le32(rec + off + 4, len + grow);
+        put_le32(rec + 0x18, in_use + grow);
+        memset(rec + off + mp, 0, len + grow - mp);
+        memcpy(rec + off + mp, pairs, np);
+        record_fix(rec, sizeof(rec));
+        memcpy(img + at, rec, sizeof(rec));
+        if (recno < 4)
+                memcpy(img + get_le64(img + 0x38) * g.cs + recno * g.rs, rec, sizeof(rec));
+}
+
+static bool bit(const uint8_t *bits, uint64_t c) {
+        return bits[c / 8] >> (c % 8) & 1;
+}
+
+static void set_bit(uint8_t *bits, uint64_t c, bool on) {
+        if (on)
+                bits[c / 8] |= (uint8_t) (1 << (c % 8));
+        else
+                bits[c / 8] &= (uint8_t) ~(1 << (c % 8));
+}
+
+/* $Bitmap in three runs: its start where it was, its middle moved far
+ * into the volume, and its end, where every bit is clear, made sparse (a
+ * hole reads as zeros: free clusters). 512-byte clusters, so that the
+ * bitmap spans 8 of them. */
+static void test_fragmented_bitmap(void) {
+        ProbeResult res = { .used = EXTENTS_INIT };
+        PATH_COPY(path, "frag-bitmap.img");
+        if (!mkntfs(path, "16M", "-c 512"))
+                return;
+        add_file(path, "a", 100000);
+        size_t n;
+        _cleanup_free_ uint8_t *img = load(path, &n);
+        CHECK(img, "cannot load frag-bitmap.img");
+        if (!img)
+                return;
+        Geo g = geometry(img);
+        uint64_t a = attr_at(img, 6, 0x80);
+        const uint8_t *m = img + a + get_le16(img + a + 0x20);
+        uint64_t b = 0, blen = m[1];
+        for (unsigned i = 0; i < (unsigned) (m[0] >> 4); i++)
+                b |= (uint64_t) m[1 + (m[0] & 15) + i] << (8 * i);
+        CHECK((m[0] & 15) == 1 && blen == 8 && m[2 + (m[0] >> 4)] == 0, "$Bitmap is not one run of 8 clusters");
+        if ((m[0] & 15) != 1 || blen != 8)
+                return;
+        /* The bitmap as it will read, changed here and then laid out. */
+        uint8_t bits[8 * 512];
+        CHECK(g.cs == 512, "clusters of %" PRIu64 " bytes", g.cs);
+        if (g.cs != 512)
+                return;
+        memcpy(bits, img + b * g.cs, sizeof(bits));
+
+        /* Six free clusters past the bitmap whose own bits lie in its
+         * first two VCNs, which stay where they are. */
+        uint64_t x = 0;
+        for (uint64_t c = b + 100; c + 6 <= 2 * g.cs * 8 && c + 6 <= g.clusters && !x; c++) {
+                bool free_run = true;
+                for (uint64_t k = 0; k < 6; k++)
+                        free_run &= !bit(bits, c + k);
+                if (free_run)
+                        x = c;
+        }
+        CHECK(x, "no 6 free clusters to move the bitmap to");
+        if (!x)
+                return;
+        for (uint64_t k = 2; k < 8; k++)
+                set_bit(bits, b + k, false);
+        /* VCNs 2-7: each all-zero one becomes a hole, the others move to
+         * x, x + 1, ...; their bits set now change only VCNs 0-1. */
+        bool zero[8] = {};
+        for (uint64_t v = 2; v < 8; v++) {
+                zero[v] = true;
+                for (uint64_t i = v * g.cs; i < (v + 1) * g.cs; i++)
+                        zero[v] &= bits[i] == 0;
+        }
+        TRun runs[8] = { { 2, (int64_t) b } };
+        size_t nr = 1;
+        uint64_t moved = 0, holes = 0;
+        for (uint64_t v = 2; v < 8; v++) {
+                if (zero[v]) {
+                        runs[nr++] = (TRun) { 1, -1 };
+                        holes++;
+                } else {
+                        set_bit(bits, x + moved, true);
+                        runs[nr++] = (TRun) { 1, (int64_t) (x + moved) };
+                        moved++;
+                }
+        }
+        memset(img + (b + 2) * g.cs, 0xCD, 6 * g.cs);
+        memcpy(img + b * g.cs, bits, 2 * g.cs);
+        moved = 0;
+        for (uint64_t v = 2; v < 8; v++)
+                if (!zero[v])
+                        memcpy(img + (x + moved++) * g.cs, bits + v * g.cs, g.cs);
+        set_runs(img, 6, runs, nr);
+        CHECK(holes > 0 && moved > 0, "the bitmap has %" PRIu64 " sparse and %" PRIu64 " moved runs: not both kinds", holes, moved);
+
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        CHECK(fd >= 0 && pwrite(fd, img, n, 0) == (ssize_t) n, "cannot write frag-bitmap.img");
+        if (fd >= 0)
+                close(fd);
+        printf("%-24s $Bitmap: VCNs 0-1 at LCN %" PRIu64 ", of VCNs 2-7 %" PRIu64 " moved to LCN %" PRIu64 "+ and %" PRIu64 " sparse\n",
+               "bitmap-runs", b, moved, x, holes);
+        check_image("ntfs-fragmented-bitmap", path, &res);
+        probe_result_done(&res);
+        unlink(path);
+}
+
 static void check_fail_or_whole(const char *what, const uint8_t *img, uint64_t image_size, uint64_t size,
                                 const char *reason) {
         ProbeResult res = { .used = EXTENTS_INIT };
@@ -633,6 +786,7 @@ int main(void) {
         test_mkfs("ntfs-4kn-64k-clusters", "256M", "-s 4096 -c 65536", 6, 3000000);
         test_small_volume();
         test_fragmented_mft();
+        test_fragmented_bitmap();
         test_corrupt();
         mutate_image(400);
 
