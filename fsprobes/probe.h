@@ -51,4 +51,5 @@ const FsProbe *fsprobe_find(const char *blkid_type);
 extern const FsProbe fsprobe_btrfs;
 extern const FsProbe fsprobe_ext;
 extern const FsProbe fsprobe_fat;
+extern const FsProbe fsprobe_rofs;
 extern const FsProbe fsprobe_swap;

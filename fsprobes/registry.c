@@ -11,6 +11,7 @@ static const FsProbe *const probes[] = {
         &fsprobe_btrfs,
         &fsprobe_ext,
         &fsprobe_fat,
+        &fsprobe_rofs,
         &fsprobe_swap,
         NULL,
 };
