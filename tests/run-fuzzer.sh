@@ -49,6 +49,14 @@ PY
                 if [[ $args == --mixed* ]]; then head -c 1200K b.img >corpus/btrfs-raw; fi
         done
         ;;
+fuzz-rofs)
+        # Whole small images: the probe reads each one's last byte.
+        mkdir -p root/d && printf 'hello\n' >root/d/small && head -c 20000 /dev/urandom >root/f1
+        mksquashfs root corpus/squashfs -comp xz -noappend -quiet -no-progress >/dev/null 2>&1 || true
+        mkfs.erofs --quiet corpus/erofs root >/dev/null 2>&1 || true
+        xorriso -as mkisofs -quiet -no-pad -J -o corpus/iso root >/dev/null 2>&1 || true
+        mkfs.cramfs root corpus/cramfs >/dev/null 2>&1 || true
+        ;;
 esac
 # libFuzzer's default exit status for a finding is 77, which meson reads as
 # "skipped": make every finding (crash, leak, timeout, OOM) a failure.
