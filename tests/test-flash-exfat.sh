@@ -184,6 +184,16 @@ run_layout() {
                 return
         fi
         fill "$d/mnt" "$L"
+        # Mounted, the volume is marked dirty: its bitmap may lag behind the
+        # files, so the whole partition is mapped.
+        sync
+        run_cmd "$BMAPSCAN" scan --no-checksum -o "$d/dirty.bmap" "$img"
+        if [ "$RC" = 0 ] && grep -q "exfat: the volume is marked dirty.*: fully mapped" "$WORK/err" &&
+                [ "$(fc mapped-in "$d/dirty.bmap" "$start" $((start + psize)))" = "$psize" ]; then
+                pass "$L: while mounted: dirty, the partition mapped whole"
+        else
+                fail "$L: while mounted (dirty): exit $RC, $(grep exfat "$WORK/err")"
+        fi
         let_go "$d/mnt" "$lo" || { detach "$lo"; return; }
         if fsck.exfat -n "$lo" >"$d/fsck-image" 2>&1; then
                 pass "$L: the image's exFAT is clean ($(grep -o 'directories.*' "$d/fsck-image"))"
