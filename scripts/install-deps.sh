@@ -16,6 +16,7 @@ packages=(
         gzip pigz bzip2 xz-utils zstd lz4 tar zip isal
         gnupg gpg-agent
         cryptsetup-bin squashfs-tools erofs-utils xorriso
+        exfatprogs exfat-fuse # exFAT: mkfs/fsck, and a FUSE mount to read files back
         # man pages and completions: rendered and checked (test-install)
         groff-base man-db zsh fish
         # the Debian package (scripts/package.sh)
