@@ -9,9 +9,11 @@
  * The order does not matter today: each blkid type has one owner. */
 static const FsProbe *const probes[] = {
         &fsprobe_btrfs,
+        &fsprobe_exfat,
         &fsprobe_ext,
         &fsprobe_fat,
         &fsprobe_ntfs,
+        &fsprobe_rofs,
         &fsprobe_swap,
         NULL,
 };
