@@ -210,27 +210,35 @@ static bool all_zero(const uint8_t *p, size_t n) {
 }
 
 /* The next stretch of [pos, end) that may hold data, in absolute image
- * offsets: with SEEK_DATA/SEEK_HOLE where the file has them, else all of
- * it. False when only holes are left. */
+ * offsets (a volume's: virtual), with SEEK_DATA/SEEK_HOLE where the file
+ * has them, else all of it; one contiguous piece of a volume at a time.
+ * False when only holes are left. */
 static bool next_data(const Reader *r, uint64_t pos, uint64_t end, uint64_t *ret_start, uint64_t *ret_end) {
-        off_t d, h;
+        while (pos < end) {
+                uint64_t at, len;
+                off_t d, h;
 
-        if (pos >= end)
-                return false;
-        *ret_start = pos;
-        *ret_end = end;
-        if (r->fd < 0)
+                *ret_start = pos;
+                *ret_end = end;
+                if (r->fd < 0 || reader_locate(r, pos - r->base, &at, &len) < 0)
+                        return true;
+                uint64_t stop = len < end - pos ? pos + len : end;
+                uint64_t at_end = at + (stop - pos);
+                d = lseek(r->fd, (off_t) at, SEEK_DATA);
+                if (d < 0 && errno != ENXIO)
+                        return true; /* no SEEK_DATA: read it all */
+                if (d < 0 || (uint64_t) d >= at_end) {
+                        pos = stop; /* only holes in this piece */
+                        continue;
+                }
+                h = lseek(r->fd, d, SEEK_HOLE);
+                *ret_start = pos + ((uint64_t) d - at);
+                *ret_end = stop;
+                if (h > d && (uint64_t) h < at_end)
+                        *ret_end = pos + ((uint64_t) h - at);
                 return true;
-        d = lseek(r->fd, (off_t) pos, SEEK_DATA);
-        if (d < 0)
-                return errno != ENXIO; /* ENXIO: only holes from pos on; else no SEEK_DATA: read it all */
-        if ((uint64_t) d >= end)
-                return false;
-        h = lseek(r->fd, d, SEEK_HOLE);
-        *ret_start = (uint64_t) d;
-        if (h > d && (uint64_t) h < end)
-                *ret_end = (uint64_t) h;
-        return true;
+        }
+        return false;
 }
 
 int tail_scan(const Reader *r, uint64_t from, TailScan *ret) {

@@ -5,6 +5,9 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <libfdisk.h>
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,6 +45,57 @@ int layout_probe_fstype(int fd, uint64_t offset, uint64_t size, unsigned sector_
                 snprintf(buf, buflen, "%s", type);
         blkid_free_probe(pr);
         return 0;
+}
+
+/* libblkid reads a device, not a Reader. A volume in one piece is that
+ * piece of the image; one in several pieces is copied, its first
+ * VOLUME_HEAD and last VOLUME_TAIL bytes (every superblock libblkid looks
+ * for lies there), into a sparse memfd the volume's size. */
+#define VOLUME_HEAD (UINT64_C(8) << 20)
+#define VOLUME_TAIL (UINT64_C(1) << 20)
+
+static int copy_through(const Reader *r, int out, uint64_t from, uint64_t to) {
+        _cleanup_free_ uint8_t *buf = malloc(1 << 20);
+        if (!buf)
+                return -ENOMEM;
+        while (from < to) {
+                size_t n = to - from < (1 << 20) ? (size_t) (to - from) : (size_t) 1 << 20;
+                int k = reader_read(r, from, buf, n);
+                if (k == -ENODATA)
+                        return 0; /* a truncated image: what is missing stays zeros */
+                if (k < 0)
+                        return k;
+                if (pwrite(out, buf, n, (off_t) from) != (ssize_t) n)
+                        return -errno ? -errno : -EIO;
+                from += n;
+        }
+        return 0;
+}
+
+int layout_probe_reader_fstype(const Reader *r, unsigned sector_size, char *buf, size_t buflen) {
+        _cleanup_close_ int mfd = -1;
+        int k;
+
+        buf[0] = 0;
+        if (r->size == 0)
+                return 0;
+        if (!r->segs && r->fd >= 0)
+                return layout_probe_fstype(r->fd, r->base, r->size, sector_size, buf, buflen);
+        if (r->size > INT64_MAX)
+                return -EFBIG;
+        mfd = memfd_create("bmapscan-volume", MFD_CLOEXEC);
+        if (mfd < 0)
+                return -errno;
+        if (ftruncate(mfd, (off_t) r->size) < 0)
+                return -errno;
+        uint64_t head = r->size < VOLUME_HEAD ? r->size : VOLUME_HEAD;
+        uint64_t tail = r->size - head < VOLUME_TAIL ? r->size - head : VOLUME_TAIL;
+        k = copy_through(r, mfd, 0, head);
+        if (k >= 0)
+                k = copy_through(r, mfd, r->size - tail, r->size);
+        if (k < 0)
+                return k;
+        return layout_probe_fstype(mfd, 0, r->size, sector_size, buf, buflen);
 }
 
 /* libblkid's answer to "is there a partition table at all?". Unlike

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "extents.h"
+#include "reader.h"
 #include "util.h"
 
 typedef struct Partition {
@@ -40,3 +41,5 @@ int layout_read(int fd, const char *path, uint64_t image_size, Layout *ret, Diag
 
 /* The libblkid type of [offset, offset+size) of fd, "" if none or ambiguous. */
 int layout_probe_fstype(int fd, uint64_t offset, uint64_t size, unsigned sector_size, char *buf, size_t buflen);
+/* The same for the region of a Reader, which may be a volume in pieces. */
+int layout_probe_reader_fstype(const Reader *r, unsigned sector_size, char *buf, size_t buflen);

@@ -42,6 +42,22 @@ void report_text(FILE *f, const char *path, const Scan *s, uint64_t block_size, 
                         human(p->size, b, sizeof(b)), p->type, p->container ? "(extended)" : p->fstype[0] ? p->fstype : "-",
                         p->container ? "" : human(sp->used, c, sizeof(c)),
                         p->container ? "" : human(in_image - sp->used, d, sizeof(d)), sp->how);
+                /* A container's volumes, each under it: where its first
+                 * extent lies, the volume's size, and the share of its
+                 * extents here that is mapped. */
+                for (size_t k = 0; k < s->n_volumes; k++) {
+                        const ScanVolume *v = &s->volumes[k];
+                        const char *lv = strchr(v->name, '/');
+                        char t[64], e[32];
+                        if (v->part != i)
+                                continue;
+                        snprintf(t, sizeof(t), "LV %.60s", lv ? lv + 1 : v->name);
+                        fprintf(f, "  %-4s %-10s %-10s %-18.18s %-11s %-10s %-10s %s\n", "",
+                                v->extents.n ? human(v->extents.v[0].start, a, sizeof(a)) : "-",
+                                human(v->size, b, sizeof(b)), t, v->fstype[0] ? v->fstype : "-",
+                                human(v->used, c, sizeof(c)), human(extents_total(&v->extents) - v->used, e, sizeof(e)),
+                                v->how);
+                }
         }
         fprintf(f, "  outside the partitions (tables, gaps, unpartitioned space): %s mapped\n",
                 human(s->outside, a, sizeof(a)));
@@ -85,7 +101,33 @@ void report_json(FILE *f, const char *path, const Scan *s, uint64_t block_size, 
                 fprintf(f, ",\"probed\":%s,\"mapped_bytes\":%" PRIu64 ",\"filesystem_size\":%" PRIu64 ",\"how\":",
                         sp->probed ? "true" : "false", p->container ? 0 : sp->used, sp->fs_size);
                 json_print_string(f, sp->how);
-                fputc('}', f);
+                fputs(",\"volumes\":[", f);
+                bool first = true;
+                for (size_t k = 0; k < s->n_volumes; k++) {
+                        const ScanVolume *v = &s->volumes[k];
+                        if (v->part != i)
+                                continue;
+                        fputs(first ? "{\"name\":" : ",{\"name\":", f);
+                        first = false;
+                        json_print_string(f, v->name);
+                        fprintf(f, ",\"size\":%" PRIu64 ",\"filesystem\":", v->size);
+                        json_print_string(f, v->fstype);
+                        fputs(",\"probe\":", f);
+                        if (v->probe)
+                                json_print_string(f, v->probe);
+                        else
+                                fputs("null", f);
+                        fprintf(f, ",\"probed\":%s,\"bytes_here\":%" PRIu64 ",\"mapped_bytes\":%" PRIu64
+                                   ",\"filesystem_size\":%" PRIu64 ",\"extents\":[",
+                                v->probed ? "true" : "false", extents_total(&v->extents), v->used, v->fs_size);
+                        EXTENTS_FOREACH(x, &v->extents)
+                                fprintf(f, "%s{\"start\":%" PRIu64 ",\"size\":%" PRIu64 "}", x == v->extents.v ? "" : ",",
+                                        x->start, x->end - x->start);
+                        fputs("],\"how\":", f);
+                        json_print_string(f, v->how);
+                        fputc('}', f);
+                }
+                fputs("]}", f);
         }
         fputs("],\"regions_mapped_in_full\":[", f);
         for (size_t i = 0; i < s->n_regions; i++) {
@@ -118,16 +160,26 @@ static char region_letter(const Scan *s, uint64_t pos) {
         }
         if (!best || best->container)
                 return '#';
-        if (!best->fstype[0])
+        /* Inside a PV: the LV's filesystem; the PV's own bytes are 'l'. */
+        const char *fstype = best->fstype;
+        for (size_t k = 0; k < s->n_volumes; k++) {
+                const ScanVolume *v = &s->volumes[k];
+                if (&s->layout.parts[v->part] == best && extents_contains(&v->extents, pos, pos + 1)) {
+                        fstype = v->fstype;
+                        break;
+                }
+        }
+        if (!fstype[0])
                 return '?';
-        if (!strcmp(best->fstype, "vfat") || !strcmp(best->fstype, "msdos"))
+        if (!strcmp(fstype, "vfat") || !strcmp(fstype, "msdos"))
                 return 'f';
-        if (!strncmp(best->fstype, "ext", 3))
+        if (!strncmp(fstype, "ext", 3))
                 return 'e';
-        if (!strcmp(best->fstype, "swap"))
+        if (!strcmp(fstype, "swap"))
                 return 's';
-        return (char) tolower((unsigned char) best->fstype[0]);
+        return (char) tolower((unsigned char) fstype[0]);
 }
+
 
 void report_picture(FILE *f, const Scan *s, unsigned width) {
         uint64_t size = s->layout.image_size;
@@ -156,4 +208,6 @@ void report_picture(FILE *f, const Scan *s, unsigned width) {
         fputs(" e/E ext, f/F FAT, s/S swap, other letters: the filesystem's initial, ?: unknown data, #: tables\n"
               " and gaps; upper case: mostly mapped, lower case: mostly free, '.': unmapped\n",
               f);
+        if (s->n_volumes)
+                fputs(" l/L an LVM2 PV's own bytes and free extents; its LVs show their filesystems' letters\n", f);
 }

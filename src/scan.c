@@ -9,6 +9,7 @@
 #include "integrity.h"
 #include "probe.h"
 #include "reader.h"
+#include "scan-internal.h"
 
 void scan_done(Scan *s) {
         if (!s)
@@ -16,6 +17,9 @@ void scan_done(Scan *s) {
         layout_done(&s->layout);
         free(s->parts);
         free(s->regions);
+        for (size_t i = 0; i < s->n_volumes; i++)
+                extents_done(&s->volumes[i].extents);
+        free(s->volumes);
         extents_done(&s->mapped);
         *s = (Scan) {};
 }
@@ -69,8 +73,7 @@ int scan_options_add_map(ScanOptions *o, const char *arg) {
         return 0;
 }
 
-static int add_region(Scan *s, uint64_t start, uint64_t end, const char *fmt, ...) _printf_(4, 5);
-static int add_region(Scan *s, uint64_t start, uint64_t end, const char *fmt, ...) {
+int scan_add_region(Scan *s, uint64_t start, uint64_t end, const char *fmt, ...) {
         ScanRegion *n = realloc(s->regions, (s->n_regions + 1) * sizeof(ScanRegion));
         va_list ap;
 
@@ -124,7 +127,7 @@ static int resolve_maps(Scan *s, const ScanOptions *o, Extents *ret, Diag *d, co
                                                 path, m->arg, m->start, m->start + m->length - 1, l->image_size);
                         r = extents_add(ret, m->start, m->start + m->length);
                         if (r >= 0)
-                                r = add_region(s, m->start, m->start + m->length, "--map %s", m->arg);
+                                r = scan_add_region(s, m->start, m->start + m->length, "--map %s", m->arg);
                         if (r < 0)
                                 return r;
                         continue;
@@ -140,7 +143,7 @@ static int resolve_maps(Scan *s, const ScanOptions *o, Extents *ret, Diag *d, co
                         found = true;
                         r = extents_add(ret, p->start, p->start + len);
                         if (r >= 0)
-                                r = add_region(s, p->start, p->start + len, "--map %s (partition %u)", m->arg, p->number);
+                                r = scan_add_region(s, p->start, p->start + len, "--map %s (partition %u)", m->arg, p->number);
                         if (r < 0)
                                 return r;
                 }
@@ -246,14 +249,14 @@ static int check_partition(Scan *s, const Reader *rd, size_t i, PartCheck *pc) {
                         how_append(sp, r < 0 ? "an AVB footer that points outside the partition: fully mapped"
                                              : "Android AVB footer (hash tree, FEC and vbmeta after the "
                                                "filesystem): fully mapped");
-                        return add_region(s, p->start, p->start + len, "partition %u: Android AVB footer", p->number);
+                        return scan_add_region(s, p->start, p->start + len, "partition %u: Android AVB footer", p->number);
                 }
         }
         if (len >= sizeof(head) && reader_read(rd, 0, head, sizeof(head)) == 0) {
                 if (avb_vbmeta_at(head, sizeof(head))) {
                         whole(pc);
                         how_append(sp, "Android AVB vbmeta: fully mapped");
-                        return add_region(s, p->start, p->start + len, "partition %u: Android AVB vbmeta", p->number);
+                        return scan_add_region(s, p->start, p->start + len, "partition %u: Android AVB vbmeta", p->number);
                 }
                 if (verity_super_parse(head, sizeof(head), &pc->super) == 0)
                         pc->has_super = pc->verity_hash = true;
@@ -269,9 +272,11 @@ static int check_partition(Scan *s, const Reader *rd, size_t i, PartCheck *pc) {
                                    pc->super.algorithm, b);
                 } else
                         how_append(sp, "dm-verity hash partition: fully mapped");
-                return add_region(s, p->start, p->start + len, "partition %u: dm-verity hash partition", p->number);
+                return scan_add_region(s, p->start, p->start + len, "partition %u: dm-verity hash partition", p->number);
         }
-        if (!sp->probed || pc->free.n == 0)
+        /* A PV's space past its last extent is LVM's to leave unused; its
+         * LVs had the tail rule applied inside them. */
+        if (!sp->probed || sp->pv || pc->free.n == 0)
                 return 0;
 
         /* Where the filesystem ends. A probe that could not say is trusted
@@ -298,7 +303,7 @@ static int check_partition(Scan *s, const Reader *rd, size_t i, PartCheck *pc) {
                 format_human_size(t.verity_offset, at, sizeof(at));
                 whole(pc);
                 how_append(sp, "dm-verity hash tree in the partition's tail (superblock at %s): fully mapped", at);
-                return add_region(s, p->start, p->start + len,
+                return scan_add_region(s, p->start, p->start + len,
                                   "partition %u: dm-verity superblock at partition byte %" PRIu64, p->number,
                                   t.verity_offset);
         }
@@ -363,7 +368,7 @@ static int pair_verity(int fd, Scan *s, PartCheck *checks) {
                         how_append(&s->parts[p],
                                    "the data of the dm-verity tree whose root hash partition %u signs: fully mapped",
                                    sig->number);
-                        r = add_region(s, x->start, x->start + in_image(x, l->image_size),
+                        r = scan_add_region(s, x->start, x->start + in_image(x, l->image_size),
                                        "partition %u: data of the dm-verity tree signed in partition %u", x->number,
                                        sig->number);
                         if (r < 0)
@@ -403,7 +408,7 @@ static int pair_verity(int fd, Scan *s, PartCheck *checks) {
                                            "could be the data of the dm-verity hash partition %u (one of %zu "
                                            "candidates): fully mapped",
                                            l->parts[h].number, k);
-                        r = add_region(s, x->start, x->start + in_image(x, l->image_size),
+                        r = scan_add_region(s, x->start, x->start + in_image(x, l->image_size),
                                        "partition %u: data of the dm-verity hash partition %u", x->number,
                                        l->parts[h].number);
                         if (r < 0)
@@ -432,7 +437,10 @@ int scan_image(int fd, const char *path, uint64_t image_size, const ScanOptions 
                 const Partition *p = &s.layout.parts[i];
                 Reader rd = reader_from_fd(fd, image_size, p->start, p->size);
                 s.parts[i].part = p;
-                r = partition_free(&rd, p, &s.parts[i], &checks[i].free);
+                if (!p->container && !p->mapped_whole && strcmp(p->fstype, "LVM2_member") == 0)
+                        r = scan_lvm_pv(fd, &s, i, &rd, &checks[i].free);
+                else
+                        r = partition_free(&rd, p, &s.parts[i], &checks[i].free);
                 if (r >= 0)
                         r = check_partition(&s, &rd, i, &checks[i]);
                 if (r < 0)
@@ -479,6 +487,15 @@ int scan_image(int fd, const char *path, uint64_t image_size, const ScanOptions 
                 if (r < 0)
                         goto fail;
                 s.parts[i].used = extents_total(&x);
+        }
+        for (size_t i = 0; i < s.n_volumes; i++) {
+                _cleanup_extents_ Extents x = EXTENTS_INIT;
+                r = extents_copy(&x, &s.mapped);
+                if (r >= 0)
+                        r = extents_intersect(&x, &s.volumes[i].extents);
+                if (r < 0)
+                        goto fail;
+                s.volumes[i].used = extents_total(&x);
         }
         {
                 _cleanup_extents_ Extents x = EXTENTS_INIT;

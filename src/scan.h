@@ -16,7 +16,22 @@ typedef struct ScanPart {
         uint64_t used;          /* bytes mapped inside the partition (within the image) */
         uint64_t fs_size;
         char how[640];          /* "ext4: block bitmap", "LVM2_member: fully mapped (not a filesystem)" */
+        bool pv;                /* an LVM2 PV read as a container: its LVs are volumes below */
 } ScanPart;
+
+/* A volume inside a container partition (an LVM2 LV on a PV). */
+typedef struct ScanVolume {
+        size_t part;            /* its container's index in layout.parts */
+        char name[264];         /* "vg/lv" */
+        uint64_t size;          /* the LV's bytes, on every PV */
+        char fstype[32];        /* libblkid TYPE, "" if none or not looked at */
+        const char *probe;
+        bool probed;            /* its probe succeeded */
+        uint64_t fs_size;
+        uint64_t used;          /* bytes mapped of its extents in this container */
+        Extents extents;        /* image bytes of its extents in this container */
+        char how[512];
+} ScanVolume;
 
 /* A region mapped whole for a reason the probes cannot see: the user's
  * --map, a dm-verity or AVB finding. Listed in the report. */
@@ -61,6 +76,8 @@ typedef struct Scan {
         uint64_t outside;       /* bytes mapped outside every partition: tables, gaps, tail */
         ScanRegion *regions;    /* mapped whole by --map, dm-verity or AVB, in the order found */
         size_t n_regions;
+        ScanVolume *volumes;    /* by container, in the container's order */
+        size_t n_volumes;
 } Scan;
 
 void scan_done(Scan *s);
