@@ -85,6 +85,14 @@ static LvmLv *find_lv(LvmPv *pv, const char *name) {
         return NULL;
 }
 
+/* o is a part of lv: never a volume of its own. */
+static void mark_part(LvmLv *o, const LvmLv *lv) {
+        if (!o || o == lv || o->referenced)
+                return;
+        o->referenced = true;
+        snprintf(o->part_of, sizeof(o->part_of), "%.30s LV %.100s", lv->kind[0] ? lv->kind : "an", lv->name);
+}
+
 typedef struct VgCtx {
         const LvmText *t;
         LvmPv *pv;
@@ -161,9 +169,7 @@ static int other_segment(VgCtx *c, LvmLv *lv, uint32_t seg, uint64_t count) {
                 if (strcmp(kn->key, "type") == 0 || strcmp(kn->key, "tags") == 0)
                         continue;
                 if (kn->type == LVM_NODE_STRING) {
-                        LvmLv *o = find_lv(c->pv, kn->str);
-                        if (o && o != lv)
-                                o->referenced = true;
+                        mark_part(find_lv(c->pv, kn->str), lv);
                         continue;
                 }
                 if (kn->type != LVM_NODE_LIST)
@@ -172,9 +178,7 @@ static int other_segment(VgCtx *c, LvmLv *lv, uint32_t seg, uint64_t count) {
                         const LvmNode *in = &t->nodes[i];
                         if (in->type != LVM_NODE_STRING)
                                 continue;
-                        LvmLv *o = find_lv(c->pv, in->str);
-                        if (o && o != lv)
-                                o->referenced = true;
+                        mark_part(find_lv(c->pv, in->str), lv);
                         if (!is_pv_key(c, in->str))
                                 continue;
                         uint32_t nx = in->next;
@@ -229,10 +233,8 @@ static int striped_segment(VgCtx *c, LvmLv *lv, uint32_t seg, uint64_t start, ui
                 if (strcmp(name, c->pv_key) != 0) {
                         if (!is_pv_key(c, name)) {
                                 /* A stripe on an LV: a stacked layout. */
-                                LvmLv *o = find_lv(c->pv, name);
-                                if (o && o != lv)
-                                        o->referenced = true;
                                 set_kind(lv, "stacked on LV %.20s", name);
+                                mark_part(find_lv(c->pv, name), lv);
                         } else
                                 lv->elsewhere = true;
                         continue;

@@ -27,6 +27,7 @@ typedef struct LvmLv {
         char name[128];
         bool visible;           /* status has VISIBLE: not a sub-LV of a pool, raid, mirror... */
         bool referenced;        /* another LV's segment names it (origin, cow store, pool data, image...) */
+        char part_of[160];      /* "thin-pool LV pool": the first LV that names it */
         bool linear;            /* every segment "striped" with one stripe */
         bool elsewhere;         /* some of its extents lie on other PVs */
         char kind[32];          /* the first segment type that is not linear, "" if none */

@@ -47,7 +47,7 @@ static const char *not_probed(const LvmLv *lv, char *buf, size_t len) {
         if (lv->kind[0])
                 snprintf(buf, len, "%s LV", lv->kind);
         else if (lv->referenced)
-                snprintf(buf, len, "a part of another LV (an origin, pool, image or cow store)");
+                snprintf(buf, len, "a part of %s", lv->part_of);
         else if (!lv->visible)
                 snprintf(buf, len, "a hidden LV");
         else if (lv->elsewhere)
@@ -194,7 +194,7 @@ int scan_lvm_pv(int fd, Scan *s, size_t i, const Reader *rd, Extents *ret_free) 
         size_t n_probed = 0, n_whole = 0;
         for (size_t l = 0; l < pv.n_lvs; l++) {
                 const LvmLv *lv = &pv.lvs[l];
-                char buf[96];
+                char buf[224];
                 ScanVolume *v;
 
                 /* A hidden LV with nothing here would only be noise. */
@@ -215,7 +215,9 @@ int scan_lvm_pv(int fd, Scan *s, size_t i, const Reader *rd, Extents *ret_free) 
                         if (lv->pv_bytes.n) {
                                 vol_how(v, "%s: its extents on this PV mapped whole", reason);
                                 n_whole++;
-                        } else
+                        } else if (lv->kind[0])
+                                vol_how(v, "%s: its data lies in other LVs, mapped with them", reason);
+                        else
                                 vol_how(v, "%s: nothing of it on this PV", reason);
                         continue;
                 }
