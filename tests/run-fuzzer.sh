@@ -36,6 +36,26 @@ fuzz-exfat)
                 head -c $((heap + 8 * 65536)) e.img | python3 -c 'import sys; d=sys.stdin.buffer.read(); sys.stdout.buffer.write(d.rstrip(b"\0"))' >corpus/exfat-$c
         done
         ;;
+fuzz-lvm)
+        # PV heads (label, metadata area header, text) made by the real tools
+        # on a loop device that LVM alone is shown, and their VG text bare.
+        # Without a loop device the corpus starts empty.
+        export LVM_SYSTEM_DIR=$work/lvm
+        mkdir -p "$LVM_SYSTEM_DIR"
+        truncate -s 16M p.img
+        if l=$(losetup --find --show p.img 2>/dev/null); then
+                printf 'devices { filter = [ "a|^%s$|", "r|.*|" ] global_filter = [ "a|^%s$|", "r|.*|" ] use_devicesfile = 0 hints = "none" obtain_device_list_from_udev = 0 }\nglobal { activation = 0 }\nbackup { backup = 0 archive = 0 }\n' "$l" "$l" >"$LVM_SYSTEM_DIR/lvm.conf"
+                i=0
+                for step in "pvcreate $l" "vgcreate -s 1M vg $l" "lvcreate -an --zero n -n root -L 3M vg" \
+                        "lvcreate -an --zero n -n swap -L 1M vg" "lvextend -L 5M vg/root"; do
+                        i=$((i + 1))
+                        $step >/dev/null 2>&1 || break
+                        head -c 20K "$l" >corpus/pv$i
+                done
+                vgcfgbackup -f corpus/text vg >/dev/null 2>&1 || true
+                losetup -d "$l"
+        fi
+        ;;
 fuzz-btrfs)
         # Sparse seeds (see fuzz-btrfs.c): the non-zero 4 KiB blocks of small
         # filesystems, whose trees lie megabytes in.
