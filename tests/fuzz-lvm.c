@@ -8,6 +8,7 @@
  *   CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false
  *   ninja -C build-fuzz tests/fuzz-lvm && build-fuzz/tests/fuzz-lvm -max_total_time=60 CORPUS_DIR
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
