@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* libFuzzer harness for the LVM2 PV reader: the input is the head of a PV
- * (label, PV header, metadata area, text), read as a PV of its own size and
- * of four times its size; and the input as bare VG text, parsed against a
+ * (label, PV header, metadata area, text), read as a PV of its own size, of
+ * four times its size and of 1 GiB; and the input as bare VG text, parsed against a
  * fixed PV UUID. It must never crash, and what it accepts must hold: every
  * segment and allocated byte inside the PV, LV segments tiling their LV.
  *
@@ -48,6 +48,8 @@ static void run(const uint8_t *data, size_t size, uint64_t pv_size) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         run(data, size, size);
         run(data, size, (uint64_t) size * 4);
+        /* A PV head cut from a larger device: its extents lie past the input. */
+        run(data, size, 1ull << 30);
 
         LvmPv pv = {};
         char why[256];
