@@ -21,7 +21,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
 RUNS=5
 SCRATCH=$REPO/build/bench
-WORKLOADS=(create scan scan-metadata sparse scan-btrfs exfat ntfs copy)
+WORKLOADS=(create scan scan-metadata sparse scan-btrfs exfat ntfs server copy)
 SELECTED=()
 
 usage() {
@@ -505,6 +505,66 @@ workload_ntfs() {
         peer=$(mapped_bytes "$SCRATCH/ntfs.bmaptool.bmap")
         echo "ntfs: mapped bytes: bmapscan $ours ($(numfmt --to=iec "$ours")), bmaptool create $peer ($(numfmt --to=iec "$peer")) of $(stat -c %s "$NTFS_IMG")"
         "$BMAPSCAN" scan --no-checksum "$NTFS_IMG" 2>&1 >/dev/null | sed 's/^/ntfs:   /'
+}
+
+# server: a 4 GiB "server" image as RHEL or Ubuntu Server installers make
+# it: GPT, a 256 MiB ESP, a 768 MiB /boot (ext4), and an LVM2 PV holding VG
+# 'vg' with a 2.5 GiB root LV (ext4: the XFS probe is a separate part of
+# issue 13) holding 1 GiB of files, the rest of the PV unallocated. LVs are
+# made with lvcreate -an (no device-mapper needed) and the filesystem is
+# written at the LV's extents. scan against bmaptool create.
+SERVER_IMG=
+make_server_image() {
+        SERVER_IMG=$SCRATCH/server-lvm-4G.img
+        local recipe tmp i l pv=$((1024 + 256 * 1024 + 768 * 1024)) ext pe_start pe rc=0
+        recipe="server-lvm v1 (gen-file.c $(sha256sum "$REPO/tests/gen-file.c" | cut -c1-16))"
+        if [ -f "$SERVER_IMG" ] && [ "$(cat "$SERVER_IMG.recipe" 2>/dev/null)" = "$recipe" ]; then
+                log "reusing $SERVER_IMG"
+                return
+        fi
+        command -v pvcreate >/dev/null || { log "pvcreate is missing (apt-get install lvm2)"; return 1; }
+        log "building $SERVER_IMG (takes a minute)"
+        rm -f "$SERVER_IMG.recipe" "$SERVER_IMG"
+        tmp=$SCRATCH/server.tmp
+        rm -rf "$tmp"
+        mkdir -p "$tmp/root/usr/lib" "$tmp/root/etc" "$tmp/boot" "$tmp/lvm"
+        for i in $(seq 1 160); do "$GEN_FILE" "$tmp/root/usr/lib/lib$i.so" 6M data "$i" >/dev/null; done
+        for i in $(seq 1 2000); do "$GEN_FILE" "$tmp/root/etc/f$i" $(( (i * 7919) % 40000 + 100 )) data $((i + 500)) >/dev/null; done
+        "$GEN_FILE" "$tmp/boot/vmlinuz" 12M data 7 >/dev/null
+        "$GEN_FILE" "$tmp/boot/initrd.img" 60M data 8 >/dev/null
+        truncate -s 4G "$SERVER_IMG"
+        printf 'label: gpt\nstart=2048, size=256M, type=uefi\nsize=768M, type=linux\ntype=lvm\n' | sfdisk -q "$SERVER_IMG"
+        truncate -s 256M "$tmp/esp.fat"
+        mkfs.fat -F 32 -n ESP "$tmp/esp.fat" >/dev/null
+        dd if="$tmp/esp.fat" of="$SERVER_IMG" bs=1M seek=1 conv=notrunc,sparse status=none
+        mkfs.ext4 -q -F -d "$tmp/boot" "$tmp/boot.ext4" 768M
+        dd if="$tmp/boot.ext4" of="$SERVER_IMG" bs=1M seek=257 conv=notrunc,sparse status=none
+        l=$(losetup --find --show -o $((pv * 1024)) --sizelimit $(((4096 - 1025) * 1024 * 1024 - 1024 * 1024)) "$SERVER_IMG")
+        export LVM_SYSTEM_DIR=$tmp/lvm
+        printf 'devices { filter = [ "a|^%s$|", "r|.*|" ] global_filter = [ "a|^%s$|", "r|.*|" ] use_devicesfile = 0 hints = "none" obtain_device_list_from_udev = 0 }\nglobal { activation = 0 }\nbackup { backup = 0 archive = 0 }\n' "$l" "$l" >"$LVM_SYSTEM_DIR/lvm.conf"
+        { pvcreate "$l" && vgcreate vg "$l" && lvcreate -an --zero n -n root -L 2560M vg; } >/dev/null 2>&1 || rc=$?
+        ext=$(vgs --noheadings --units b --nosuffix -o vg_extent_size vg 2>/dev/null | tr -d ' ')
+        pe_start=$(pvs --noheadings --units b --nosuffix -o pe_start "$l" 2>/dev/null | tr -d ' ')
+        pe=$(lvs --noheadings --segments -o seg_pe_ranges vg/root 2>/dev/null | sed 's/.*:\([0-9]*\)-.*/\1/')
+        losetup -d "$l"
+        unset LVM_SYSTEM_DIR
+        [ "$rc" = 0 ] || { log "cannot make the VG"; return "$rc"; }
+        mkfs.ext4 -q -F -d "$tmp/root" "$tmp/root.ext4" 2560M
+        dd if="$tmp/root.ext4" of="$SERVER_IMG" bs=1M oflag=seek_bytes seek=$((pv * 1024 + pe_start + pe * ext)) \
+                conv=notrunc,sparse status=none
+        rm -rf "$tmp"
+        echo "$recipe" >"$SERVER_IMG.recipe"
+}
+sserver_ours() { "$BMAPSCAN" -q scan -o "$SCRATCH/server.bmapscan.bmap" "$SERVER_IMG"; }
+sserver_peer() { bmaptool create -o "$SCRATCH/server.bmaptool.bmap" "$SERVER_IMG" 2>/dev/null; }
+workload_server() {
+        make_server_image || return 0
+        bench_pair server "bmaptool create" 0 sserver_ours sserver_peer
+        local ours peer
+        ours=$(mapped_bytes "$SCRATCH/server.bmapscan.bmap")
+        peer=$(mapped_bytes "$SCRATCH/server.bmaptool.bmap")
+        echo "server: mapped bytes: bmapscan $ours ($(numfmt --to=iec "$ours")), bmaptool create $peer ($(numfmt --to=iec "$peer")) of $(stat -c %s "$SERVER_IMG")"
+        "$BMAPSCAN" scan --no-checksum "$SERVER_IMG" 2>&1 >/dev/null | sed 's/^/server:   /'
 }
 
 # copy: flash the vendor image with its scan bmap, raw and compressed, to a
