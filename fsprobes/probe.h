@@ -55,3 +55,4 @@ extern const FsProbe fsprobe_fat;
 extern const FsProbe fsprobe_ntfs;
 extern const FsProbe fsprobe_rofs;
 extern const FsProbe fsprobe_swap;
+extern const FsProbe fsprobe_xfs;

@@ -15,6 +15,7 @@ static const FsProbe *const probes[] = {
         &fsprobe_ntfs,
         &fsprobe_rofs,
         &fsprobe_swap,
+        &fsprobe_xfs,
         NULL,
 };
 
