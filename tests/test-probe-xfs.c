@@ -611,6 +611,8 @@ int main(void) {
         test_mkfs("xfs-v5-7ags", "160M", "-d agcount=7", 1);
         test_mkfs("xfs-v5-1k-checker", "48M", "-b size=1024 -d agcount=2", 2);
         test_mkfs("xfs-v5-no-rmap-reflink", "64M", "-m reflink=0,rmapbt=0 -d agcount=3", 1);
+        test_mkfs("xfs-v5-4k-sectors", "96M", "-s size=4096", 1);
+        test_mkfs("xfs-v5-64k-blocks", "256M", "-b size=65536", 0);
         test_mkfs("xfs-v4-empty", "64M", "-m crc=0", 0);
         test_v4_proto("xfs-v4-proto", "-m crc=0");
         test_v4_proto("xfs-v4-1k-proto", "-m crc=0 -b size=1024 -d agcount=3");
