@@ -49,6 +49,8 @@ const FsProbe *fsprobe_find(const char *blkid_type);
 
 /* The probes, one per file. */
 extern const FsProbe fsprobe_btrfs;
+extern const FsProbe fsprobe_exfat;
 extern const FsProbe fsprobe_ext;
 extern const FsProbe fsprobe_fat;
+extern const FsProbe fsprobe_rofs;
 extern const FsProbe fsprobe_swap;

@@ -9,8 +9,10 @@
  * The order does not matter today: each blkid type has one owner. */
 static const FsProbe *const probes[] = {
         &fsprobe_btrfs,
+        &fsprobe_exfat,
         &fsprobe_ext,
         &fsprobe_fat,
+        &fsprobe_rofs,
         &fsprobe_swap,
         NULL,
 };

@@ -21,7 +21,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
 RUNS=5
 SCRATCH=$REPO/build/bench
-WORKLOADS=(create scan scan-metadata sparse scan-btrfs copy)
+WORKLOADS=(create scan scan-metadata sparse scan-btrfs exfat copy)
 SELECTED=()
 
 usage() {
@@ -388,6 +388,66 @@ workload_scan-btrfs() {
         t=$(cut -d' ' -f1 "$SCRATCH/sbtrfs-meta.times" | median)
         echo "scan-btrfs: scan --no-checksum median $t s"
         ROWS+=("scan-btrfs --no-checksum|$(printf '%.3f' "$t")|-|-|-|-|-|metadata only")
+}
+
+# exfat: a 2 GiB expanded image whose one GPT partition is exFAT holding
+# about 1 GiB of files (an SD card's data partition), written through
+# exfat-fuse on a loop device (root only), against bmaptool create.
+EXFAT_IMG=
+make_exfat_image() {
+        EXFAT_IMG=$SCRATCH/exfat-2G.img
+        local recipe tmp i lo f
+        recipe="exfat v1 (gen-file.c $(sha256sum "$REPO/tests/gen-file.c" | cut -c1-16))"
+        if [ -f "$EXFAT_IMG" ] && [ "$(cat "$EXFAT_IMG.recipe" 2>/dev/null)" = "$recipe" ]; then
+                log "reusing $EXFAT_IMG"
+                return
+        fi
+        command -v mkfs.exfat >/dev/null && command -v mount.exfat-fuse >/dev/null ||
+                { log "exfat: mkfs.exfat or exfat-fuse is missing (apt-get install exfatprogs exfat-fuse)"; return 1; }
+        log "building $EXFAT_IMG (takes a minute)"
+        rm -f "$EXFAT_IMG.recipe"
+        tmp=$SCRATCH/exfat.tmp
+        rm -rf "$tmp"
+        mkdir -p "$tmp/mnt"
+        truncate -s 2G "$tmp/disk.img"
+        printf 'label: gpt\nstart=2048, size=4190208, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n' | sfdisk -q "$tmp/disk.img"
+        lo=$(losetup --find --show -o 1M --sizelimit $((4190208 * 512)) "$tmp/disk.img") ||
+                { log "exfat: no loop device"; return 1; }
+        if ! { mkfs.exfat -L data "$lo" >/dev/null && mount -t exfat-fuse "$lo" "$tmp/mnt"; }; then
+                losetup -d "$lo"
+                log "exfat: mkfs.exfat or the exfat-fuse mount fails"
+                return 1
+        fi
+        mkdir -p "$tmp/mnt/media" "$tmp/mnt/docs"
+        for i in $(seq 1 190); do "$GEN_FILE" "$tmp/mnt/media/clip$i.mp4" 5M data "$i"; done
+        for i in $(seq 1 3000); do
+                "$GEN_FILE" "$tmp/mnt/docs/f$i" $(( (i * 7919) % 60000 + 100 )) data $((i + 1000))
+        done
+        umount "$tmp/mnt"
+        # exfat-fuse clears the dirty flag as it lets go; a dirty volume
+        # would be mapped whole.
+        for i in $(seq 1 600); do
+                f=$(od -An -tu1 -j106 -N1 "$lo" | tr -d ' ')
+                [ $((f & 2)) = 0 ] && break
+                sleep 0.1
+        done
+        losetup -d "$lo"
+        [ $((f & 2)) = 0 ] || { log "exfat: the volume stays dirty"; return 1; }
+        cp --sparse=never "$tmp/disk.img" "$EXFAT_IMG"
+        rm -rf "$tmp"
+        sync -f "$EXFAT_IMG" 2>/dev/null || sync
+        echo "$recipe" >"$EXFAT_IMG.recipe"
+}
+exfat_ours() { "$BMAPSCAN" -q scan -o "$SCRATCH/exfat.bmapscan.bmap" "$EXFAT_IMG"; }
+exfat_peer() { bmaptool create -o "$SCRATCH/exfat.bmaptool.bmap" "$EXFAT_IMG" 2>/dev/null; }
+workload_exfat() {
+        make_exfat_image || return 0
+        bench_pair exfat "bmaptool create" 3 exfat_ours exfat_peer
+        local ours peer
+        ours=$(mapped_bytes "$SCRATCH/exfat.bmapscan.bmap")
+        peer=$(mapped_bytes "$SCRATCH/exfat.bmaptool.bmap")
+        echo "exfat: mapped bytes: bmapscan $ours ($(numfmt --to=iec "$ours")), bmaptool create $peer ($(numfmt --to=iec "$peer")) of $(stat -c %s "$EXFAT_IMG")"
+        "$BMAPSCAN" scan --no-checksum "$EXFAT_IMG" 2>&1 >/dev/null | sed 's/^/exfat:   /'
 }
 
 # copy: flash the vendor image with its scan bmap, raw and compressed, to a

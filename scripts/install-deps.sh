@@ -15,7 +15,8 @@ packages=(
         fuse2fs # a filesystem without O_TMPFILE, for copy's fallback (test-copy-targets)
         gzip pigz bzip2 xz-utils zstd lz4 tar zip isal
         gnupg gpg-agent
-        cryptsetup-bin squashfs-tools
+        cryptsetup-bin squashfs-tools erofs-utils xorriso
+        exfatprogs exfat-fuse # exFAT: mkfs/fsck, and a FUSE mount to read files back
         # man pages and completions: rendered and checked (test-install)
         groff-base man-db zsh fish
         # the Debian package (scripts/package.sh)

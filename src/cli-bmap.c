@@ -152,7 +152,7 @@ int cli_http_setup(const HttpOptions *o, HttpContext **ret) {
                 log_error("%s", d.msg);
                 return EXIT_FAILED;
         }
-        return CLI_CONTINUE;
+        return EXIT_OK;
 }
 
 int cli_verify_target(const Bmap *b, const char *bmap_path, const char *dest) {

@@ -4,7 +4,8 @@
 /* Bmaps and image sources for the commands that need them (copy, verify,
  * scan, create): find and load the bmap of an image, open its source, read
  * a target back against the bmap, write a rendered bmap. Each says what
- * went wrong and returns an exit status (or CLI_CONTINUE where noted). */
+ * went wrong and returns an exit status: EXIT_OK when it succeeded, except
+ * cli_source_option, which reads the command line (CLI_CONTINUE, cli.h). */
 
 #include <stddef.h>
 
@@ -28,8 +29,7 @@ int cli_open_source(const char *image, struct HttpContext *http, struct FdSource
  * _CA_FILE, _HTTP_TIMEOUT): takes option id's value into sig or http;
  * CLI_CONTINUE, or the usage exit status. */
 int cli_source_option(int id, const char *arg, struct SigOptions *sig, struct HttpOptions *http);
-/* Makes the HttpContext every transfer of the command then takes:
- * CLI_CONTINUE, or an exit status. */
+/* Makes the HttpContext every transfer of the command then takes. */
 int cli_http_setup(const struct HttpOptions *o, struct HttpContext **ret);
 /* Reads dest back and checks every range of the bmap. */
 int cli_verify_target(const struct Bmap *b, const char *bmap_path, const char *dest);

@@ -20,8 +20,12 @@ enum {
         EXIT_USAGE = 2,
 };
 
-/* What a CLI helper returns when all is well and the command goes on;
- * anything else is the exit status to return at once. */
+/* Two conventions, one per phase. While the command line is read (options,
+ * arguments), EXIT_OK means "stop now, successfully" (--help, --version),
+ * so those helpers return CLI_CONTINUE when all is well and the command
+ * goes on, anything else being the exit status to return at once. The steps
+ * of the work after that (cli-bmap.h, cli-scan.h) return an exit status:
+ * EXIT_OK when the step succeeded. */
 #define CLI_CONTINUE (-1)
 
 /* -1 quiet, 0 normal, 1 verbose. */

@@ -158,7 +158,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         if (r != CLI_CONTINUE)
                 return r;
         r = cli_http_setup(&http, &http_ctx);
-        if (r != CLI_CONTINUE)
+        if (r != EXIT_OK)
                 return r;
 
         /* From here on, SIGINT and SIGTERM only set a flag: the bmap check,

@@ -48,7 +48,7 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
         if (bmap_sig_options_check(&sopts, &d) < 0)
                 return usage_error("%s", d.msg);
         r = cli_http_setup(&http, &http_ctx);
-        if (r != CLI_CONTINUE)
+        if (r != EXIT_OK)
                 return r;
 
         /* While anything is fetched, SIGINT and SIGTERM only set a flag,

@@ -328,7 +328,11 @@ int layout_read(int fd, const char *path, uint64_t image_size, Layout *ret, Diag
                  * libblkid does. */
                 char pttype[32];
                 probe_pttype(fd, image_size, l.sector_size, pttype, sizeof(pttype));
-                if (strcmp(pttype, "dos") != 0)
+                /* libblkid before 2.39 tells FAT from an MBR, not exFAT: an
+                 * exFAT boot sector with no partition in its entries is the
+                 * filesystem. */
+                if (strcmp(pttype, "dos") != 0 ||
+                    (strcmp(disk_fs, "exfat") == 0 && fdisk_table_get_nents(t.tb) == 0))
                         name = NULL;
         }
         if (!name || !t.tb) {

@@ -26,6 +26,16 @@ fuzz-fat)
                 head -c 262144 f$f.img >corpus/fat$f
         done
         ;;
+fuzz-exfat)
+        # Small volumes cut after the root directory: the probe reads the rest
+        # as zeros (the harness pads them to the volume's size).
+        for c in 512 4K 64K; do
+                rm -f e.img && truncate -s 4M e.img
+                mkfs.exfat -b 4K -c $c e.img >/dev/null 2>&1 || continue
+                heap=$(python3 -c 'import struct,sys; b=open(sys.argv[1],"rb").read(512); print(struct.unpack_from("<I",b,88)[0] << b[108])' e.img)
+                head -c $((heap + 8 * 65536)) e.img | python3 -c 'import sys; d=sys.stdin.buffer.read(); sys.stdout.buffer.write(d.rstrip(b"\0"))' >corpus/exfat-$c
+        done
+        ;;
 fuzz-btrfs)
         # Sparse seeds (see fuzz-btrfs.c): the non-zero 4 KiB blocks of small
         # filesystems, whose trees lie megabytes in.
@@ -49,6 +59,14 @@ PY
                 # The mixed one keeps its chunk tree at 1 MiB: a raw prefix reaches it.
                 if [[ $args == --mixed* ]]; then head -c 1200K b.img >corpus/btrfs-raw; fi
         done
+        ;;
+fuzz-rofs)
+        # Whole small images: the probe reads each one's last byte.
+        mkdir -p root/d && printf 'hello\n' >root/d/small && head -c 20000 /dev/urandom >root/f1
+        mksquashfs root corpus/squashfs -comp xz -noappend -quiet -no-progress >/dev/null 2>&1 || true
+        mkfs.erofs --quiet corpus/erofs root >/dev/null 2>&1 || true
+        xorriso -as mkisofs -quiet -no-pad -J -o corpus/iso root >/dev/null 2>&1 || true
+        mkfs.cramfs root corpus/cramfs >/dev/null 2>&1 || true
         ;;
 esac
 # libFuzzer's default exit status for a finding is 77, which meson reads as

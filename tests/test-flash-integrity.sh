@@ -17,7 +17,8 @@
 #     proves nothing. The same tree without a superblock: only the
 #     non-zero tail is mapped (nothing says it is a tree), and --map
 #     part:1 makes it verify.
-#   2 squashfs + appended hash tree (OpenWrt): the partition is mapped
+#   2 squashfs + appended hash tree (OpenWrt): the squashfs probe reads
+#     its size, the tree's superblock in the tail maps the partition
 #     whole, verify passes.
 #   3 ext4 data + DPS hash partition from systemd-repart: both mapped
 #     whole, verify passes; signed (Verity=signature) beside an
@@ -366,14 +367,11 @@ layout2() {
         else
                 fail "$L s p1: $(cut -d' ' -f1 <<<"$line") of $psz bytes mapped: $(cut -d' ' -f4- <<<"$line")"
         fi
-        # No squashfs probe yet: mapped whole as an unknown filesystem. Once
-        # there is one, the tail's superblock must be what maps it whole.
-        if grep -q 'no probe' <<<"$line"; then
-                how s 1 'fully mapped' "fully mapped (no squashfs probe yet)"
-                echo "    REPORT $L: no squashfs probe: mapped whole as unprobed, not for its dm-verity tree: $(cut -d' ' -f4- <<<"$line")"
-        else
-                how s 1 'dm-verity hash tree in the partition.s tail.*fully mapped' "the dm-verity tree in its tail"
-        fi
+        # The squashfs probe maps bytes_used; the tail's superblock is what
+        # maps the rest of the partition.
+        how s 1 'squashfs: bytes_used.*dm-verity hash tree in the partition.s tail.*fully mapped' \
+                "squashfs by its size, then the dm-verity tree in its tail"
+        in_full s $ps $psz "dm-verity superblock at partition byte $sq"
         covered s $ps $((ps + psz)) "the whole partition"
         for WHO in $FLASHERS; do
                 flash s "$d/img" "$WHO" || continue

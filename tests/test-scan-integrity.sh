@@ -4,7 +4,8 @@
 # (test-flash-integrity flashes the same layouts): non-zero bytes past a
 # filesystem's end, a dm-verity tree in that tail, an AVB footer, and the
 # user's --map in each form, with its bad values refused. Every image is
-# built here with sfdisk, mkfs.ext4 -d, mkfs.fat and veritysetup.
+# built here with sfdisk, mkfs.ext4 -d, mkfs.fat, mksquashfs and
+# veritysetup.
 . "$(dirname "$0")/lib.sh"
 # For its bmap range helper (fc) only: nothing here needs a loop device.
 . "$(dirname "$0")/flash-lib.sh"
@@ -114,6 +115,28 @@ if command -v veritysetup >/dev/null; then
         check_how "$(how "$img" 1)" "superblock at 48.0 MiB" "a superblock 8.5 KiB past the filesystem's end is found"
 else
         echo "veritysetup is not installed: dm-verity cases skipped"
+fi
+if command -v veritysetup >/dev/null && command -v mksquashfs >/dev/null; then
+        # squashfs + tree (OpenWrt): the probe reads bytes_used, the tree's
+        # superblock right after it maps the rest; without a tree only the
+        # squashfs is mapped.
+        img=$WORK/sq.img
+        gpt_ext4 "$img" 16
+        mksquashfs "$WORK/files" "$WORK/sq" -noappend -quiet -no-progress >/dev/null
+        sq=$(( ($(stat -c %s "$WORK/sq") + 4095) / 4096 * 4096))
+        truncate -s $sq "$WORK/sq"
+        # Over the ext4: zeros, then the squashfs.
+        dd if=/dev/zero of="$img" bs=1M seek=1 count=64 conv=notrunc status=none
+        dd if="$WORK/sq" of="$img" bs=1M seek=1 conv=notrunc status=none
+        "$BMAPSCAN" -q scan --no-checksum -o "$WORK/sq.bmap" "$img"
+        check_untouched "$WORK/sq.bmap" $((MiB + sq)) $((65 * MiB)) "squashfs: the zeros after bytes_used stay unmapped"
+        check_how "$(how "$img" 1)" "squashfs: bytes_used" "the report names the squashfs probe"
+        veritysetup format --hash-offset=$sq --data-blocks=$((sq / 4096)) "$WORK/sq" "$WORK/sq" >/dev/null
+        dd if="$WORK/sq" of="$img" bs=1M seek=1 conv=notrunc status=none
+        "$BMAPSCAN" -q scan --no-checksum -o "$WORK/sqv.bmap" "$img"
+        check_covered "$WORK/sqv.bmap" $MiB $((65 * MiB)) "squashfs + dm-verity tree: the whole partition is mapped"
+        check_how "$(how "$img" 1)" "dm-verity hash tree in the partition's tail (superblock at" \
+                "the report names the tree after the squashfs"
 fi
 
 echo "== an Android AVB footer"
