@@ -212,13 +212,15 @@ static int parse_super(const Reader *r, unsigned which, F2fsSuper *sb, ProbeResu
 /* The first valid superblock, as the kernel takes it. Returns 1 when a
  * state maps the volume whole (res says why), 0 to go on, or a failure. */
 static int find_super(const Reader *r, F2fsSuper *sb, ProbeResult *res) {
-        char first[sizeof(res->how)];
+        char first[sizeof(res->how)], second[sizeof(res->how)];
         int k = parse_super(r, 0, sb, res);
         if (k < 0) {
                 memcpy(first, res->how, sizeof(first));
                 k = parse_super(r, 1, sb, res);
-                if (k < 0)
-                        return probe_fail(res, k, "%s; %s", first, res->how);
+                if (k < 0) {
+                        memcpy(second, res->how, sizeof(second));
+                        return probe_fail(res, k, "%s; %s", first, second);
+                }
         }
         return k;
 }
@@ -250,21 +252,21 @@ static bool read_pack(const Reader *r, const F2fsSuper *sb, unsigned p, F2fsChec
         }
         k = reader_read(r, start << BLOCK_SHIFT, blocks, n);
         if (k < 0) {
-                snprintf(why, whylen, "checkpoint pack #%u unreadable: %s", p, strerror(-k));
+                snprintf(why, whylen, "checkpoint pack #%u unreadable: %s", p + 1, strerror(-k));
                 goto invalid;
         }
         if (!cp_block_valid(blocks)) {
-                snprintf(why, whylen, "checkpoint pack #%u: CRC mismatch", p);
+                snprintf(why, whylen, "checkpoint pack #%u: CRC mismatch", p + 1);
                 goto invalid;
         }
         uint32_t total = get_le32(blocks + 136);
         if (total < 2 + sb->cp_payload || total > SEG_BLOCKS) {
-                snprintf(why, whylen, "checkpoint pack #%u: %" PRIu32 " blocks", p, total);
+                snprintf(why, whylen, "checkpoint pack #%u: %" PRIu32 " blocks", p + 1, total);
                 goto invalid;
         }
         k = reader_read(r, (start + total - 1) << BLOCK_SHIFT, last, BLOCK);
         if (k < 0 || !cp_block_valid(last) || get_le64(last) != get_le64(blocks)) {
-                snprintf(why, whylen, "checkpoint pack #%u: its last block %s", p,
+                snprintf(why, whylen, "checkpoint pack #%u: its last block %s", p + 1,
                          k < 0 ? "is unreadable" : !cp_block_valid(last) ? "fails its CRC" : "has another version");
                 goto invalid;
         }
@@ -495,7 +497,7 @@ static int collect_roll_forward(const Reader *r, const F2fsSuper *sb, const F2fs
                 if (k < 0)
                         return k;
                 bool inode = get_le32(b + FOOTER) == get_le32(b + FOOTER + 4);
-                size_t from = inode ? INODE_ADDRS : 0, to = inode ? INODE_ADDRS_END : FOOTER - 20;
+                size_t from = inode ? INODE_ADDRS : 0, to = inode ? INODE_ADDRS_END : FOOTER;
                 for (size_t at = from; at < to; at += 4) {
                         uint32_t a = get_le32(b + at);
                         if (a == NULL_ADDR || a == NEW_ADDR || a == COMPRESS_ADDR)
