@@ -41,7 +41,8 @@ fuzz-btrfs)
         # filesystems, whose trees lie megabytes in.
         mkdir -p root/d && printf 'hello\n' >root/d/small && head -c 9000 /dev/urandom >root/f1 && head -c 70000 /dev/urandom >root/d/f2
         i=0
-        for args in "--mixed -n 4096" "-n 4096" "-n 4096 -d dup -m single" "-n 4096 --csum xxhash" "-n 16384 -m dup -d dup"; do
+        for args in "--mixed -n 4096" "-n 4096" "-n 4096 -d dup -m single" "-n 4096 --csum xxhash" "-n 16384 -m dup -d dup" \
+                "-n 4096 -O ^skinny-metadata"; do
                 i=$((i + 1))
                 rm -f b.img && truncate -s $([[ $args == --mixed* ]] && echo 16M || echo 120M) b.img
                 mkfs.btrfs -f -q $args --rootdir root b.img >/dev/null 2>&1 || continue
