@@ -394,15 +394,19 @@ def btrfs_chunks(path):
     return out
 
 
-def btrfs_need(chunk_dump, dev_dump, extent_dump, devid, devsize, offset, log_dump=None):
+def btrfs_need(chunk_dump, dev_dump, extent_dump, devid, devsize, offset, log_dump=None, nodesize=16384):
     """What a btrfs device uses, by btrfs-progs' own dumps: the first MiB,
     the superblock copies inside the device, the dev extents of every chunk
-    that is not plain data (SYSTEM, METADATA, mixed) or whose profile
-    stripes data (RAID0/10/5/6, unknown: the whole dev extent), and for
-    data chunks each extent item at every stripe on this device, and each
-    file extent of the log trees (LOG_DUMP: their dumps; fsync'd data that
-    has no extent item until the log is replayed). Returns (labelled
-    absolute ranges, summary dict)."""
+    whose profile stripes data (RAID0/10/5/6, unknown: the whole dev
+    extent), and for the chunks of every other profile (data, metadata,
+    system and mixed alike) each data extent item and each tree block
+    (METADATA_ITEM, or EXTENT_ITEM flagged TREE_BLOCK; NODESIZE bytes) at
+    every stripe on this device, and, from LOG_DUMP (the dumps of the log
+    root tree and the log trees), each log tree block and each file extent
+    of the log trees (fsync'd data and the blocks holding it have no extent
+    item until the log is replayed). Returns (labelled absolute ranges,
+    summary dict); its whole_chunk_need is what mapping SYSTEM, METADATA
+    and mixed chunks whole (the rule before issue 12) needs."""
     chunks = btrfs_chunks(chunk_dump)
     out = [(offset, offset + (1 << 20), "first MiB (primary superblock)")]
     sb = 0
@@ -410,9 +414,11 @@ def btrfs_need(chunk_dump, dev_dump, extent_dump, devid, devsize, offset, log_du
         if c + 4096 <= devsize:
             out.append((offset + c, offset + c + 4096, "superblock copy at %d" % c))
             sb += 1
-    s = dict(devid=devid, dev_extents=0, dev_extent_bytes=0, whole=0, whole_bytes=0, data_chunks=0,
-             items=0, item_bytes=0, sb_copies=sb, log_extents=0, log_bytes=0)
+    s = dict(devid=devid, dev_extents=0, dev_extent_bytes=0, whole=0, whole_bytes=0, by_extent_chunks=0,
+             meta_dev_extent_bytes=0, items=0, item_bytes=0, tree_blocks=0, tree_block_bytes=0, sb_copies=sb,
+             log_blocks=0, log_block_bytes=0, log_extents=0, log_bytes=0)
     per_extent = {}  # logical chunk start -> its stripes on this device
+    before = list(out)  # the whole-chunk rule's ranges
     seen = set()
     cur = None
     for line in open(dev_dump, errors="replace"):
@@ -435,7 +441,11 @@ def btrfs_need(chunk_dump, dev_dump, extent_dump, devid, devsize, offset, log_du
             seen.add(phys)
             s["dev_extents"] += 1
             s["dev_extent_bytes"] += length
-            if flags == "DATA" and prof in BTRFS_MIRRORED:
+            if flags != "DATA":
+                s["meta_dev_extent_bytes"] += length
+            if flags != "DATA" or prof not in BTRFS_MIRRORED:
+                before.append((offset + phys, offset + phys + length, ""))
+            if prof in BTRFS_MIRRORED:
                 per_extent.setdefault(logical, []).append(phys)
             else:
                 out.append((offset + phys, offset + phys + length, "dev extent of %s|%s chunk %d, stripe %d" % (
@@ -447,37 +457,68 @@ def btrfs_need(chunk_dump, dev_dump, extent_dump, devid, devsize, offset, log_du
         for dev, phys in stripes:
             if dev == devid and phys not in seen:
                 sys.exit("btrfs-need: chunk %d has a stripe at %d on device %d and no dev extent there" % (logical, phys, devid))
-    s["data_chunks"] = len(per_extent)
+    s["by_extent_chunks"] = len(per_extent)
     starts = sorted(per_extent)
 
-    def data_extent(bytenr, length, what):
+    def extent(bytenr, length, what):
+        """Adds the extent at every stripe on this device; its copies."""
         i = bisect.bisect_right(starts, bytenr) - 1
         if i < 0:
-            return False
+            return 0
         logical = starts[i]
-        clen = chunks[logical][0]
+        clen, flags, prof, stripes = chunks[logical]
         if bytenr >= logical + clen:
-            return False
+            return 0
         if bytenr + length > logical + clen:
             sys.exit("btrfs-need: %s %d+%d crosses the end of chunk %d" % (what, bytenr, length, logical))
         for phys in per_extent[logical]:
             a = offset + phys + bytenr - logical
-            out.append((a, a + length, "%s %d+%d of chunk %d, stripe %d" % (
-                what, bytenr, length, logical, chunks[logical][3].index((devid, phys)))))
-        return True
+            out.append((a, a + length, "%s %d+%d of %s|%s chunk %d, stripe %d" % (
+                what, bytenr, length, flags, prof, logical, stripes.index((devid, phys)))))
+            if flags == "DATA":
+                before.append((a, a + length, ""))
+        return len(per_extent[logical])
 
+    # An EXTENT_ITEM's kind is on its next line ("refs 1 gen 6 flags DATA").
+    pending = None
     for line in open(extent_dump, errors="replace"):
-        m = re.search(r"\bitem \d+ key \((\d+) EXTENT_ITEM (\d+)\)", line)
-        if m and data_extent(int(m.group(1)), int(m.group(2)), "data extent"):
-            s["items"] += 1
-            s["item_bytes"] += int(m.group(2))
+        m = re.search(r"\bitem \d+ key \((\d+) (EXTENT_ITEM|METADATA_ITEM) (\d+)\)", line)
+        if m:
+            if m.group(2) == "METADATA_ITEM":
+                n = extent(int(m.group(1)), nodesize, "tree block")
+                s["tree_blocks"] += n > 0
+                s["tree_block_bytes"] += n * nodesize
+            else:
+                pending = (int(m.group(1)), int(m.group(3)))
+            continue
+        m = re.search(r"^\s*refs \d+ gen \d+ flags (\S+)", line)
+        if m and pending:
+            bytenr, length = pending
+            pending = None
+            if "TREE_BLOCK" in m.group(1):
+                n = extent(bytenr, length, "tree block")
+                s["tree_blocks"] += n > 0
+                s["tree_block_bytes"] += n * length
+            else:
+                n = extent(bytenr, length, "data extent")
+                s["items"] += n > 0
+                s["item_bytes"] += n * length
     if log_dump:
         for line in open(log_dump, errors="replace"):
+            m = re.search(r"^(?:leaf (\d+) items|node (\d+) level)", line)
+            if m and "flags" not in line:
+                n = extent(int(m.group(1) or m.group(2)), nodesize, "log tree block")
+                s["log_blocks"] += n > 0
+                s["log_block_bytes"] += n * nodesize
+                continue
             m = re.search(r"extent data disk byte (\d+) nr (\d+)", line)
-            if m and int(m.group(1)) and data_extent(int(m.group(1)), int(m.group(2)), "log tree file extent"):
-                s["log_extents"] += 1
-                s["log_bytes"] += int(m.group(2))
+            if m and int(m.group(1)):
+                n = extent(int(m.group(1)), int(m.group(2)), "log tree file extent")
+                if n:
+                    s["log_extents"] += 1
+                    s["log_bytes"] += n * int(m.group(2))
     s["need"] = total(out)
+    s["whole_chunk_need"] = total(before)
     return out, s
 
 
@@ -607,12 +648,10 @@ def main(argv):
             print("part", p["number"], p["start"], p["size"], int(bool(p["container"])), int(bool(p["probed"])),
                   p["mapped_bytes"], p["filesystem"] or "-", p["how"].replace("\n", " "))
     elif cmd == "btrfs-need":
-        # btrfs-need CHUNK_DUMP DEV_DUMP EXTENT_DUMP DEVID DEVSIZE OFFSET LABEL [LOG_DUMP]
+        # btrfs-need CHUNK_DUMP DEV_DUMP EXTENT_DUMP DEVID DEVSIZE OFFSET LABEL [LOG_DUMP [NODESIZE]]
         rs, s = btrfs_need(args[0], args[1], args[2], int(args[3]), int(args[4]), int(args[5]),
-                           args[7] if len(args) > 7 else None)
-        print("# devid %(devid)d dev_extents %(dev_extents)d dev_extent_bytes %(dev_extent_bytes)d whole %(whole)d "
-              "whole_bytes %(whole_bytes)d data_chunks %(data_chunks)d items %(items)d item_bytes %(item_bytes)d "
-              "sb_copies %(sb_copies)d log_extents %(log_extents)d log_bytes %(log_bytes)d need %(need)d" % s)
+                           args[7] if len(args) > 7 else None, int(args[8]) if len(args) > 8 else 16384)
+        print("# " + " ".join("%s %d" % kv for kv in s.items()))
         for a, b, lab in sorted(rs):
             print(a, b, "%s: %s" % (args[6], lab))
     elif cmd == "round-total-in":

@@ -19,14 +19,19 @@
 # Also, without flashing: each of those bytes lies in the bmap (no data
 # loss); and EXACTNESS: the bytes the bmap maps inside each btrfs device
 # against what 'btrfs inspect-internal dump-tree' says the device uses:
-# the dev extents (-t dev) of SYSTEM, METADATA and mixed chunks and of
-# striped profiles, each data EXTENT_ITEM (-t extent) and each file extent
-# of the log trees at every stripe of its chunk (-t chunk) on this device,
-# the first MiB and the superblock copies, rounded out to the bmap's 4 KiB
-# blocks. Both numbers are printed for every device. Fewer mapped bytes
-# fail (data loss). While scan has no btrfs probe ("no probe"), the device
-# is mapped whole and that is reported, not failed; a probe that maps a
-# single-device filesystem whole, or more than 1% over, fails.
+# the dev extents (-t dev) of striped profiles, and in the chunks (-t
+# chunk) of every other profile each tree block (METADATA_ITEM or
+# TREE_BLOCK EXTENT_ITEM, -t extent: nodesize bytes), each data
+# EXTENT_ITEM, each block of the log root tree and log trees and each file
+# extent of the log trees, at every stripe of its chunk on this device
+# (DUP: both copies), plus the first MiB and the superblock copies,
+# rounded out to the bmap's 4 KiB blocks. Both numbers are printed for
+# every device, with what mapping SYSTEM, METADATA and mixed chunks whole
+# (the rule before issue 12) would need. Fewer mapped bytes fail (data
+# loss). While scan has no btrfs probe ("no probe"), the device is mapped
+# whole and that is reported, not failed; a probe that maps a
+# single-device filesystem whole, or more than 1% over (the issue asks for
+# 5%), fails.
 #
 # btrfs-log (a crash image: fsync'd data only in the log tree) is mounted
 # without log replay for (2), and then replayed by the kernel on writable
@@ -157,20 +162,23 @@ btrfs_ground_truth() {
                         btrfs inspect-internal dump-tree -t "$t" "$loop" >"$d/dump-$t" 2>"$WORK/err" ||
                                 fail "$L m$m p$n: dump-tree -t $t of the image fails: $(head -c 300 "$WORK/err")"
                 done
-                # A log tree: the log root tree lists one log tree per subvolume.
-                local logroot b
+                # A log tree: the log root tree lists one log tree per
+                # subvolume; the blocks of both are used.
+                local logroot b nodesize
                 logroot=$(awk '$1 == "log_root" {print $2}' "$d/super")
+                nodesize=$(awk '$1 == "nodesize" {print $2}' "$d/super")
                 : >"$d/dump-log"
                 if [ -n "$logroot" ] && [ "$logroot" != 0 ]; then
                         HASLOG=1
                         btrfs inspect-internal dump-tree -b "$logroot" --follow "$loop" >"$d/dump-logroot" 2>&1 || true
+                        cat "$d/dump-logroot" >>"$d/dump-log"
                         while read -r b; do
                                 btrfs inspect-internal dump-tree -b "$b" --follow "$loop" >>"$d/dump-log" 2>&1 ||
                                         fail "$L m$m p$n: dump-tree of the log tree at $b fails"
                         done < <(grep -o 'root_dirid [0-9]* bytenr [0-9]*' "$d/dump-logroot" | awk '{print $4}')
                 fi
                 if ! fc btrfs-need "$d/dump-chunk" "$d/dump-dev" "$d/dump-extent" "$devid" "$devsize" "$start" "m$m p$n btrfs devid $devid" \
-                        "$d/dump-log" >"$d/bneed-$m-$n" 2>"$WORK/err"; then
+                        "$d/dump-log" "${nodesize:-16384}" >"$d/bneed-$m-$n" 2>"$WORK/err"; then
                         fail "$L m$m p$n: dump-tree output not understood: $(head -c 300 "$WORK/err")"
                         : >"$d/bneed-$m-$n"
                 fi
@@ -280,13 +288,13 @@ check_target_ext() {
 # regular expression over the labels of the used ranges): scan's bmap is
 # replaced by bmaptool create's of a copy with holes punched over some used
 # btrfs bytes: every other data extent (data), the second copy of every
-# DUP or RAID1 metadata and system chunk (mirror, what partclone lost), or
-# the ranges the expression picks. The checks must fail.
+# tree block in a DUP or RAID1 metadata or system chunk (mirror, what
+# partclone lost), or the ranges the expression picks. The checks must fail.
 mutant() {
         local m rx every=1
         case $FLASH_MUTANT in
         data) rx='data extent'; every=2 ;;
-        mirror) rx='dev extent of (METADATA|SYSTEM).*stripe 1$' ;;
+        mirror) rx='tree block .*(METADATA|SYSTEM).*stripe 1$' ;;
         *) rx=$FLASH_MUTANT ;;
         esac
         for m in "${!MFILE[@]}"; do
@@ -446,7 +454,7 @@ check_layout() {
                         case ${f##*/} in
                         outside-*) what="outside the filesystems" ;;
                         bsuper-*) what="btrfs p$(cut -d- -f3 <<<"${f##*/}"): first MiB and superblock copies" ;;
-                        bused-*) what="btrfs p$(cut -d- -f3 <<<"${f##*/}"): used by dump-tree (SYSTEM/METADATA/mixed dev extents, data extent items and log tree file extents at each stripe)" ;;
+                        bused-*) what="btrfs p$(cut -d- -f3 <<<"${f##*/}"): used by dump-tree (tree blocks, data extent items, log tree blocks and file extents at each stripe; striped chunks whole)" ;;
                         eneed-*) what="ext4 p$(cut -d- -f3 <<<"${f##*/}"): used blocks" ;;
                         esac
                         if fc compare "${MFILE[$m]}" "${MTGT[$m]}" "$f" "$L m$m: check (3): $what" >"$WORK/out"; then
@@ -470,21 +478,23 @@ exactness() {
                 read -r m n start psize <<<"$e"
                 local sum="$d/bneed-$m-$n"
                 [ -s "$sum" ] || continue
-                local mapped ideal raw how dx sysmeta items itembytes sbc logn logb
+                local mapped ideal raw how dx striped items itembytes tb tbbytes sbc logtb logtbb logn logb before
                 mapped=$(fc mapped-in "$d/bmap-$m" "$start" $((start + psize)))
                 # All of the member's needed bytes: a block that straddles the
                 # partition's edge is mapped for its neighbour's bytes too.
                 ideal=$(fc round-total-in "$d/need-$m" "$start" $((start + psize)))
-                read -r raw dx sysmeta items itembytes sbc logn logb < <(awk '$1 == "#" {
+                read -r raw dx striped items itembytes tb tbbytes sbc logtb logtbb logn logb before < <(awk '$1 == "#" {
                         for (i = 2; i < NF; i += 2) v[$i] = $(i + 1)
-                        print v["need"], v["dev_extent_bytes"], v["whole_bytes"], v["items"], v["item_bytes"], v["sb_copies"],
-                                v["log_extents"], v["log_bytes"] }' "$sum")
+                        print v["need"], v["dev_extent_bytes"], v["whole_bytes"], v["items"], v["item_bytes"], v["tree_blocks"],
+                                v["tree_block_bytes"], v["sb_copies"], v["log_blocks"], v["log_block_bytes"], v["log_extents"],
+                                v["log_bytes"], v["whole_chunk_need"] }' "$sum")
                 how=$(cut -d' ' -f9- "$d/jpart-$m-$n")
                 local who="$L m$m p$n (btrfs)"
                 echo "    exact $who: dump-tree says $raw of $psize bytes are used (first MiB + $sbc superblock copies," \
-                        "$sysmeta in SYSTEM/METADATA/mixed dev extents, $itembytes in $items data extent items at each stripe;" \
-                        "$([ "$logn" = 0 ] || echo "$logb in $logn log tree file extents; ")all dev extents take $dx):" \
-                        "$ideal in 4 KiB blocks; scan maps $mapped (+$(pct "$mapped" "$ideal")%): $how"
+                        "$tbbytes in $tb tree blocks and $itembytes in $items data extent items at each stripe;" \
+                        "$([ "$logn$logtb" = 00 ] || echo "$logtbb in $logtb log tree blocks, $logb in $logn log tree file extents; ")$([ "$striped" = 0 ] || echo "$striped in striped dev extents; ")all dev extents take $dx):" \
+                        "$ideal in 4 KiB blocks; scan maps $mapped (+$(pct "$mapped" "$ideal")%);" \
+                        "SYSTEM/METADATA/mixed chunks whole would need $before (+$(pct "$before" "$raw")%): $how"
                 local whole=0
                 [ "$mapped" -lt $((psize - 8192)) ] || whole=1
                 if [ "$mapped" -lt "$ideal" ]; then

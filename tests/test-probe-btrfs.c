@@ -3,9 +3,11 @@
  * through a loop mount where the machine allows it: the used bytes must be
  * exactly what btrfs-progs' own dump of the chunk, dev and extent trees (and
  * of the log trees) says: the first 1 MiB, the superblock copies, every dev
- * extent of a metadata, system, mixed or striped chunk, and each extent item
- * of a SINGLE/DUP/RAID1* data chunk at each of its stripes on the device.
- * Every damaged image must fail or be mapped whole (never crash, never map
+ * extent of a striped chunk, and in SINGLE/DUP/RAID1* chunks of every kind
+ * each extent item, each tree block (METADATA_ITEM, nodesize bytes) and
+ * each log tree block and log file extent, at each of the chunk's stripes
+ * on the device. Every damaged image must fail, be mapped whole, or have
+ * the chunks whose records are damaged mapped whole (never crash, never map
  * less than the clean image), and random mutations must never crash or map
  * outside the partition. */
 #include <fcntl.h>
@@ -107,10 +109,14 @@ typedef struct Ref {
         size_t n_chunks;
         RefDevExtent dev[2048];
         size_t n_dev;
-        Extents data; /* EXTENT_ITEM ranges, logical */
-        Extents log;  /* file extents of the log trees, logical */
+        Extents data;      /* EXTENT_ITEM (data and tree blocks) and METADATA_ITEM ranges, logical */
+        Extents log;       /* file extents of the log trees, logical */
+        Extents logblocks; /* the blocks of the log root tree and log trees, logical */
         uint64_t tree_blocks[8192];
         size_t n_tree_blocks;
+        uint64_t extent_leaves[1024]; /* in key order */
+        size_t n_extent_leaves;
+        bool meta_whole; /* blake2b: the probe maps metadata and system chunks whole */
         uint64_t extent_root, chunk_root, dev_root;
         unsigned extent_levels;
         uint32_t nodesize;
@@ -119,29 +125,39 @@ typedef struct Ref {
 static void ref_done(Ref *ref) {
         extents_done(&ref->data);
         extents_done(&ref->log);
+        extents_done(&ref->logblocks);
 }
 
-/* DATA only, and a profile whose stripes all hold the same bytes. */
-static bool type_by_extent(const char *type) {
-        if (strncmp(type, "DATA", 4) != 0 || strstr(type, "METADATA") || strstr(type, "SYSTEM"))
+/* A profile whose stripes all hold the same bytes; with meta_whole, DATA only. */
+static bool type_by_extent(const char *type, bool meta_whole) {
+        if (meta_whole && (strncmp(type, "DATA", 4) != 0 || strstr(type, "METADATA") || strstr(type, "SYSTEM")))
                 return false;
         const char *bar = strrchr(type, '|');
         const char *profile = bar ? bar + 1 : "single";
-        return strcmp(profile, "DATA") == 0 || strcmp(profile, "single") == 0 || strcmp(profile, "DUP") == 0 ||
-               strcmp(profile, "RAID1") == 0 || strcmp(profile, "RAID1C3") == 0 || strcmp(profile, "RAID1C4") == 0;
+        return strcmp(profile, "DATA") == 0 || strcmp(profile, "METADATA") == 0 || strcmp(profile, "SYSTEM") == 0 ||
+               strcmp(profile, "single") == 0 || strcmp(profile, "DUP") == 0 || strcmp(profile, "RAID1") == 0 ||
+               strcmp(profile, "RAID1C3") == 0 || strcmp(profile, "RAID1C4") == 0;
 }
+
+static uint64_t super_field(const char *img, const char *field);
 
 /* Parses `btrfs inspect-internal dump-tree` of devs (space-separated,
  * quoted paths) into ref: with all, every tree (log trees and the list of
  * tree blocks included), else the chunk, dev and extent trees only. */
 static bool ref_load_trees(const char *devs, bool all, Ref *ref) {
-        char cmd[4096], line[1024], type[64];
+        char cmd[4096], line[1024], type[64], first[PATH_MAX];
         unsigned long long a, b;
         unsigned u;
         FILE *p;
-        bool in_log = false, ok = true;
+        bool in_log = false, in_extent = false, ok = true;
 
-        *ref = (Ref) { .data = EXTENTS_INIT, .log = EXTENTS_INIT };
+        *ref = (Ref) { .data = EXTENTS_INIT, .log = EXTENTS_INIT, .logblocks = EXTENTS_INIT };
+        if (sscanf(devs, "'%4095[^']'", first) != 1)
+                return false;
+        ref->nodesize = (uint32_t) super_field(first, "nodesize");
+        ref->meta_whole = super_field(first, "csum_type") == 3;
+        if (ref->nodesize == 0)
+                return false;
 
         if (all)
                 snprintf(cmd, sizeof(cmd), "btrfs inspect-internal dump-tree %s 2>/dev/null", devs);
@@ -154,14 +170,22 @@ static bool ref_load_trees(const char *devs, bool all, Ref *ref) {
                 return false;
         while (fgets(line, sizeof(line), p)) {
                 if (line[0] != '\t' && line[0] != ' ') {
-                        if (strncmp(line, "log tree key", 12) == 0)
+                        if (strncmp(line, "log tree key", 12) == 0 || strcmp(line, "log root tree\n") == 0)
                                 in_log = true;
                         else if (strstr(line, "tree key") || strstr(line, "tree\n") || strncmp(line, "total bytes", 11) == 0)
                                 in_log = false;
+                        if (strstr(line, "tree key") || strstr(line, "tree\n") || strncmp(line, "total bytes", 11) == 0)
+                                in_extent = strncmp(line, "extent tree key", 15) == 0;
                 }
                 if ((sscanf(line, "leaf %llu items", &a) == 1 || sscanf(line, "node %llu level", &a) == 1) &&
-                    !strstr(line, "flags") && ref->n_tree_blocks < ELEMENTSOF(ref->tree_blocks))
-                        ref->tree_blocks[ref->n_tree_blocks++] = a;
+                    !strstr(line, "flags")) {
+                        if (ref->n_tree_blocks < ELEMENTSOF(ref->tree_blocks))
+                                ref->tree_blocks[ref->n_tree_blocks++] = a;
+                        if (in_log)
+                                ok = ok && extents_add(&ref->logblocks, a, a + ref->nodesize) == 0;
+                        if (in_extent && line[0] == 'l' && ref->n_extent_leaves < ELEMENTSOF(ref->extent_leaves))
+                                ref->extent_leaves[ref->n_extent_leaves++] = a;
+                }
                 if (sscanf(line, " item %u key (FIRST_CHUNK_TREE CHUNK_ITEM %llu)", &u, &a) == 2 &&
                     ref->n_chunks < ELEMENTSOF(ref->chunks))
                         ref->chunks[ref->n_chunks++] = (RefChunk) { .start = a };
@@ -169,7 +193,7 @@ static bool ref_load_trees(const char *devs, bool all, Ref *ref) {
                         RefChunk *c = &ref->chunks[ref->n_chunks - 1];
                         c->length = a;
                         snprintf(c->type, sizeof(c->type), "%s", type);
-                        c->by_extent = type_by_extent(type);
+                        c->by_extent = type_by_extent(type, ref->meta_whole);
                 } else if (sscanf(line, " stripe %u devid %llu offset %llu", &u, &a, &b) == 3 && ref->n_chunks) {
                         RefChunk *c = &ref->chunks[ref->n_chunks - 1];
                         if (c->nstripes < ELEMENTSOF(c->devid)) {
@@ -184,6 +208,8 @@ static bool ref_load_trees(const char *devs, bool all, Ref *ref) {
                         ref->dev[ref->n_dev - 1].length = b;
                 } else if (!in_log && sscanf(line, " item %u key (%llu EXTENT_ITEM %llu)", &u, &a, &b) == 3)
                         ok = ok && extents_add(&ref->data, a, a + b) == 0;
+                else if (!in_log && sscanf(line, " item %u key (%llu METADATA_ITEM %llu)", &u, &a, &b) == 3)
+                        ok = ok && extents_add(&ref->data, a, a + ref->nodesize) == 0;
                 else if (in_log && sscanf(line, " extent data disk byte %llu nr %llu", &a, &b) == 2 && a != 0)
                         ok = ok && extents_add(&ref->log, a, a + b) == 0;
         }
@@ -210,8 +236,6 @@ static bool ref_load_trees(const char *devs, bool all, Ref *ref) {
         }
         return ok && ref->n_chunks > 0 && ref->n_dev > 0;
 }
-
-static uint64_t super_field(const char *img, const char *field);
 
 /* The trees the expected map needs: the log trees too when there is a log. */
 static bool ref_load(const char *devs, Ref *ref) {
@@ -250,8 +274,10 @@ static void add_clipped(Extents *ret, const Extents *src, const RefChunk *c, uin
         }
 }
 
-/* What device devid of the filesystem uses, in a partition of part_size. */
-static void ref_expected(const Ref *ref, uint64_t devid, uint64_t part_size, Extents *ret) {
+/* What device devid of the filesystem uses, in a partition of part_size,
+ * when the chunks whole() picks are mapped whole (NULL: none). */
+static void ref_expected_with(const Ref *ref, uint64_t devid, uint64_t part_size, bool (*whole)(const RefChunk *c),
+                              Extents *ret) {
         extents_clear(ret);
         extents_add(ret, 0, part_size < MIB ? part_size : MIB);
         for (size_t i = 0; i < ref->n_dev; i++) {
@@ -260,17 +286,22 @@ static void ref_expected(const Ref *ref, uint64_t devid, uint64_t part_size, Ext
                         continue;
                 const RefChunk *c = ref_chunk(ref, d->chunk);
                 CHECK(c, "dev extent at %" PRIu64 " names chunk %" PRIu64 ", which the dump lacks", d->physical, d->chunk);
-                if (!c || !c->by_extent) {
+                if (!c || !c->by_extent || (whole && whole(c))) {
                         extents_add(ret, d->physical, d->physical + d->length);
                         continue;
                 }
                 add_clipped(ret, &ref->data, c, d->physical);
                 add_clipped(ret, &ref->log, c, d->physical);
+                add_clipped(ret, &ref->logblocks, c, d->physical);
         }
         const uint64_t supers[] = { 64 * 1024, 64 * MIB, 256 * 1024 * MIB };
         for (size_t i = 0; i < ELEMENTSOF(supers); i++)
                 if (supers[i] + 4096 <= part_size)
                         extents_add(ret, supers[i], supers[i] + 4096);
+}
+
+static void ref_expected(const Ref *ref, uint64_t devid, uint64_t part_size, Extents *ret) {
+        ref_expected_with(ref, devid, part_size, NULL, ret);
 }
 
 /* The physical copies on devid of the tree block at logical. */
@@ -873,10 +904,39 @@ static uint8_t *tree_block(Image *im, uint64_t logical, unsigned copy) {
         return copy < n && phys[copy] + im->nodesize <= im->size ? im->data + phys[copy] : NULL;
 }
 
+/* Chunks to expect mapped whole. */
+static bool any_chunk(const RefChunk *c) {
+        return true;
+}
+static bool is_metadata_chunk(const RefChunk *c) {
+        return strncmp(c->type, "METADATA", 8) == 0;
+}
+static bool is_tree_chunk(const RefChunk *c) {
+        return strstr(c->type, "METADATA") || strstr(c->type, "SYSTEM");
+}
+static uint64_t whole_start;
+static bool is_whole_start(const RefChunk *c) {
+        return c->start == whole_start;
+}
+
+/* The map must be the clean one with the chunks whole() picks mapped whole. */
+static void check_chunks_whole(const char *what, const Image *im, const ProbeResult *res, bool (*whole)(const RefChunk *c)) {
+        _cleanup_extents_ Extents want = EXTENTS_INIT;
+        ref_expected_with(&im->ref, im->devid, im->size, whole, &want);
+        printf("%-30s used: probe %" PRIu64 ", expected with those chunks whole %" PRIu64 ", clean %" PRIu64 "\n", what,
+               extents_total(&res->used), extents_total(&want), extents_total(&im->clean));
+        CHECK(extents_equal(&res->used, &want), "%s: not the clean map with the chunks in doubt whole", what);
+        if (!extents_equal(&res->used, &want))
+                report_difference(what, &res->used, &want);
+        CHECK(!extents_equal(&want, &im->clean), "%s: the expected map is the clean one", what);
+}
+
 /* Changes one item of the given key type in the leaf at logical (f gets
- * the item's data) and re-checksums the block. */
+ * the item's data) and re-checksums the block; with whole, the map must be
+ * the clean one with the chunks it picks mapped whole. */
 static void leaf_case(Image *im, const char *what, uint64_t logical, uint8_t type, uint64_t objectid_min,
-                      void (*f)(uint8_t *data, uint32_t size), bool want_whole, const char *want_how) {
+                      void (*f)(uint8_t *data, uint32_t size), bool want_whole, const char *want_how,
+                      bool (*whole)(const RefChunk *c)) {
         ProbeResult res = { .used = EXTENTS_INIT };
         uint8_t *blk = tree_block(im, logical, 0), *saved = malloc(im->nodesize);
         CHECK(blk && saved, "%s: no tree block %" PRIu64, what, logical);
@@ -900,8 +960,29 @@ static void leaf_case(Image *im, const char *what, uint64_t logical, uint8_t typ
         int k = probe_mem(im, im->size, &res);
         printf("%-30s k=%d %s\n", what, k, res.how);
         check_safe(what, im, k, &res, want_whole, want_how);
+        if (whole && k == 0)
+                check_chunks_whole(what, im, &res, whole);
         memcpy(blk, saved, im->nodesize);
         free(saved);
+        probe_result_done(&res);
+}
+
+/* METADATA_ITEMs without the skinny-metadata flag: the kernel would not
+ * look them up, so the metadata and system chunks are mapped whole, the
+ * data chunks still extent by extent. */
+static void skinny_case(Image *im) {
+        const char *what = "super-skinny-flag-cleared";
+        ProbeResult res = { .used = EXTENTS_INIT };
+        uint8_t saved[4096], *sb = im->data + 65536;
+        memcpy(saved, sb, sizeof(saved));
+        put_le64(sb + 0xbc, get_le64(sb + 0xbc) & ~(1ULL << 8));
+        fix_csum(sb, 4096);
+        int k = probe_mem(im, im->size, &res);
+        printf("%-30s k=%d %s\n", what, k, res.how);
+        check_safe(what, im, k, &res, false, "no skinny-metadata flag");
+        if (k == 0)
+                check_chunks_whole(what, im, &res, is_tree_chunk);
+        memcpy(sb, saved, sizeof(saved));
         probe_result_done(&res);
 }
 
@@ -943,8 +1024,10 @@ static void test_damage(void) {
         super_case(&im, "super-generation-ahead", sb_root_generation, true, true, "generation");
 
         /* A flipped byte in the first copy of each tree the probe reads:
-         * mapped whole. In the second DUP copy, which is not read: the
-         * clean map (the metadata chunk is mapped whole, bad copy and all). */
+         * the chunk or dev tree: mapped whole; the extent tree's root: every
+         * chunk mapped whole, none of the space outside them. In the second
+         * DUP copy, which is not read: the clean map (which holds both
+         * copies of every tree block, the bad one too). */
         const struct {
                 const char *name;
                 uint64_t logical;
@@ -959,20 +1042,41 @@ static void test_damage(void) {
                                 continue;
                         blk[im.nodesize - 77] ^= 0x10;
                         int k = probe_mem(&im, im.size, &res);
+                        bool extent = trees[i].logical == im.ref.extent_root;
                         printf("%-30s k=%d %s\n", what, k, res.how);
-                        check_safe(what, &im, k, &res, copy == 0, copy == 0 ? "checksum" : NULL);
+                        check_safe(what, &im, k, &res, copy == 0 && !extent, copy == 0 ? "checksum" : NULL);
                         if (copy == 1)
                                 CHECK(k == 0 && extents_equal(&res.used, &im.clean), "%s: not the clean map", what);
+                        if (copy == 0 && extent) {
+                                check_chunks_whole(what, &im, &res, any_chunk);
+                                CHECK_STR_CONTAINS(res.how, "chunks mapped whole");
+                        }
                         blk[im.nodesize - 77] ^= 0x10;
                 }
         }
 
         /* Consistent checksums, inconsistent trees. */
-        leaf_case(&im, "dev-extent-longer-than-stripe", im.ref.dev_root, 204, 1, dev_extent_longer, true, "dev tree");
-        leaf_case(&im, "chunk-type-unknown-bit", im.ref.chunk_root, 228, 0, chunk_type_unknown, true, NULL);
-        /* A data block group whose used bytes disagree with its extents: that chunk alone is mapped whole. */
+        leaf_case(&im, "dev-extent-longer-than-stripe", im.ref.dev_root, 204, 1, dev_extent_longer, true, "dev tree", NULL);
+        leaf_case(&im, "chunk-type-unknown-bit", im.ref.chunk_root, 228, 0, chunk_type_unknown, true, NULL, NULL);
+        /* A block group whose used bytes disagree with its extents (a
+         * data one) or its tree blocks (the metadata one): that chunk alone
+         * is mapped whole. */
         leaf_case(&im, "block-group-used-differs", im.ref.extent_root, 192, 0, bg_used_more, false,
-                  "block group usage differs");
+                  "block group usage differs", NULL);
+        const RefChunk *meta = NULL;
+        for (size_t i = 0; i < im.ref.n_chunks && !meta; i++)
+                if (is_metadata_chunk(&im.ref.chunks[i]))
+                        meta = &im.ref.chunks[i];
+        CHECK(meta, "no metadata chunk in the dump");
+        if (meta) {
+                char how[128];
+                snprintf(how, sizeof(how), "1 chunk mapped whole (metadata chunk %" PRIu64 ": block group usage differs",
+                         meta->start);
+                whole_start = meta->start;
+                leaf_case(&im, "metadata-block-group-used-differs", im.ref.extent_root, 192, meta->start, bg_used_more, false,
+                          how, is_whole_start);
+        }
+        skinny_case(&im);
 
         /* A truncated image (the partition as large as before): a failure,
          * or the clean map when every tree block is still there. */
@@ -994,6 +1098,56 @@ static void test_damage(void) {
         }
         image_done(&im);
         probe_result_done(&res);
+        unlink(img);
+}
+
+static uint64_t leaf_lo, leaf_hi;
+static bool overlaps_leaf(const RefChunk *c) {
+        return c->start <= leaf_hi && c->start + c->length > leaf_lo;
+}
+
+/* A leaf in the middle of an extent tree of many (4 KiB nodes, 1500
+ * files of their own extents), its checksum broken: the chunks its keys
+ * would span (from its first key to the next leaf's) are mapped whole and
+ * the report says why; every other chunk keeps its extents. */
+static void test_extent_leaf_damage(void) {
+        const char *what = "extent-leaf-checksum";
+        PATH_COPY(root, "leafy");
+        PATH_COPY(img, "leafy.img");
+        ProbeResult res = { .used = EXTENTS_INIT };
+        Image im;
+
+        sh("mkdir -p '%s'", root);
+        for (unsigned i = 0; i < 1500; i++) {
+                char name[64];
+                snprintf(name, sizeof(name), "leafy/%u", i);
+                make_file(tpath(name), 2100 + rng() % 2000);
+        }
+        if (!mkfs(img, 160, "-n 4096", root) || !image_load(img, &im)) {
+                CHECK(false, "cannot make and load the image with a many-leaf extent tree");
+                sh("rm -rf '%s'", root);
+                return;
+        }
+        size_t n = im.ref.n_extent_leaves;
+        CHECK(n >= 3, "the extent tree has %zu leaves, expected at least 3", n);
+        uint8_t *blk = n >= 3 ? tree_block(&im, im.ref.extent_leaves[n / 2], 0) : NULL;
+        uint8_t *next = n >= 3 ? tree_block(&im, im.ref.extent_leaves[n / 2 + 1], 0) : NULL;
+        CHECK(blk && next, "%s: no leaf to damage", what);
+        if (blk && next) {
+                leaf_lo = get_le64(blk + 0x65);
+                leaf_hi = get_le64(next + 0x65);
+                blk[im.nodesize - 77] ^= 0x10;
+                int k = probe_mem(&im, im.size, &res);
+                printf("%-30s k=%d %s\n", what, k, res.how);
+                check_safe(what, &im, k, &res, false, "checksum");
+                CHECK_STR_CONTAINS(res.how, "mapped whole (");
+                if (k == 0)
+                        check_chunks_whole(what, &im, &res, overlaps_leaf);
+                blk[im.nodesize - 77] ^= 0x10;
+        }
+        image_done(&im);
+        probe_result_done(&res);
+        sh("rm -rf '%s'", root);
         unlink(img);
 }
 
@@ -1139,6 +1293,7 @@ int main(int argc, char **argv) {
         test_multi_device("two-devices-raid0-metadata", 2, "-m raid0 -d raid0", true);
         test_multi_device("four-devices-raid10", 4, "-m raid10 -d raid10", true);
         test_damage();
+        test_extent_leaf_damage();
         test_mutations();
         test_portable_crc32c();
 

@@ -30,11 +30,11 @@ typedef struct Chunk {
         uint64_t start, length, type, stripe_len;
         uint32_t num_stripes, sub_stripes;
         size_t first_stripe; /* in the map's stripe pool */
-        uint64_t extent_bytes; /* extent items counted in it */
+        uint64_t extent_bytes; /* its extent and metadata items add up to */
         uint64_t bg_used;
         bool bg_seen;
         bool here;  /* has a dev extent on this device */
-        bool whole; /* a data chunk whose extent records were doubtful */
+        bool whole; /* mapped whole: its extent records were doubtful */
 } Chunk;
 
 typedef struct ChunkMap {
@@ -71,10 +71,13 @@ typedef struct Btrfs {
         TreeRoot extent_root, dev_root, bg_root;
         TreeRoot *logs;
         size_t n_logs, cap_logs;
+        uint64_t *visited; /* the committed trees' blocks this probe read */
+        size_t n_visited, cap_visited;
         size_t *eligible; /* prefix counts of chunks mapped extent by extent */
         Extents logical;  /* used logical bytes in those chunks */
-        uint64_t log_extents;
-        unsigned bg_mismatch, doubtful;
+        uint64_t tree_blocks, log_blocks, log_extents;
+        unsigned n_whole;   /* chunks that fell back to being mapped whole */
+        char whole_why[160]; /* the first one and why */
         char why[200];
 } Btrfs;
 
@@ -82,6 +85,9 @@ typedef struct Btrfs {
 int btrfs_bad(Btrfs *b, int err, const char *fmt, ...) _printf_(3, 4);
 /* Puts "prefix: " before the reason already given. */
 int btrfs_bad_in(Btrfs *b, int err, const char *prefix);
+/* Gives up mapping chunk c extent by extent: it is mapped whole, and the
+ * first chunk to fall back says why in the report. */
+void btrfs_chunk_whole(Btrfs *b, Chunk *c, const char *fmt, ...) _printf_(3, 4);
 
 /* -EUCLEAN: the metadata is inconsistent or damaged; -EOPNOTSUPP: it uses
  * what this parser does not understand. Both map the whole partition; any
@@ -133,10 +139,11 @@ static inline Chunk *chunk_at(ChunkMap *m, uint64_t start) {
         return c && c->start == start ? c : NULL;
 }
 
-/* A data chunk on this device whose every copy holds the same bytes at the
- * same offset: its extents can be mapped one by one on each stripe. */
+/* A chunk on this device whose every copy holds the same bytes at the
+ * same offset (single, DUP, RAID1*): its extents, data extents and tree
+ * blocks alike, can be mapped one by one on each stripe. */
 static inline bool chunk_by_extent(const Chunk *c) {
-        return c->here && !c->whole && (c->type & ~BG_KNOWN) == 0 && (c->type & BG_TYPE_MASK) == BG_DATA &&
+        return c->here && !c->whole && (c->type & ~BG_KNOWN) == 0 &&
                ((c->type & BG_PROFILE_MASK) == 0 || (c->type & BG_MIRRORED));
 }
 
@@ -169,6 +176,12 @@ typedef struct Walk {
          * worth reading; NULL: all of them are. */
         bool (*want)(Btrfs *b, uint64_t lo, uint64_t hi);
         int (*item)(Btrfs *b, const Key *key, const uint8_t *data, uint32_t size);
+        /* Called for every tree block read and checked; NULL: nothing. */
+        int (*block)(Btrfs *b, uint64_t logical);
+        /* A tree block that fails its checks (b->why says how) and whose
+         * keys would have objectids lo..hi: with lost, the walk skips its
+         * subtree once lost returns 0; NULL: the walk fails. */
+        int (*lost)(Btrfs *b, uint64_t lo, uint64_t hi);
 } Walk;
 
 /* Walks the tree rooted at root (a tree block at logical address root,
@@ -190,5 +203,8 @@ extern const Walk btrfs_root_walk, btrfs_dev_walk, btrfs_extent_walk, btrfs_bg_w
 int btrfs_check_stripes_matched(Btrfs *b);
 /* Prepares extent_tree_want: which chunks are mapped extent by extent. */
 int btrfs_count_eligible(Btrfs *b);
+/* Every committed tree block read so far must have its extent item: a
+ * chunk holding one that has none is mapped whole. */
+int btrfs_check_visited(Btrfs *b);
 /* Adds what the log trees of an unreplayed fsync write. */
 int btrfs_read_logs(Btrfs *b);

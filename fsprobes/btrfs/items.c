@@ -2,12 +2,28 @@
 /* The items of each btrfs tree this probe reads, one handler per tree,
  * each called by the walker (tree.c) for every item of a leaf: chunk and
  * device items, root items, dev extents, extent and metadata items, block
- * group items, and the file extents of log trees. Each checks the item
- * against what the other trees already said. */
+ * group items, and the file extents and tree blocks of log trees. Each
+ * checks the item against what the other trees already said. */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "btrfs-internal.h"
+
+/* The blocks of the committed trees, as the walker reads them: each must
+ * have its extent item (btrfs_check_visited). */
+static int record_visited(Btrfs *b, uint64_t logical) {
+        if (b->n_visited == b->cap_visited) {
+                size_t cap = b->cap_visited ? b->cap_visited * 2 : 256;
+                uint64_t *v = realloc(b->visited, cap * sizeof(*v));
+                if (!v)
+                        return btrfs_bad(b, -ENOMEM, "out of memory for the tree blocks read");
+                b->visited = v;
+                b->cap_visited = cap;
+        }
+        b->visited[b->n_visited++] = logical;
+        return 0;
+}
 
 /* ---------------------------------------------------------------- chunk tree */
 
@@ -45,7 +61,9 @@ static bool same_chunk(const ChunkMap *ma, const Chunk *a, const ChunkMap *mb, c
 }
 
 int btrfs_read_chunk_tree(Btrfs *b) {
-        static const Walk w = { .name = "chunk tree", .owner = CHUNK_TREE_OBJECTID, .item = chunk_tree_item };
+        static const Walk w = {
+                .name = "chunk tree", .owner = CHUNK_TREE_OBJECTID, .item = chunk_tree_item, .block = record_visited
+        };
         int k;
 
         b->cur = &b->boot;
@@ -106,7 +124,8 @@ static bool root_tree_want(Btrfs *b, uint64_t lo, uint64_t hi) {
 }
 
 const Walk btrfs_root_walk = {
-        .name = "root tree", .owner = ROOT_TREE_OBJECTID, .want = root_tree_want, .item = root_tree_item
+        .name = "root tree", .owner = ROOT_TREE_OBJECTID, .want = root_tree_want, .item = root_tree_item,
+        .block = record_visited
 };
 
 /* ---------------------------------------------------------------- dev tree */
@@ -160,7 +179,7 @@ static bool dev_tree_want(Btrfs *b, uint64_t lo, uint64_t hi) {
 }
 
 const Walk btrfs_dev_walk = {
-        .name = "dev tree", .owner = DEV_TREE_OBJECTID, .want = dev_tree_want, .item = dev_tree_item
+        .name = "dev tree", .owner = DEV_TREE_OBJECTID, .want = dev_tree_want, .item = dev_tree_item, .block = record_visited
 };
 
 /* Every stripe of every chunk on this device must have its dev extent:
@@ -192,10 +211,9 @@ int btrfs_count_eligible(Btrfs *b) {
         return 0;
 }
 
-/* Whether a chunk mapped extent by extent overlaps logical lo..hi inclusive. */
-static bool extent_tree_want(Btrfs *b, uint64_t lo, uint64_t hi) {
-        const ChunkMap *m = &b->map;
-        size_t a = 0, z = m->n, first, last;
+/* The chunks [*ret_first, *ret_last) of m that overlap logical lo..hi inclusive. */
+static void chunks_overlapping(const ChunkMap *m, uint64_t lo, uint64_t hi, size_t *ret_first, size_t *ret_last) {
+        size_t a = 0, z = m->n, first;
         /* first chunk ending after lo */
         while (a < z) {
                 size_t mid = a + (z - a) / 2;
@@ -214,8 +232,29 @@ static bool extent_tree_want(Btrfs *b, uint64_t lo, uint64_t hi) {
                 else
                         z = mid;
         }
-        last = a;
+        *ret_first = first;
+        *ret_last = a;
+}
+
+/* Whether a chunk mapped extent by extent overlaps logical lo..hi inclusive. */
+static bool extent_tree_want(Btrfs *b, uint64_t lo, uint64_t hi) {
+        size_t first, last;
+        chunks_overlapping(&b->map, lo, hi, &first, &last);
         return last > first && b->eligible[last] > b->eligible[first];
+}
+
+/* A subtree of the extent or block group tree that fails its checks: the
+ * records of the chunks its keys span are lost with it, so those chunks
+ * are mapped whole, as all of them were before this probe read tree
+ * blocks; the other chunks keep their extents. */
+static int extent_tree_lost(Btrfs *b, uint64_t lo, uint64_t hi) {
+        char why[sizeof(b->why)];
+        size_t first, last;
+        snprintf(why, sizeof(why), "%s", b->why);
+        chunks_overlapping(&b->map, lo, hi, &first, &last);
+        for (size_t i = first; i < last; i++)
+                btrfs_chunk_whole(b, &b->map.v[i], "%s", why);
+        return 0;
 }
 
 static int block_group_item(Btrfs *b, const Key *key, const uint8_t *data, uint32_t size) {
@@ -243,16 +282,69 @@ static int chunks_whole(Btrfs *b, uint64_t start, uint64_t len, const char *what
                 if (!c)
                         return btrfs_bad(b, DOUBT, "%s %" PRIu64 "+%" PRIu64 " reaches byte %" PRIu64 ", in no chunk", what, start,
                                          len, at);
-                if (chunk_by_extent(c))
-                        b->doubtful++;
-                c->whole = true;
+                btrfs_chunk_whole(b, c, "%s %" PRIu64 "+%" PRIu64 " crosses its end", what, start, len);
                 at = c->start + c->length;
         }
         return 0;
 }
 
+/* Whether the extent or metadata item key (data, size) cannot be one of
+ * chunk c's extents: then c is mapped whole, saying why. Else *ret_tree
+ * tells a tree block from a data extent. A tree block the kernel would
+ * look up under another key, or an extent in a chunk of the other kind,
+ * puts all of the chunk's records in doubt. */
+static bool extent_item_doubt(Btrfs *b, Chunk *c, const Key *key, const uint8_t *data, uint32_t size, bool *ret_tree) {
+        uint64_t start = key->objectid, flags;
+        bool tree;
+
+        if (key->type == KEY_METADATA_ITEM) {
+                /* Without the feature, the kernel looks tree blocks up as
+                 * EXTENT_ITEMs only: such an item is not what it records. */
+                if (!(b->incompat & INCOMPAT_SKINNY_METADATA)) {
+                        btrfs_chunk_whole(b, c, "skinny metadata item at %" PRIu64 ", but no skinny-metadata flag", start);
+                        return true;
+                }
+                if (key->offset >= MAX_LEVEL) {
+                        btrfs_chunk_whole(b, c, "tree block %" PRIu64 " of level %" PRIu64, start, key->offset);
+                        return true;
+                }
+                tree = true;
+        } else {
+                if (size < EXTENT_ITEM_MIN_SIZE) {
+                        btrfs_chunk_whole(b, c, "extent item at %" PRIu64 " of %" PRIu32 " bytes", start, size);
+                        return true;
+                }
+                flags = get_le64(data + EXTENT_ITEM_FLAGS) & (EXTENT_FLAG_DATA | EXTENT_FLAG_TREE_BLOCK);
+                if (flags != EXTENT_FLAG_DATA && flags != EXTENT_FLAG_TREE_BLOCK) {
+                        btrfs_chunk_whole(b, c, "extent item at %" PRIu64 " with flags 0x%" PRIx64, start,
+                                          get_le64(data + EXTENT_ITEM_FLAGS));
+                        return true;
+                }
+                tree = flags == EXTENT_FLAG_TREE_BLOCK;
+                if (tree && key->offset != b->nodesize) {
+                        btrfs_chunk_whole(b, c, "tree block %" PRIu64 " of %" PRIu64 " bytes", start, key->offset);
+                        return true;
+                }
+        }
+        if (start % b->sectorsize) {
+                btrfs_chunk_whole(b, c, "extent at %" PRIu64 " is not sector-aligned", start);
+                return true;
+        }
+        if (tree && !(c->type & (BG_METADATA | BG_SYSTEM))) {
+                btrfs_chunk_whole(b, c, "tree block %" PRIu64 " in a data chunk", start);
+                return true;
+        }
+        if (!tree && !(c->type & BG_DATA)) {
+                btrfs_chunk_whole(b, c, "data extent %" PRIu64 " in a chunk without data", start);
+                return true;
+        }
+        *ret_tree = tree;
+        return false;
+}
+
 static int extent_tree_item(Btrfs *b, const Key *key, const uint8_t *data, uint32_t size) {
         uint64_t start = key->objectid, len;
+        bool tree = false;
 
         switch (key->type) {
         case KEY_EXTENT_ITEM:
@@ -271,15 +363,14 @@ static int extent_tree_item(Btrfs *b, const Key *key, const uint8_t *data, uint3
         Chunk *c = chunk_find_mut(&b->map, start);
         if (!c)
                 return btrfs_bad(b, DOUBT, "extent tree: extent %" PRIu64 "+%" PRIu64 " lies in no chunk", start, len);
-        /* An extent across a chunk's end, or a tree block in a data
-         * chunk: the chunks involved are not what they claim to be. */
+        /* An extent across a chunk's end: the chunks involved are not what
+         * they claim to be. */
         if (start + len - c->start > c->length)
-                return chunks_whole(b, start, len, "extent tree: extent");
-        if (!chunk_by_extent(c))
+                return chunks_whole(b, start, len, "extent");
+        if (!chunk_by_extent(c) || extent_item_doubt(b, c, key, data, size, &tree))
                 return 0;
-        if (key->type == KEY_METADATA_ITEM || (size >= EXTENT_ITEM_FLAGS + 8 && (get_le64(data + EXTENT_ITEM_FLAGS) & EXTENT_FLAG_TREE_BLOCK)))
-                return chunks_whole(b, start, len, "extent tree: tree block");
         c->extent_bytes += len;
+        b->tree_blocks += tree;
         int k = extents_add(&b->logical, start, start + len);
         return k < 0 ? btrfs_bad(b, k, "out of memory for the extents") : 0;
 }
@@ -289,12 +380,26 @@ static int bg_tree_item(Btrfs *b, const Key *key, const uint8_t *data, uint32_t 
 }
 
 const Walk btrfs_extent_walk = {
-        .name = "extent tree", .owner = EXTENT_TREE_OBJECTID, .want = extent_tree_want, .item = extent_tree_item
+        .name = "extent tree", .owner = EXTENT_TREE_OBJECTID, .want = extent_tree_want, .item = extent_tree_item,
+        .block = record_visited, .lost = extent_tree_lost
 };
 
 const Walk btrfs_bg_walk = {
-        .name = "block group tree", .owner = BLOCK_GROUP_TREE_OBJECTID, .want = extent_tree_want, .item = bg_tree_item
+        .name = "block group tree", .owner = BLOCK_GROUP_TREE_OBJECTID, .want = extent_tree_want, .item = bg_tree_item,
+        .block = record_visited, .lost = extent_tree_lost
 };
+
+int btrfs_check_visited(Btrfs *b) {
+        for (size_t i = 0; i < b->n_visited; i++) {
+                uint64_t at = b->visited[i];
+                Chunk *c = chunk_find_mut(&b->map, at);
+                if (!c)
+                        return btrfs_bad(b, DOUBT, "tree block %" PRIu64 " lies in no chunk of the chunk tree", at);
+                if (chunk_by_extent(c) && !extents_contains(&b->logical, at, at + b->nodesize))
+                        btrfs_chunk_whole(b, c, "tree block %" PRIu64 " has no extent item", at);
+        }
+        return 0;
+}
 
 /* ---------------------------------------------------------------- log trees */
 
@@ -318,6 +423,17 @@ static int log_root_item(Btrfs *b, const Key *key, const uint8_t *data, uint32_t
                 .found = true,
         };
         return 0;
+}
+
+/* A block of a log tree: written after the commit, it has no extent item,
+ * and replay reads it. */
+static int log_block(Btrfs *b, uint64_t logical) {
+        const Chunk *c = chunk_find(&b->map, logical);
+        b->log_blocks++;
+        if (!c || !chunk_by_extent(c))
+                return 0;
+        int k = extents_add(&b->logical, logical, logical + b->nodesize);
+        return k < 0 ? btrfs_bad(b, k, "out of memory for the extents") : 0;
 }
 
 /* A file extent the log writes: replay makes it used, whether or not the
@@ -350,8 +466,12 @@ static int log_tree_item(Btrfs *b, const Key *key, const uint8_t *data, uint32_t
 }
 
 int btrfs_read_logs(Btrfs *b) {
-        static const Walk root_walk = { .name = "log root tree", .owner = TREE_LOG_OBJECTID, .item = log_root_item };
-        static const Walk log_walk = { .name = "log tree", .owner = TREE_LOG_OBJECTID, .item = log_tree_item };
+        static const Walk root_walk = {
+                .name = "log root tree", .owner = TREE_LOG_OBJECTID, .item = log_root_item, .block = log_block
+        };
+        static const Walk log_walk = {
+                .name = "log tree", .owner = TREE_LOG_OBJECTID, .item = log_tree_item, .block = log_block
+        };
         uint64_t root = get_le64(b->sb + SB_LOG_ROOT);
         int k;
 

@@ -49,6 +49,7 @@
  * uuid, raid1c34) change nothing about where allocations are recorded.
  * Zoned (12), extent tree v2 (13), raid stripe tree (14), simple quotas
  * (16, new extent tree records), remap tree (17) and anything later do. */
+#define INCOMPAT_SKINNY_METADATA (1ULL << 8)
 #define INCOMPAT_METADATA_UUID (1ULL << 10)
 #define INCOMPAT_ZONED (1ULL << 12)
 #define INCOMPAT_EXTENT_TREE_V2 (1ULL << 13)
@@ -127,6 +128,8 @@
 #define BG_ITEM_FLAGS 16
 #define BG_ITEM_SIZE 24
 #define EXTENT_ITEM_FLAGS 16
+#define EXTENT_ITEM_MIN_SIZE 24 /* refs, generation, flags; v0 items (4 bytes) are long gone */
+#define EXTENT_FLAG_DATA (1ULL << 0)
 #define EXTENT_FLAG_TREE_BLOCK (1ULL << 1)
 #define FILE_EXTENT_TYPE 20
 #define FILE_EXTENT_DISK_BYTENR 21

@@ -2,33 +2,46 @@
 /* btrfs, from its own trees. The superblock's sys_chunk_array bootstraps
  * the logical→physical map, the chunk tree completes it, the root tree
  * leads to the dev tree (which parts of this device belong to a chunk at
- * all) and to the extent tree (which parts of the data chunks hold
- * extents). Used on this device:
+ * all) and to the extent tree (which parts of each chunk hold extents and
+ * tree blocks). Used on this device:
  *
  *   - the first 1 MiB (never allocated; boot loaders live there) and every
  *     superblock copy inside the partition, added last;
- *   - every dev extent of a system, metadata or mixed chunk, of a striped
- *     or parity profile (RAID0/10/5/6) and of anything not understood;
- *   - in the dev extents of SINGLE, DUP and RAID1* data chunks, each extent
- *     item at every stripe of the chunk on this device (DUP: both copies),
- *     plus what the log trees of an unreplayed fsync reference.
+ *   - in the dev extents of SINGLE, DUP and RAID1* chunks (data, metadata,
+ *     system and mixed alike), each extent item and each tree block
+ *     (METADATA_ITEM, or EXTENT_ITEM flagged TREE_BLOCK: the chunk, root,
+ *     extent, free space, block group, fs and csum trees' blocks all have
+ *     one) at every stripe of the chunk on this device (DUP: both copies),
+ *     plus what the log trees of an unreplayed fsync hold: their own
+ *     blocks (which have no extent item) and the file extents they add;
+ *   - every dev extent of a striped or parity profile (RAID0/10/5/6) and
+ *     of anything not understood.
  *
  * Every tree block is checked before it is trusted: checksum, bytenr,
  * fsid (or metadata_uuid), owner, level, generation against its parent,
  * first key against its parent's key, keys strictly ascending and inside
- * the parent's range, item data packed inside the block. A tree block that
- * fails, a feature not understood, two trees that disagree (dev extents
- * against chunk stripes, block groups against chunks), a tree block on
- * another device: the whole partition is mapped and the report says why.
- * A data chunk whose block group item counts other used bytes than its
- * extent items add up to (both are written by the same commit) is mapped
- * whole on its own.
+ * the parent's range, item data packed inside the block. A tree block of
+ * the chunk, root, dev or log trees that fails, a feature not understood,
+ * two trees that disagree (dev extents against chunk stripes, block groups
+ * against chunks), a tree block on another device: the whole partition is
+ * mapped and the report says why.
+ *
+ * A chunk whose records are in doubt falls back to being mapped whole on
+ * its own, and the report names the first such chunk and why: a subtree
+ * of the extent (or block group) tree that fails its checks (every chunk
+ * its keys span), a block group item whose used bytes differ from what
+ * the chunk's extent and metadata items add up to (both are written by
+ * the same commit), no block group item, an extent crossing the chunk's
+ * end, a tree block in a data chunk or data in a metadata chunk, a skinny
+ * METADATA_ITEM without the skinny-metadata flag, and a tree block the
+ * probe read from a committed tree that has no extent item.
  *
  * blake2b: the kernel checksums blake2b-256, which OpenSSL 3.0 cannot
  * compute (its BLAKE2b has no digest-length parameter). Those filesystems
  * are read without verifying checksums, relying on the other checks
  * (bytenr, fsid, owner, level, generation, key order, item bounds), and
- * the report says so. Metadata chunks are mapped whole anyway, so an
+ * the report says so. An unverified extent tree could then misplace a tree
+ * block unseen, so their system and metadata chunks stay mapped whole: an
  * undetected bad data-extent record is the only exposure. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -55,6 +68,23 @@ int btrfs_bad_in(Btrfs *b, int err, const char *prefix) {
         char tmp[sizeof(b->why)];
         snprintf(tmp, sizeof(tmp), "%s", b->why);
         return btrfs_bad(b, err, "%s: %s", prefix, tmp);
+}
+
+void btrfs_chunk_whole(Btrfs *b, Chunk *c, const char *fmt, ...) {
+        /* Only a chunk that was mapped extent by extent falls back. */
+        bool was = chunk_by_extent(c);
+        c->whole = true;
+        if (!was || b->n_whole++ > 0)
+                return;
+        uint64_t t = c->type & BG_TYPE_MASK;
+        int k = snprintf(b->whole_why, sizeof(b->whole_why), "%s chunk %" PRIu64 ": ",
+                         t == BG_DATA ? "data" : (t & BG_DATA) ? "mixed" : (t & BG_METADATA) ? "metadata" : "system", c->start);
+        if (k < 0 || (size_t) k >= sizeof(b->whole_why))
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(b->whole_why + k, sizeof(b->whole_why) - (size_t) k, fmt, ap);
+        va_end(ap);
 }
 
 /* ---------------------------------------------------------------- superblock */
@@ -201,7 +231,7 @@ static void describe_profiles(const Btrfs *b, char *buf, size_t len) {
 }
 
 static void describe(const Btrfs *b, ProbeResult *res) {
-        char profiles[128], extra[160] = "";
+        char profiles[128], extra[224] = "";
         size_t at = 0;
 
         describe_profiles(b, profiles, sizeof(profiles));
@@ -214,16 +244,15 @@ static void describe(const Btrfs *b, ProbeResult *res) {
         if (b->num_devices > 1)
                 EXTRA("; devid %" PRIu64 " of %" PRIu64 " devices", b->devid, b->num_devices);
         if (get_le64(b->sb + SB_LOG_ROOT))
-                EXTRA("; log tree: %" PRIu64 " file extents", b->log_extents);
-        if (b->doubtful)
-                EXTRA("; %u data chunks mapped whole (extent records crossing them)", b->doubtful);
-        if (b->bg_mismatch)
-                EXTRA("; %u data chunks mapped whole (block group usage differs from their extents)", b->bg_mismatch);
+                EXTRA("; log tree: %" PRIu64 " blocks, %" PRIu64 " file extents", b->log_blocks, b->log_extents);
+        if (b->n_whole)
+                EXTRA("; %u chunk%s mapped whole (%s)", b->n_whole, b->n_whole == 1 ? "" : "s", b->whole_why);
 #undef EXTRA
         /* The report line may be cut; it is only read by people. */
-        int k = snprintf(res->how, sizeof(res->how), "chunk, dev%s and extent trees (%s%s; %s)",
+        int k = snprintf(res->how, sizeof(res->how), "chunk, dev%s and extent trees (%s%s; %s; %" PRIu64 " tree blocks)",
                          b->compat_ro & COMPAT_RO_BLOCK_GROUP_TREE ? ", block-group" : "", btrfs_csum_names[b->csum_type],
-                         b->csum_type == CSUM_BLAKE2B ? " not verified: structure checks only" : "", profiles);
+                         b->csum_type == CSUM_BLAKE2B ? " not verified: structure checks only, metadata in full" : "",
+                         profiles, b->tree_blocks);
         if (k > 0 && (size_t) k < sizeof(res->how))
                 strncat(res->how, extra, sizeof(res->how) - (size_t) k - 1);
 }
@@ -237,6 +266,7 @@ static void btrfs_done(Btrfs *b) {
                 free(b->blocks[i]);
         free(b->dev);
         free(b->logs);
+        free(b->visited);
         free(b->eligible);
         extents_done(&b->logical);
 }
@@ -275,8 +305,12 @@ static int run(Btrfs *b, ProbeResult *res) {
         k = btrfs_check_stripes_matched(b);
         if (k < 0)
                 return k;
-        for (size_t i = 0; i < b->n_dev; i++)
-                b->map.v[b->dev[i].chunk].here = true;
+        for (size_t i = 0; i < b->n_dev; i++) {
+                Chunk *c = &b->map.v[b->dev[i].chunk];
+                c->here = true;
+                if (b->csum_type == CSUM_BLAKE2B && (c->type & (BG_METADATA | BG_SYSTEM)))
+                        c->whole = true;
+        }
 
         k = btrfs_count_eligible(b);
         if (k < 0)
@@ -289,18 +323,24 @@ static int run(Btrfs *b, ProbeResult *res) {
                 if (k < 0)
                         return k;
         }
-        /* A block group's used bytes are the sum of its extents, committed
-         * together: a difference means extent records we did not see. */
+        /* Before the log's blocks join them: the committed extent tree
+         * must know every committed tree block read so far. */
+        k = btrfs_check_visited(b);
+        if (k < 0)
+                return k;
+        /* A block group's used bytes are the sum of its extents (a tree
+         * block counts nodesize), committed together: a difference means
+         * extent records we did not see. */
         for (size_t i = 0; i < b->map.n; i++) {
                 Chunk *c = &b->map.v[i];
                 if (!chunk_by_extent(c))
                         continue;
                 if (!c->bg_seen)
-                        return btrfs_bad(b, DOUBT, "data chunk %" PRIu64 " has no block group item", c->start);
-                if (c->bg_used != c->extent_bytes) {
-                        c->whole = true;
-                        b->bg_mismatch++;
-                }
+                        btrfs_chunk_whole(b, c, "no block group item");
+                else if (c->bg_used != c->extent_bytes)
+                        btrfs_chunk_whole(b, c,
+                                          "block group usage differs from its extents (%" PRIu64 " used, extents %" PRIu64 ")",
+                                          c->bg_used, c->extent_bytes);
         }
         if (get_le64(b->sb + SB_LOG_ROOT)) {
                 k = btrfs_read_logs(b);

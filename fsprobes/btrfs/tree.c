@@ -199,6 +199,12 @@ static int read_tree_block(Btrfs *b, const Walk *w, uint64_t logical, unsigned l
         return 0;
 }
 
+/* A block that failed its checks, not a failure to read it: w->lost may
+ * give up its subtree (keys lo..hi) and let the walk go on. */
+static int give_up(Btrfs *b, const Walk *w, int k, uint64_t lo, uint64_t hi) {
+        return k == DOUBT && w->lost ? w->lost(b, lo, hi) : k;
+}
+
 static int leaf_items(Btrfs *b, const Walk *w, const uint8_t *buf) {
         uint32_t n = get_le32(buf + HDR_NRITEMS);
         for (uint32_t i = 0; i < n; i++) {
@@ -227,6 +233,8 @@ int btrfs_walk_tree(Btrfs *b, const Walk *w, uint64_t root, unsigned level, uint
                 return btrfs_bad(b, DOUBT, "%s: root level %u (at most %d)", w->name, level, MAX_LEVEL - 1);
         k = read_tree_block(b, w, root, level, generation, NULL, NULL, b->blocks[level]);
         if (k < 0)
+                return give_up(b, w, k, 0, UINT64_MAX);
+        if (w->block && (k = w->block(b, root)) < 0)
                 return k;
         if (level == 0)
                 return leaf_items(b, w, b->blocks[0]);
@@ -252,9 +260,15 @@ int btrfs_walk_tree(Btrfs *b, const Walk *w, uint64_t root, unsigned level, uint
                 if (w->want && !w->want(b, lo.objectid, has_hi ? hi.objectid : UINT64_MAX))
                         continue;
                 unsigned child = cur - 1;
-                k = read_tree_block(b, w, get_le64(p + KEY_SIZE), child, get_le64(p + KEY_SIZE + 8), &lo,
-                                    has_hi ? &hi : NULL, b->blocks[child]);
-                if (k < 0)
+                uint64_t ptr = get_le64(p + KEY_SIZE);
+                k = read_tree_block(b, w, ptr, child, get_le64(p + KEY_SIZE + 8), &lo, has_hi ? &hi : NULL, b->blocks[child]);
+                if (k < 0) {
+                        k = give_up(b, w, k, lo.objectid, has_hi ? hi.objectid : UINT64_MAX);
+                        if (k < 0)
+                                return k;
+                        continue;
+                }
+                if (w->block && (k = w->block(b, ptr)) < 0)
                         return k;
                 if (child == 0) {
                         k = leaf_items(b, w, b->blocks[0]);
