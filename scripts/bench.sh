@@ -509,15 +509,15 @@ workload_ntfs() {
 
 # server: a 4 GiB "server" image as RHEL or Ubuntu Server installers make
 # it: GPT, a 256 MiB ESP, a 768 MiB /boot (ext4), and an LVM2 PV holding VG
-# 'vg' with a 2.5 GiB root LV (ext4: the XFS probe is a separate part of
-# issue 13) holding 1 GiB of files, the rest of the PV unallocated. LVs are
+# 'vg' with a 2.5 GiB XFS root LV holding 1 GiB of files (written through
+# a kernel mount), the rest of the PV unallocated. LVs are
 # made with lvcreate -an (no device-mapper needed) and the filesystem is
 # written at the LV's extents. scan against bmaptool create.
 SERVER_IMG=
 make_server_image() {
         SERVER_IMG=$SCRATCH/server-lvm-4G.img
         local recipe tmp i l pv=$((1024 + 256 * 1024 + 768 * 1024)) ext pe_start pe rc=0
-        recipe="server-lvm v1 (gen-file.c $(sha256sum "$REPO/tests/gen-file.c" | cut -c1-16))"
+        recipe="server-lvm v2 xfs (gen-file.c $(sha256sum "$REPO/tests/gen-file.c" | cut -c1-16))"
         if [ -f "$SERVER_IMG" ] && [ "$(cat "$SERVER_IMG.recipe" 2>/dev/null)" = "$recipe" ]; then
                 log "reusing $SERVER_IMG"
                 return
@@ -549,8 +549,15 @@ make_server_image() {
         losetup -d "$l"
         unset LVM_SYSTEM_DIR
         [ "$rc" = 0 ] || { log "cannot make the VG"; return "$rc"; }
-        mkfs.ext4 -q -F -d "$tmp/root" "$tmp/root.ext4" 2560M
-        dd if="$tmp/root.ext4" of="$SERVER_IMG" bs=1M oflag=seek_bytes seek=$((pv * 1024 + pe_start + pe * ext)) \
+        # XFS root, filled through a kernel mount (RHEL, Rocky, Alma, Fedora Server).
+        truncate -s 2560M "$tmp/root.xfs"
+        mkfs.xfs -q -f "$tmp/root.xfs"
+        mkdir -p "$tmp/mnt"
+        mount -o loop "$tmp/root.xfs" "$tmp/mnt"
+        cp -a "$tmp/root/." "$tmp/mnt/" || rc=$?
+        umount "$tmp/mnt"
+        [ "$rc" = 0 ] || return "$rc"
+        dd if="$tmp/root.xfs" of="$SERVER_IMG" bs=1M oflag=seek_bytes seek=$((pv * 1024 + pe_start + pe * ext)) \
                 conv=notrunc,sparse status=none
         rm -rf "$tmp"
         echo "$recipe" >"$SERVER_IMG.recipe"
