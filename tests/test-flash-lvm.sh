@@ -208,7 +208,10 @@ check_lv() {
         local li lt
         attach -r "$d/$name.img-lv" && li=$ATTACHED
         attach -r "$d/$name.tgt-lv" && lt=$ATTACHED
-        if flash_mount "$d/mi" -o ro,norecovery "$li" 2>"$WORK/err" && flash_mount "$d/mt" -o ro,norecovery "$lt" 2>>"$WORK/err"; then
+        # XFS refuses a second filesystem with the same UUID: nouuid.
+        local opts=ro,norecovery
+        [ "$type" != xfs ] || opts=$opts,nouuid
+        if flash_mount "$d/mi" -o "$opts" "$li" 2>"$WORK/err" && flash_mount "$d/mt" -o "$opts" "$lt" 2>>"$WORK/err"; then
                 compare_trees "$L: LV $name" "$d/mi" "$d/mt"
                 flash_umount "$d/mt"
                 flash_umount "$d/mi"
