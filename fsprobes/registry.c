@@ -11,10 +11,12 @@ static const FsProbe *const probes[] = {
         &fsprobe_btrfs,
         &fsprobe_exfat,
         &fsprobe_ext,
+        &fsprobe_f2fs,
         &fsprobe_fat,
         &fsprobe_ntfs,
         &fsprobe_rofs,
         &fsprobe_swap,
+        &fsprobe_xfs,
         NULL,
 };
 

@@ -83,6 +83,52 @@ PY
                 [ $i != 1 ] || head -c 40K n.img >corpus/ntfs-raw
         done
         ;;
+fuzz-xfs)
+        # Sparse seeds (see fuzz-xfs.c): the non-zero sectors of small
+        # filesystems, v5 and v4, filled by a prototype file (no mount).
+        mkdir -p root/d && printf 'hello\n' >root/d/small && head -c 9000 /dev/urandom >root/f1 && head -c 70000 /dev/urandom >root/f2
+        printf 'boot\n0 0\nd--755 0 0\nf1 ---644 0 0 %s/root/f1\nf2 ---644 0 0 %s/root/f2\nd d--755 0 0\nsmall ---644 0 0 %s/root/d/small\n$\n$\n' \
+                "$work" "$work" "$work" >proto
+        i=0
+        for args in "" "-m crc=0" "-b size=1024 -d agcount=2" "-m crc=0 -b size=1024 -d agcount=2" "-m crc=0 -p proto" "-p proto -d agcount=2"; do
+                i=$((i + 1))
+                rm -f x.img && truncate -s $([[ $args == *agcount=2* ]] && echo 32M || echo 16M) x.img
+                TEST_DIR=/tmp TEST_DEV=/dev/null QA_CHECK_FS=xfs mkfs.xfs -q -f $args x.img >/dev/null 2>&1 || continue
+                python3 - x.img corpus/xfs$i <<'PY'
+import sys
+data = open(sys.argv[1], 'rb').read()
+out = [b'XFSSPRS\0']
+for at in range(0, len(data), 512):
+    s = data[at:at + 512]
+    if s.count(0) != 512:
+        out.append((at // 512).to_bytes(4, 'little') + s)
+open(sys.argv[2], 'wb').write(b''.join(out))
+PY
+        done
+        ;;
+fuzz-f2fs)
+        # Sparse seeds (see fuzz-f2fs.c): the non-zero 4 KiB blocks of small
+        # sloaded volumes, whose checkpoint and SIT lie megabytes in.
+        mkdir -p root/d && printf 'hello\n' >root/d/small && head -c 9000 /dev/urandom >root/f1 && head -c 30000 /dev/urandom >root/d/f2
+        i=0
+        for args in "" "-O extra_attr,inode_checksum,sb_checksum" "-s 2"; do
+                i=$((i + 1))
+                rm -f f.img && truncate -s 64M f.img
+                mkfs.f2fs -f $args f.img >/dev/null 2>&1 || continue
+                # The first a fresh mkfs (compact summary), the others sloaded.
+                [ $i = 1 ] || sload.f2fs -f root f.img >/dev/null 2>&1 || continue
+                python3 - f.img corpus/f2fs$i <<'PY'
+import sys
+data = open(sys.argv[1], 'rb').read()
+out = [b'F2FSSPRS']
+for at in range(0, len(data), 4096):
+    blk = data[at:at + 4096]
+    if blk.count(0) != len(blk):
+        out.append((at // 4096).to_bytes(4, 'little') + blk)
+open(sys.argv[2], 'wb').write(b''.join(out))
+PY
+        done
+        ;;
 fuzz-rofs)
         # Whole small images: the probe reads each one's last byte.
         mkdir -p root/d && printf 'hello\n' >root/d/small && head -c 20000 /dev/urandom >root/f1
