@@ -155,6 +155,8 @@ fuzz-rofs)
         mksquashfs root corpus/squashfs -comp xz -noappend -quiet -no-progress >/dev/null 2>&1 || true
         mkfs.erofs --quiet corpus/erofs root >/dev/null 2>&1 || true
         xorriso -as mkisofs -quiet -no-pad -J -o corpus/iso root >/dev/null 2>&1 || true
+        # With an El Torito catalog, so the boot entries reach the fuzzer.
+        xorriso -as mkisofs -quiet -no-pad -J -b f1 -no-emul-boot -o corpus/iso-eltorito root >/dev/null 2>&1 || true
         mkfs.cramfs root corpus/cramfs >/dev/null 2>&1 || true
         ;;
 esac
