@@ -346,9 +346,10 @@ static int volume_flags(const Ntfs *v, uint8_t *rec, uint16_t *ret, ProbeResult 
 }
 
 /* One restart page of $LogFile at pos: whether it is valid, its current
- * LSN and whether it says the log was closed cleanly. */
+ * LSN, whether it says the log was closed cleanly and its log version
+ * (major << 16 | minor). */
 static int restart_page(const Ntfs *v, const Runlist *log, uint64_t pos, bool *ret_valid, uint64_t *ret_lsn,
-                        bool *ret_clean, ProbeResult *res) {
+                        bool *ret_clean, uint32_t *ret_version, ProbeResult *res) {
         uint8_t head[NTFS_STRIDE];
         *ret_valid = false;
         int k = read_data(v, log, pos, head, sizeof(head), "$LogFile", res);
@@ -372,6 +373,7 @@ static int restart_page(const Ntfs *v, const Runlist *log, uint64_t pos, bool *r
         if ((ra & 7) || (uint32_t) ra + 0x30 > page)
                 return 0;
         *ret_valid = true;
+        *ret_version = (uint32_t) get_le16(buf + 0x1C) << 16 | get_le16(buf + 0x1A);
         *ret_lsn = get_le64(buf + ra);
         *ret_clean = get_le16(buf + ra + 0x0C) == LOGFILE_NO_CLIENT || (get_le16(buf + ra + 0x0E) & RESTART_VOLUME_IS_CLEAN);
         return 0;
@@ -379,7 +381,13 @@ static int restart_page(const Ntfs *v, const Runlist *log, uint64_t pos, bool *r
 
 /* Whether $LogFile says the volume was closed cleanly: an emptied log
  * (all 0xFF, as mkntfs and ntfs-3g leave it) is; otherwise the newer of
- * the valid restart pages decides: no client open, or the clean flag. */
+ * the valid restart pages decides: no client open, or the clean flag.
+ * A newest page of log version 2.0 is never clean: Windows 8 and later
+ * leave it so when they hibernate or shut down for fast startup, with
+ * the volume still mounted and its metadata (the cluster bitmap too)
+ * cached in the hibernation image, to be written back on resume; a full
+ * shutdown writes version 1.1. ntfs-3g refuses such a volume for the
+ * same reason. */
 static int log_clean(const Ntfs *v, uint8_t *rec, bool *ret, const char **ret_why, ProbeResult *res) {
         _cleanup_runlist_ Runlist log = {};
         uint32_t off, len;
@@ -391,6 +399,7 @@ static int log_clean(const Ntfs *v, uint8_t *rec, bool *ret, const char **ret_wh
                 return k;
         bool empty = true, found = false, clean = false;
         uint64_t best = 0;
+        uint32_t version = 0;
         for (uint64_t pos = 0; pos < LOG_SEARCH_END && pos + NTFS_STRIDE <= log.data_size; pos = pos ? pos * 2 : NTFS_STRIDE) {
                 uint8_t magic[4];
                 k = read_data(v, &log, pos, magic, sizeof(magic), "$LogFile", res);
@@ -404,13 +413,15 @@ static int log_clean(const Ntfs *v, uint8_t *rec, bool *ret, const char **ret_wh
                         continue;
                 bool valid, c;
                 uint64_t lsn;
-                k = restart_page(v, &log, pos, &valid, &lsn, &c, res);
+                uint32_t ver = 0;
+                k = restart_page(v, &log, pos, &valid, &lsn, &c, &ver, res);
                 if (k < 0)
                         return k;
                 if (valid && (!found || lsn > best)) {
                         found = true;
                         best = lsn;
                         clean = c;
+                        version = ver;
                 }
         }
         if (empty) {
@@ -419,9 +430,12 @@ static int log_clean(const Ntfs *v, uint8_t *rec, bool *ret, const char **ret_wh
         } else if (!found) {
                 *ret = false;
                 *ret_why = "not empty and without a valid restart page";
+        } else if (version == (2u << 16 | 0u)) {
+                *ret = false;
+                *ret_why = "of version 2.0 (Windows hibernated or shut down for fast startup, metadata cached)";
         } else {
                 *ret = clean;
-                *ret_why = clean ? "closed cleanly" : "not closed cleanly";
+                *ret_why = clean ? "closed cleanly" : "not closed cleanly (needs replay)";
         }
         return 0;
 }
@@ -563,7 +577,7 @@ static int collect(const Reader *r, const char *fstype, ProbeResult *res) {
         if (k < 0)
                 return k;
         if (!clean) {
-                return probe_whole(r, res, "$LogFile is %s (needs replay): fully mapped", why);
+                return probe_whole(r, res, "$LogFile is %s: fully mapped", why);
         }
 
         k = load_record(&v, MFT_RECORD_BITMAP, rec, ATTR_DATA, &off, &len, res);

@@ -51,6 +51,7 @@ const FsProbe *fsprobe_find(const char *blkid_type);
 extern const FsProbe fsprobe_btrfs;
 extern const FsProbe fsprobe_exfat;
 extern const FsProbe fsprobe_ext;
+extern const FsProbe fsprobe_f2fs;
 extern const FsProbe fsprobe_fat;
 extern const FsProbe fsprobe_ntfs;
 extern const FsProbe fsprobe_rofs;

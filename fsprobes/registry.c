@@ -11,6 +11,7 @@ static const FsProbe *const probes[] = {
         &fsprobe_btrfs,
         &fsprobe_exfat,
         &fsprobe_ext,
+        &fsprobe_f2fs,
         &fsprobe_fat,
         &fsprobe_ntfs,
         &fsprobe_rofs,

@@ -165,10 +165,97 @@ static int erofs_collect(const Reader *r, ProbeResult *res) {
 /* Descriptors before the terminator and the UDF extended area after it:
  * real images have a handful. */
 #define ISO_MAX_DESCRIPTORS 64
+/* El Torito: a boot record descriptor (type 0) names the boot catalog,
+ * whose entries give each boot image's first 2048-byte sector and its
+ * length in 512-byte sectors. The catalog is one sector in practice. */
+#define ELTORITO_ID "EL TORITO SPECIFICATION"
+#define ELTORITO_CATALOG_OFFSET 0x47
+#define ELTORITO_MAX_CATALOG_SECTORS 16
+#define ELTORITO_ENTRY 32
+
+/* Whether the boot images the El Torito catalog at sector cat lists all
+ * lie inside the volume's size bytes. An image past the volume is the
+ * ISO's all the same (xorriso's -e --interval:appended_partition_2, as
+ * Debian and Ubuntu build theirs, points the EFI boot image at a FAT
+ * partition appended after the volume): the tail rule would keep only
+ * its non-zero blocks. A catalog not understood is not all inside. On
+ * false, why says what. */
+static bool eltorito_inside(const Reader *r, uint64_t cat, uint64_t size, char *why, size_t why_len) {
+        /* Emulated floppies have the media's size whatever the count says. */
+        static const uint64_t floppy[] = { 0, 1200 * 1024, 1440 * 1024, 2880 * 1024 };
+        uint8_t sec[ISO_SECTOR];
+        enum { VALIDATION, DEFAULT, HEADER, SECTION } want = VALIDATION;
+        unsigned left = 0;
+        bool last = false;
+
+        if (cat >= size / ISO_SECTOR) {
+                snprintf(why, why_len, "its El Torito boot catalog (sector %" PRIu64 ") lies past the volume", cat);
+                return false;
+        }
+        for (unsigned s = 0; s < ELTORITO_MAX_CATALOG_SECTORS; s++) {
+                if ((cat + s + 1) * ISO_SECTOR > size || reader_read(r, (cat + s) * ISO_SECTOR, sec, sizeof(sec)) < 0) {
+                        snprintf(why, why_len, "its El Torito boot catalog cannot be read");
+                        return false;
+                }
+                for (size_t i = 0; i < sizeof(sec); i += ELTORITO_ENTRY) {
+                        const uint8_t *e = sec + i;
+                        switch (want) {
+                        case VALIDATION:
+                                if (e[0] != 1 || e[30] != 0x55 || e[31] != 0xAA) {
+                                        snprintf(why, why_len, "its El Torito boot catalog has no validation entry");
+                                        return false;
+                                }
+                                want = DEFAULT;
+                                continue;
+                        case HEADER:
+                                if (e[0] != 0x90 && e[0] != 0x91)
+                                        return true; /* the end of the catalog */
+                                last = e[0] == 0x91;
+                                left = get_le16(e + 2);
+                                want = left ? SECTION : HEADER;
+                                if (!left && last)
+                                        return true;
+                                continue;
+                        case SECTION:
+                        case DEFAULT:
+                                break;
+                        }
+                        /* Extension entries continue the section entry before. */
+                        if (want == SECTION && e[0] == 0x44)
+                                continue;
+                        if (e[0] != 0x88 && e[0] != 0x00) {
+                                snprintf(why, why_len, "its El Torito boot catalog has an entry of kind 0x%02x", e[0]);
+                                return false;
+                        }
+                        uint64_t rba = get_le32(e + 8), len = (uint64_t) get_le16(e + 6) * 512;
+                        unsigned media = e[1] & 0x0F;
+                        if (media >= 1 && media <= 3 && len < floppy[media])
+                                len = floppy[media];
+                        if (len < ISO_SECTOR)
+                                len = ISO_SECTOR;
+                        if (e[0] == 0x88 && (rba >= size / ISO_SECTOR || len > size - rba * ISO_SECTOR)) {
+                                snprintf(why, why_len,
+                                         "its El Torito boot image at sector %" PRIu64 " (%" PRIu64
+                                         " bytes) lies past the volume's %" PRIu64 " bytes",
+                                         rba, len, size);
+                                return false;
+                        }
+                        if (want == DEFAULT)
+                                want = HEADER;
+                        else if (--left == 0) {
+                                if (last)
+                                        return true;
+                                want = HEADER;
+                        }
+                }
+        }
+        snprintf(why, why_len, "its El Torito boot catalog is longer than %d sectors", ELTORITO_MAX_CATALOG_SECTORS);
+        return false;
+}
 
 static int iso9660_collect(const Reader *r, ProbeResult *res) {
-        uint64_t size = 0;
-        bool pvd = false, udf = false;
+        uint64_t size = 0, catalog = 0;
+        bool pvd = false, udf = false, eltorito = false;
         int k;
 
         /* A bare ISO image is what an ISO hybrid is without its partition
@@ -195,6 +282,10 @@ static int iso9660_collect(const Reader *r, ProbeResult *res) {
                         continue;
                 if (memcmp(d + 1, "CD001", 5) != 0)
                         break;
+                if (d[0] == 0 && memcmp(d + 7, ELTORITO_ID, strlen(ELTORITO_ID)) == 0) {
+                        eltorito = true;
+                        catalog = get_le32(d + ELTORITO_CATALOG_OFFSET);
+                }
                 /* Primary and supplementary (Joliet) descriptors each state the
                  * volume's size; trust the largest. */
                 if (d[0] != 1 && d[0] != 2)
@@ -217,6 +308,9 @@ static int iso9660_collect(const Reader *r, ProbeResult *res) {
                 return probe_whole(r, res, "an ISO 9660/UDF bridge (UDF keeps its own size): fully mapped");
         if (size < ISO_FIRST_DESCRIPTOR + 2 * ISO_SECTOR)
                 return probe_fail(res, -EINVAL, "its volume (%" PRIu64 " bytes) ends before its own descriptors", size);
+        char why[160];
+        if (eltorito && !eltorito_inside(r, catalog, size, why, sizeof(why)))
+                return probe_whole(r, res, "%s: fully mapped", why);
         return map_extent(r, res, size, "volume space size (%" PRIu64 " bytes), mapped in full", size);
 }
 

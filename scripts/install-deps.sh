@@ -19,6 +19,7 @@ packages=(
         exfatprogs exfat-fuse # exFAT: mkfs/fsck, and a FUSE mount to read files back
         ntfs-3g # mkfs.ntfs, ntfs-3g (FUSE), ntfscat, ntfscluster: the NTFS tests and benchmark
         xfsprogs # mkfs.xfs, xfs_db, xfs_repair, xfs_io: the XFS tests
+        f2fs-tools # mkfs.f2fs, sload.f2fs, fsck.f2fs, dump.f2fs: the F2FS probe's tests (no kernel driver needed)
         # man pages and completions: rendered and checked (test-install)
         groff-base man-db zsh fish
         # the Debian package (scripts/package.sh)

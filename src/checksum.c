@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* CRC-32C and XXH64, written from the algorithms' descriptions. The btrfs
+/* CRC-32C, CRC-32 and XXH64, written from the algorithms' descriptions. The btrfs
  * probe checksums every tree block it reads with one of them, so both are
  * on the scan's hot path: CRC-32C takes the CPU's instruction when there is
  * one, and neither allocates or locks after the first call. */
@@ -75,6 +75,30 @@ uint32_t crc32c(uint32_t crc, const void *buf, size_t len) {
                 return ~crc32c_sse42(~crc, buf, len);
 #endif
         return ~crc32c_portable(~crc, buf, len);
+}
+
+/* ---------------------------------------------------------------- crc32 */
+
+/* One table lookup per byte: F2FS checksums a superblock and a few
+ * checkpoint blocks per scan, not a hot path. */
+static uint32_t crc32_table[256];
+static pthread_once_t crc32_once = PTHREAD_ONCE_INIT;
+
+static void crc32_init(void) {
+        for (uint32_t i = 0; i < 256; i++) {
+                uint32_t c = i;
+                for (int k = 0; k < 8; k++)
+                        c = c & 1 ? (c >> 1) ^ 0xEDB88320u : c >> 1;
+                crc32_table[i] = c;
+        }
+}
+
+uint32_t crc32_raw(uint32_t crc, const void *buf, size_t len) {
+        const uint8_t *p = buf;
+        pthread_once(&crc32_once, crc32_init);
+        while (len--)
+                crc = crc32_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+        return crc;
 }
 
 /* ---------------------------------------------------------------- xxhash64 */

@@ -17,6 +17,13 @@
  * CPUs, a slicing-by-8 table). */
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
 
+/* CRC-32 (the zlib/IEEE polynomial, reflected 0xEDB88320) with no
+ * inversion: the caller seeds it and uses the result as it is, so
+ * ~crc32_raw(~0u, "123456789", 9) is zlib's 0xcbf43926. F2FS seeds it with
+ * its magic and stores the raw remainder. A byte table; carried over pieces
+ * like crc32c. */
+uint32_t crc32_raw(uint32_t crc, const void *buf, size_t len);
+
 /* XXH64 of buf with the given seed, as the xxHash specification defines it
  * (xxhash64("", 0, 0) is 0xef46db3751d8e999). Formats store it in their own
  * byte order; btrfs stores it little-endian. */

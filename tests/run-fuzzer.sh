@@ -106,12 +106,37 @@ open(sys.argv[2], 'wb').write(b''.join(out))
 PY
         done
         ;;
+fuzz-f2fs)
+        # Sparse seeds (see fuzz-f2fs.c): the non-zero 4 KiB blocks of small
+        # sloaded volumes, whose checkpoint and SIT lie megabytes in.
+        mkdir -p root/d && printf 'hello\n' >root/d/small && head -c 9000 /dev/urandom >root/f1 && head -c 30000 /dev/urandom >root/d/f2
+        i=0
+        for args in "" "-O extra_attr,inode_checksum,sb_checksum" "-s 2"; do
+                i=$((i + 1))
+                rm -f f.img && truncate -s 64M f.img
+                mkfs.f2fs -f $args f.img >/dev/null 2>&1 || continue
+                # The first a fresh mkfs (compact summary), the others sloaded.
+                [ $i = 1 ] || sload.f2fs -f root f.img >/dev/null 2>&1 || continue
+                python3 - f.img corpus/f2fs$i <<'PY'
+import sys
+data = open(sys.argv[1], 'rb').read()
+out = [b'F2FSSPRS']
+for at in range(0, len(data), 4096):
+    blk = data[at:at + 4096]
+    if blk.count(0) != len(blk):
+        out.append((at // 4096).to_bytes(4, 'little') + blk)
+open(sys.argv[2], 'wb').write(b''.join(out))
+PY
+        done
+        ;;
 fuzz-rofs)
         # Whole small images: the probe reads each one's last byte.
         mkdir -p root/d && printf 'hello\n' >root/d/small && head -c 20000 /dev/urandom >root/f1
         mksquashfs root corpus/squashfs -comp xz -noappend -quiet -no-progress >/dev/null 2>&1 || true
         mkfs.erofs --quiet corpus/erofs root >/dev/null 2>&1 || true
         xorriso -as mkisofs -quiet -no-pad -J -o corpus/iso root >/dev/null 2>&1 || true
+        # With an El Torito catalog, so the boot entries reach the fuzzer.
+        xorriso -as mkisofs -quiet -no-pad -J -b f1 -no-emul-boot -o corpus/iso-eltorito root >/dev/null 2>&1 || true
         mkfs.cramfs root corpus/cramfs >/dev/null 2>&1 || true
         ;;
 esac

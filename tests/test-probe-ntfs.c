@@ -521,8 +521,9 @@ static void check_fail_or_whole(const char *what, const uint8_t *img, uint64_t i
 }
 
 /* Writes a restart page at the start of $LogFile (its first run): a log
- * with an open client, closed cleanly or not. */
-static void put_restart_page(uint8_t *img, bool clean) {
+ * with an open client, closed cleanly or not, of log version major.1
+ * (Windows 8 and later write 2.0 when they hibernate for fast startup). */
+static void put_restart_page_version(uint8_t *img, bool clean, uint16_t major, uint16_t minor) {
         Geo g = geometry(img);
         uint64_t a = attr_at(img, 2, 0x80);
         CHECK(a && img[a + 8] == 1, "$LogFile has no non-resident $DATA");
@@ -541,8 +542,8 @@ static void put_restart_page(uint8_t *img, bool clean) {
         put_le32(p + 0x10, 4096);
         put_le32(p + 0x14, 4096);
         put_le16(p + 0x18, 0x30);
-        put_le16(p + 0x1A, 1);
-        put_le16(p + 0x1C, 1);
+        put_le16(p + 0x1A, minor);
+        put_le16(p + 0x1C, major);
         uint8_t *ra = p + 0x30;
         put_le64(ra, 1000);
         put_le16(ra + 8, 1);
@@ -553,6 +554,10 @@ static void put_restart_page(uint8_t *img, bool clean) {
         put_le16(p + 0x1E, 1);
         for (unsigned i = 1; i <= 8; i++)
                 put_le16(p + i * 512 - 2, 1);
+}
+
+static void put_restart_page(uint8_t *img, bool clean) {
+        put_restart_page_version(img, clean, 1, 1);
 }
 
 static void test_corrupt(void) {
@@ -689,6 +694,12 @@ static void test_corrupt(void) {
         CHECK_U64(extents_total(&res.used), good);
         printf("%-24s %s\n", "log-closed-cleanly", res.how);
         probe_result_done(&res);
+        /* The same clean page, of version 2.0: Windows hibernated (fast
+         * startup) with the volume mounted, its bitmap cached in memory;
+         * clusters it allocated may not be marked on disk yet. */
+        memcpy(img, orig, n);
+        put_restart_page_version(img, true, 2, 0);
+        check_fail_or_whole("log 2.0 (fast startup)", img, n, n, "fast startup");
 
         /* Truncated images and short partitions. */
         memcpy(img, orig, n);

@@ -368,6 +368,56 @@ static void test_iso9660(void) {
         free(m.buf);
 }
 
+/* El Torito boot images. Inside the volume (-b of a file in the tree):
+ * still exactly the volume. Past it, as Debian and Ubuntu build their
+ * ISOs (the EFI image is a FAT partition appended after the volume and the
+ * catalog points there): the ISO boots from those bytes, so the partition
+ * is mapped whole; the tail rule alone would keep only the image's
+ * non-zero 4 KiB blocks (a FAT's free entries, an empty root directory
+ * block would come back as garbage). */
+static void test_eltorito(void) {
+        PATH_COPY(inside, "eltorito-inside.iso");
+        PATH_COPY(appended, "eltorito-appended.iso");
+        PATH_COPY(efi, "efi.img");
+        Img m;
+
+        if (sh("mkdir -p '%s/boot' && head -c 8192 /dev/urandom >'%s/boot/boot.img' && "
+               "xorriso -as mkisofs -quiet -J -R -b boot/boot.img -no-emul-boot -boot-load-size 16 -o '%s' '%s' "
+               ">/dev/null 2>&1",
+               tpath("eltree"), tpath("eltree"), inside, tpath("eltree")) != 0) {
+                CHECK(false, "xorriso -b failed");
+                return;
+        }
+        if (load(inside, &m)) {
+                check_exact("iso9660, El Torito inside", &m, "iso9660", m.fs_bytes);
+                /* The catalog's default entry moved past the volume. */
+                uint8_t *br = m.buf + PREFIX + 32768 + 2048;
+                CHECK(br[0] == 0 && memcmp(br + 7, "EL TORITO SPECIFICATION", 23) == 0,
+                      "no El Torito boot record after the PVD");
+                uint8_t *e = m.buf + PREFIX + (uint64_t) get_le32(br + 0x47) * 2048 + 32;
+                uint32_t rba = get_le32(e + 8);
+                put_le32(e + 8, (uint32_t) (m.fs_bytes / 2048));
+                check_whole("iso9660, boot image moved out", &m, "iso9660", "El Torito boot image");
+                put_le32(e + 8, rba);
+                e[-32] = 0; /* no validation entry */
+                check_whole("iso9660, catalog broken", &m, "iso9660", "no validation entry");
+                free(m.buf);
+        }
+
+        /* 64 KiB of data, then 192 KiB of zeros: a stand-in for a FAT image. */
+        if (sh("head -c 65536 /dev/urandom >'%s' && truncate -s 256K '%s' && "
+               "xorriso -as mkisofs -quiet -J -R -append_partition 2 0xef '%s' "
+               "-e --interval:appended_partition_2:all:: -no-emul-boot -o '%s' '%s' >/dev/null 2>&1",
+               efi, efi, efi, appended, tpath("eltree")) != 0) {
+                CHECK(false, "xorriso -append_partition failed");
+                return;
+        }
+        if (load(appended, &m)) {
+                check_whole("iso9660, EFI image appended", &m, "iso9660", "El Torito boot image");
+                free(m.buf);
+        }
+}
+
 /* ---------------------------------------------------------------- cramfs */
 
 static void test_cramfs(void) {
@@ -437,6 +487,7 @@ int main(void) {
         test_erofs("erofs.img", "");
         test_erofs("erofs-lz4hc.img", "-zlz4hc");
         test_iso9660();
+        test_eltorito();
         if (system("command -v mkfs.cramfs >/dev/null && command -v fsck.cramfs >/dev/null") == 0)
                 test_cramfs();
         else
