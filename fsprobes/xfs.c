@@ -70,6 +70,8 @@ enum {
 #define XFS_SB_VERSION_5 5
 #define XFS_SB_VERSION_4 4
 #define XFS_SB_VERSION_NUMBITS 0x000f
+/* v4 logs with record headers of more than one block. */
+#define XFS_SB_VERSION_LOGV2BIT 0x0400
 /* features2: lazy superblock counters, which keep agf_btreeblks. */
 #define XFS_SB_VERSION2_LAZYSBCOUNTBIT 0x00000002
 
@@ -98,6 +100,13 @@ enum {
 /* A log record is at most 256 KiB of data and 8 header blocks. */
 #define LOG_MAX_RECORD_BBS (512u + 8u)
 #define XLOG_HEADER_CYCLE_SIZE 32768u
+/* The record header as the kernel checksums it: the C struct with its
+ * tail padding (328 bytes), or 324 bytes from a 32-bit x86 kernel, which
+ * packs 64-bit fields on 4 bytes. Each extra header block of a v2 record
+ * contributes its first 260 bytes (xh_cycle and xh_cycle_data). */
+#define XLOG_REC_HEADER_SUM 328u
+#define XLOG_REC_HEADER_SUM_I386 324u
+#define XLOG_REC_EXT_HEADER_SUM 260u
 #define XLOG_UNMOUNT_TRANS 0x20
 #define XFS_LOG_CLIENTID 0xAA
 
@@ -108,7 +117,10 @@ typedef struct Xfs {
         uint8_t agblklog;
         uint64_t dblocks, logstart, fdblocks;
         uint32_t features2;
-        uint8_t meta_uuid[16];
+        bool logv2;
+        /* The log stamps sb_uuid (never meta_uuid) in its record headers;
+         * the metadata blocks carry meta_uuid. */
+        uint8_t uuid[16], meta_uuid[16];
         /* Filled AG by AG: the free extents in bytes, the AGFs' sums. */
         Extents free;
         uint64_t agf_free, agf_flcount, agf_btreeblks, free_extents, btree_blocks;
@@ -164,6 +176,8 @@ static int parse_sb(const Reader *r, Xfs *x, ProbeResult *res, bool *ret_whole) 
         if (version != XFS_SB_VERSION_4 && version != XFS_SB_VERSION_5)
                 return probe_fail(res, -EOPNOTSUPP, "superblock version %" PRIu16 " (only 4 and 5 are read)", version);
         x->v5 = version == XFS_SB_VERSION_5;
+        x->logv2 = x->v5 || (get_be16(head + SB_VERSIONNUM) & XFS_SB_VERSION_LOGV2BIT);
+        memcpy(x->uuid, head + SB_UUID, 16);
 
         /* The CRC covers the whole sector. */
         _cleanup_free_ uint8_t *sb = malloc(x->sectsize);
@@ -277,6 +291,125 @@ static int log_expect(const Log *l, uint32_t from, uint32_t to, uint32_t c, bool
         return 0;
 }
 
+/* Record header fields (big-endian but for h_crc). */
+enum {
+        LR_CYCLE = 4,
+        LR_VERSION = 8,
+        LR_LEN = 12,
+        LR_LSN = 16,
+        LR_CRC = 32,
+        LR_NUM_LOGOPS = 40,
+        LR_FS_UUID = 304,
+        LR_SIZE = 320,
+};
+
+/* Reads n basic blocks from bb on, going round the end of the log as a
+ * record that wrapped does. */
+static int log_read_wrapped(const Log *l, uint32_t bb, uint32_t n, uint8_t *buf, ProbeResult *res) {
+        uint32_t first = l->n - bb < n ? l->n - bb : n;
+        int k = log_read(l, bb, buf, (size_t) first * BBSIZE, res);
+        if (k < 0 || first == n)
+                return k;
+        return log_read(l, 0, buf + (size_t) first * BBSIZE, (size_t) (n - first) * BBSIZE, res);
+}
+
+/* The record's CRC32C as the kernel computes it: the header (hdr_sum
+ * bytes, h_crc as zero), the cycle data of each further header block the
+ * data needs, then h_len bytes of data as they lie on disk (each block's
+ * first word already replaced by its cycle number, also in the part that
+ * wrapped round). */
+static uint32_t log_record_crc(const uint8_t *rec, uint32_t hblks, uint32_t hlen, size_t hdr_sum) {
+        static const uint8_t zero[4];
+        uint32_t c = crc32c(0, rec, LR_CRC);
+        c = crc32c(c, zero, sizeof(zero));
+        c = crc32c(c, rec + LR_CRC + 4, hdr_sum - LR_CRC - 4);
+        for (uint32_t i = 1; i < div_round_up(hlen, XLOG_HEADER_CYCLE_SIZE); i++)
+                c = crc32c(c, rec + (size_t) i * BBSIZE, XLOG_REC_EXT_HEADER_SUM);
+        return crc32c(c, rec + (size_t) hblks * BBSIZE, hlen);
+}
+
+/* Whether the record at rec, the last before the head, is a clean unmount
+ * record that ends at the head, is whole and belongs to this filesystem.
+ * A torn write, a stale record from an earlier life of the log or a log
+ * copied from another filesystem must not pass for a clean log: the
+ * free-space trees would then be trusted while the log still holds their
+ * newer state. */
+static int log_unmount_record(const Log *l, uint32_t rec, uint32_t head, bool *ret_clean, const char **ret_why, ProbeResult *res) {
+        const Xfs *x = l->x;
+        uint8_t h[BBSIZE];
+        int k;
+
+        *ret_clean = false;
+        if ((k = log_read(l, rec, h, sizeof(h), res)) < 0)
+                return k;
+        uint32_t hversion = get_be32(h + LR_VERSION), hlen = get_be32(h + LR_LEN), ops = get_be32(h + LR_NUM_LOGOPS);
+        uint32_t hsize = get_be32(h + LR_SIZE), cycle = get_be32(h + LR_CYCLE);
+        if (hversion != 1 && hversion != 2) {
+                *ret_why = "its last record has an unknown version";
+                return 0;
+        }
+        /* Multi-block headers only come with v2 logs, and v2 logs only
+         * write v2 records. */
+        if ((hversion == 2) != x->logv2) {
+                *ret_why = "its last record's version is not the superblock's log version";
+                return 0;
+        }
+        uint32_t hblks = hversion == 2 && hsize > XLOG_HEADER_CYCLE_SIZE ? (uint32_t) div_round_up(hsize, XLOG_HEADER_CYCLE_SIZE) : 1;
+        /* Every 32 KiB of data needs a header block for its cycle words. */
+        if (hlen == 0 || hlen > 256u * 1024 || hblks > 8 || div_round_up(hlen, XLOG_HEADER_CYCLE_SIZE) > hblks) {
+                *ret_why = "its last record header is not valid";
+                return 0;
+        }
+        uint32_t dblks = (uint32_t) div_round_up(hlen, BBSIZE);
+        uint64_t end = ((uint64_t) rec + hblks + dblks) % l->n;
+        if (ops != 1 || end != head || hlen < 12 || hblks + dblks > l->n) {
+                *ret_why = "its last record is not an unmount record at the head";
+                return 0;
+        }
+        /* The kernel stamps sb_uuid, and xfs_admin -U rewrites the log with
+         * the new one; a zero UUID (IRIX) is not taken either. */
+        if (memcmp(h + LR_FS_UUID, x->uuid, 16) != 0) {
+                *ret_why = "its last record's UUID is not the superblock's";
+                return 0;
+        }
+        /* A record says where it was written: one found elsewhere is left
+         * from another place or time. */
+        if (get_be64(h + LR_LSN) != ((uint64_t) cycle << 32 | rec)) {
+                *ret_why = "its last record's LSN is not where it lies";
+                return 0;
+        }
+
+        _cleanup_free_ uint8_t *buf = malloc((size_t) (hblks + dblks) * BBSIZE);
+        if (!buf)
+                return probe_fail(res, -ENOMEM, "out of memory for a log record");
+        if ((k = log_read_wrapped(l, rec, hblks + dblks, buf, res)) < 0)
+                return k;
+        const uint8_t *op = buf + (size_t) hblks * BBSIZE;
+        if (op[8] != XFS_LOG_CLIENTID || !(op[9] & XLOG_UNMOUNT_TRANS)) {
+                *ret_why = "its head is not an unmount record";
+                return 0;
+        }
+        /* Kernels that know v5 (3.10 on) sum every record, v4 ones too; the
+         * userspace tools (mkfs, xfs_repair, xfs_admin -U) write their
+         * unmount record at the start of the log with no sum, and older
+         * kernels none on v4: zero means none, as the kernel reads it, but
+         * on v5 only where the tools put it. */
+        uint32_t stored = get_le32(h + LR_CRC);
+        if (stored == 0) {
+                if (x->v5 && rec != 0) {
+                        *ret_why = "its last record has no CRC32C";
+                        return 0;
+                }
+        } else if (log_record_crc(buf, hblks, hlen, XLOG_REC_HEADER_SUM) != stored &&
+                   log_record_crc(buf, hblks, hlen, XLOG_REC_HEADER_SUM_I386) != stored) {
+                *ret_why = "its last record's CRC32C does not match (a torn write)";
+                return 0;
+        }
+        *ret_clean = true;
+        *ret_why = "cleanly unmounted";
+        return 0;
+}
+
 /* Whether the log was cleanly unmounted, the way xfsprogs' libxlog and the
  * kernel find its tail: the head is where the cycle number drops; the last
  * record before it must be a single unmount operation ending exactly at
@@ -363,33 +496,7 @@ static int log_clean(const Xfs *x, bool *ret_clean, const char **ret_why, ProbeR
                 *ret_why = "no log record header before its head";
                 return 0;
         }
-        if ((k = log_read(&l, rec, h, sizeof(h), res)) < 0)
-                return k;
-        uint32_t hversion = get_be32(h + 8), hlen = get_be32(h + 12), ops = get_be32(h + 40), hsize = get_be32(h + 320);
-        if (hversion != 1 && hversion != 2) {
-                *ret_why = "its last record has an unknown version";
-                return 0;
-        }
-        uint32_t hblks = (hversion & 2) && hsize > XLOG_HEADER_CYCLE_SIZE ? (uint32_t) div_round_up(hsize, XLOG_HEADER_CYCLE_SIZE) : 1;
-        if (hlen > 256u * 1024 || hblks > 8) {
-                *ret_why = "its last record header is not valid";
-                return 0;
-        }
-        uint64_t end = ((uint64_t) rec + hblks + div_round_up(hlen, BBSIZE)) % l.n;
-        if (ops != 1 || end != head || hlen < 12) {
-                *ret_why = "its last record is not an unmount record at the head";
-                return 0;
-        }
-        uint8_t op[12];
-        if ((k = log_read(&l, (uint32_t) (((uint64_t) rec + hblks) % l.n), op, sizeof(op), res)) < 0)
-                return k;
-        if (op[8] != XFS_LOG_CLIENTID || !(op[9] & XLOG_UNMOUNT_TRANS)) {
-                *ret_why = "its head is not an unmount record";
-                return 0;
-        }
-        *ret_clean = true;
-        *ret_why = "cleanly unmounted";
-        return 0;
+        return log_unmount_record(&l, rec, head, ret_clean, ret_why, res);
 }
 
 /* ---- The free-space B+tree by block number ---- */

@@ -312,6 +312,183 @@ static uint8_t *bno_root(uint8_t *img, const Geo *g, uint32_t agno) {
         return img + ((uint64_t) agno * g->agblocks + get_be32(agf_at(img, g, agno) + 16)) * g->bs;
 }
 
+/* Where the log of an image in memory starts (bytes) and its size in
+ * basic blocks, and the last record header of the newest cycle. */
+typedef struct LogRec {
+        uint64_t at, logbb, rec, hblks;
+        uint8_t *h; /* the record header */
+} LogRec;
+
+static bool last_record(uint8_t *img, const Geo *g, LogRec *ret) {
+        uint64_t logstart = get_be64(img + 48);
+        LogRec l = { .at = ((logstart >> g->agblklog) * g->agblocks + (logstart & ((1ull << g->agblklog) - 1))) * g->bs,
+                     .logbb = (uint64_t) get_be32(img + 96) * g->bs / 512,
+                     .rec = UINT64_MAX };
+        /* A block's cycle is a header's h_cycle or a data block's first
+         * word; the head is where it drops (or block 0). */
+#define CYCLE(bb) (get_be32(img + l.at + (bb) * 512) == 0xFEEDBABE ? get_be32(img + l.at + (bb) * 512 + 4) \
+                                                                     : get_be32(img + l.at + (bb) * 512))
+        uint64_t head = 0;
+        for (uint64_t bb = 1; bb < l.logbb && !head; bb++)
+                if (CYCLE(bb) < CYCLE(0))
+                        head = bb;
+#undef CYCLE
+        for (uint64_t i = 1; i <= l.logbb && l.rec == UINT64_MAX; i++) {
+                uint64_t bb = (head + l.logbb - i) % l.logbb;
+                if (get_be32(img + l.at + bb * 512) == 0xFEEDBABE)
+                        l.rec = bb;
+        }
+        if (l.rec == UINT64_MAX)
+                return false;
+        l.h = img + l.at + l.rec * 512;
+        uint32_t hsize = get_be32(l.h + 320);
+        l.hblks = (get_be32(l.h + 8) & 2) && hsize > 32768 ? (hsize + 32767) / 32768 : 1;
+        *ret = l;
+        return true;
+}
+
+/* The record's CRC32C from the format's description, for a header summed
+ * over hdr bytes: header (h_crc zero), one 260-byte cycle block per 32 KiB
+ * of data past the first, the data. Records that wrap are not used here. */
+static void fix_record_crc(const LogRec *l, size_t hdr) {
+        uint32_t hlen = get_be32(l->h + 12);
+        put_le32(l->h + 32, 0);
+        uint32_t c = crc32c(0, l->h, hdr);
+        for (uint32_t i = 1; i < (hlen + 32767) / 32768; i++)
+                c = crc32c(c, l->h + 512 * i, 260);
+        put_le32(l->h + 32, crc32c(c, l->h + 512 * l->hblks, hlen));
+}
+
+/* The last log record of a kernel-written v5 image: its sum, UUID, LSN
+ * and length must all hold, or the log is dirty. */
+static void test_record(const uint8_t *orig, uint8_t *img, size_t n, const Geo *g) {
+        ProbeResult res = { .used = EXTENTS_INIT };
+        _cleanup_extents_ Extents want = EXTENTS_INIT;
+        LogRec l;
+
+        CHECK(probe_mem(orig, n, n, &res) == 0 && extents_copy(&want, &res.used) == 0, "the untouched image fails: %s", res.how);
+        memcpy(img, orig, n);
+        if (!last_record(img, g, &l))
+                return;
+        CHECK(get_le32(l.h + 32) != 0 && l.rec != 0, "the kernel's unmount record has no CRC32C or lies at block 0");
+        uint32_t hlen = get_be32(l.h + 12);
+
+        l.h[33] ^= 0x10;
+        check_fail_or_whole("record CRC byte flipped", img, n, n, "CRC32C does not match");
+        memcpy(img, orig, n);
+        l.h[l.hblks * 512 + hlen - 1] ^= 1;
+        check_fail_or_whole("record data torn", img, n, n, "CRC32C does not match");
+        /* The sum recomputed after each change: the field itself is what
+         * is caught. */
+        memcpy(img, orig, n);
+        l.h[304] ^= 1;
+        fix_record_crc(&l, 328);
+        check_fail_or_whole("record UUID changed", img, n, n, "UUID is not the superblock's");
+        memcpy(img, orig, n);
+        put_be32(l.h + 20, (uint32_t) l.rec + 1);
+        fix_record_crc(&l, 328);
+        check_fail_or_whole("record LSN elsewhere", img, n, n, "LSN is not where it lies");
+        memcpy(img, orig, n);
+        put_be32(l.h + 12, 0);
+        fix_record_crc(&l, 328);
+        check_fail_or_whole("record h_len 0", img, n, n, "header is not valid");
+        memcpy(img, orig, n);
+        put_be32(l.h + 12, 40000);
+        put_be32(l.h + 320, 32768);
+        check_fail_or_whole("record longer than its header", img, n, n, "header is not valid");
+        memcpy(img, orig, n);
+        put_le32(l.h + 32, 0);
+        check_fail_or_whole("v5 record with no CRC32C", img, n, n, "no CRC32C");
+
+        /* What must still pass, mapping the same: the sum as a 32-bit x86
+         * kernel computes it, and a filesystem whose UUID was changed
+         * (meta_uuid keeps the old one for the metadata; the log carries
+         * the new one). */
+        const struct {
+                const char *what;
+                bool new_uuid;
+                size_t hdr;
+        } ok[] = { { "record summed by i386", false, 324 }, { "new sb_uuid, meta_uuid", true, 328 } };
+        for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+                memcpy(img, orig, n);
+                if (ok[i].new_uuid) {
+                        memcpy(img + 248, img + 32, 16);
+                        img[32] ^= 0x55;
+                        put_be32(img + 216, get_be32(img + 216) | 0x4);
+                        fix_crc(img, g->ss, 224);
+                        check_fail_or_whole("log of the old UUID", img, n, n, "UUID is not the superblock's");
+                        memcpy(l.h + 304, img + 32, 16);
+                }
+                fix_record_crc(&l, ok[i].hdr);
+                int k = probe_mem(img, n, n, &res);
+                CHECK(k == 0 && extents_equal(&res.used, &want), "%s: not mapped as the untouched image: %s", ok[i].what, res.how);
+                CHECK_STR_CONTAINS(res.how, "log cleanly unmounted");
+                printf("%-22s %s: %s\n", "record", ok[i].what, res.how);
+        }
+        probe_result_done(&res);
+}
+
+/* The unmount record mkfs writes has no sum (zero): taken as none, at
+ * log block 0, on v5 and v4; a non-zero one must match. */
+static void test_mkfs_record(const char *name, const char *args) {
+        PATH_COPY(path, "mkfs-record.img");
+        if (sh("rm -f '%s' && truncate -s 32M '%s' && " MKFS " %s '%s' >/dev/null 2>&1", path, path, args, path) != 0) {
+                CHECK(false, "%s: mkfs.xfs %s fails", name, args);
+                return;
+        }
+        size_t n;
+        _cleanup_free_ uint8_t *img = load(path, &n);
+        CHECK(img != NULL, "cannot load %s", path);
+        Geo g = img ? geometry(img) : (Geo) { 0 };
+        LogRec l;
+        if (img && last_record(img, &g, &l)) {
+                CHECK(l.rec == 0 && get_le32(l.h + 32) == 0, "%s: mkfs's record is not at block 0 with no sum", name);
+                ProbeResult res = { .used = EXTENTS_INIT };
+                CHECK(probe_mem(img, n, n, &res) == 0 && strstr(res.how, "log cleanly unmounted"), "%s: %s", name, res.how);
+                probe_result_done(&res);
+                l.h[32] = 1;
+                char what[96];
+                snprintf(what, sizeof(what), "%s: CRC byte set", name);
+                check_fail_or_whole(what, img, n, n, "CRC32C does not match");
+        } else
+                CHECK(false, "%s: no log record", name);
+        unlink(path);
+}
+
+/* xfs_admin -U rewrites the log with the new UUID (meta_uuid keeps the
+ * old one on v5); then the kernel writes its own records with it, which
+ * must be clean and exact. */
+static void test_new_uuid(void) {
+        PATH_COPY(img, "new-uuid.img");
+        if (!have_loop) {
+                printf("new-uuid: no loop device, skipped\\n");
+                return;
+        }
+        if (sh("rm -f '%s' && truncate -s 48M '%s' && " MKFS " '%s' >/dev/null", img, img, img) != 0 ||
+            with_mount(img, fill_script(false)) != 0 || sh("xfs_admin -U generate '%s' >/dev/null", img) != 0) {
+                CHECK(false, "cannot fill new-uuid.img and give it a new UUID");
+                return;
+        }
+        CHECK(sh("xfs_db -r -c 'sb 0' -c 'p uuid meta_uuid' '%s' | cut -d' ' -f3 | uniq | wc -l | grep -qx 2", img) == 0,
+              "xfs_admin -U did not leave meta_uuid apart from uuid");
+        /* xfs_admin -U clears the log its own way (cycle C at block 0,
+         * zeros, then C-1): the head search here takes that for an odd
+         * log, and may map it whole; if it calls it clean, it must be
+         * exact. */
+        ProbeResult res = { .used = EXTENTS_INIT };
+        int k = probe_file(img, &res);
+        if (k == 0 && strstr(res.how, "log cleanly unmounted"))
+                check_image("xfs-v5-xfs_admin-U", img);
+        else {
+                CHECK(k == 0 && extents_total(&res.used) == file_size(img), "xfs_admin -U: neither clean nor whole: %s", res.how);
+                printf("%-22s %s\n", "xfs-v5-xfs_admin-U", res.how);
+        }
+        probe_result_done(&res);
+        CHECK(with_mount(img, "true") == 0, "cannot mount new-uuid.img");
+        check_image("xfs-v5-new-uuid-mount", img);
+        unlink(img);
+}
+
 /* Damage to a v5 image with a two-level bnobt in AG 0. */
 static void test_corrupt(void) {
         PATH_COPY(path, "corrupt.img");
@@ -477,28 +654,20 @@ static void test_corrupt(void) {
 
         /* A dirty log by hand: the unmount record's flags cleared. */
         memcpy(img, orig, n);
-        {
-                uint64_t logstart = get_be64(orig + 48);
-                uint64_t at = ((logstart >> g.agblklog) * g.agblocks + (logstart & ((1ull << g.agblklog) - 1))) * g.bs;
-                uint64_t logbb = (uint64_t) get_be32(orig + 96) * g.bs / 512;
-                /* Find the last record header before the head: cycle drop. */
-                uint64_t rec = UINT64_MAX;
-                for (uint64_t bb = 0; bb < logbb; bb++)
-                        if (get_be32(img + at + bb * 512) == 0xFEEDBABE && get_be32(img + at + bb * 512 + 4) == get_be32(img + at + 4))
-                                rec = bb;
-                CHECK(rec != UINT64_MAX, "no log record in corrupt.img");
-                if (rec != UINT64_MAX) {
-                        uint32_t hsize = get_be32(img + at + rec * 512 + 320);
-                        uint64_t hblks = (get_be32(img + at + rec * 512 + 8) & 2) && hsize > 32768 ? (hsize + 32767) / 32768 : 1;
-                        img[at + (rec + hblks) * 512 + 9] = 0x02;
-                        check_fail_or_whole("unmount flag cleared", img, n, n, "not an unmount record");
-                        memcpy(img, orig, n);
-                        put_be32(img + at + rec * 512 + 40, 2);
-                        check_fail_or_whole("two ops in the last record", img, n, n, "not an unmount record at the head");
-                        memcpy(img, orig, n);
-                        put_be32(img + at + (logbb - 1) * 512, 7);
-                        check_fail_or_whole("cycles not two runs", img, n, n, "not two runs");
-                }
+        LogRec l;
+        bool found = last_record(img, &g, &l);
+        CHECK(found, "no log record in corrupt.img");
+        if (found) {
+                uint8_t *op = l.h + l.hblks * 512;
+                op[9] = 0x02;
+                check_fail_or_whole("unmount flag cleared", img, n, n, "not an unmount record");
+                memcpy(img, orig, n);
+                put_be32(l.h + 40, 2);
+                check_fail_or_whole("two ops in the last record", img, n, n, "not an unmount record at the head");
+                memcpy(img, orig, n);
+                put_be32(img + l.at + (l.logbb - 1) * 512, 7);
+                check_fail_or_whole("cycles not two runs", img, n, n, "not two runs");
+                test_record(orig, img, n, &g);
         }
         unlink(path);
 }
@@ -616,6 +785,9 @@ int main(void) {
         test_mkfs("xfs-v4-empty", "64M", "-m crc=0", 0);
         test_v4_proto("xfs-v4-proto", "-m crc=0");
         test_v4_proto("xfs-v4-1k-proto", "-m crc=0 -b size=1024 -d agcount=3");
+        test_mkfs_record("xfs-v5-mkfs-record", "");
+        test_mkfs_record("xfs-v4-mkfs-record", "-m crc=0");
+        test_new_uuid();
         test_corrupt();
         test_dirty();
         mutate_image(300);
