@@ -85,7 +85,9 @@ grep -qE '^bmapscan [0-9]+\.[0-9]+\.[0-9]+$' "$WORK/out" && pass "scan --version
 # verify catches SIGINT only while it fetches, then gives it back as it
 # was: started with SIGINT ignored (a script's background job), it must
 # still ignore it while it reads DEST back, not die of it. DEST is a FIFO,
-# so verify waits in its open there until the writer below comes.
+# so verify waits in its open there (past its fetching) until a writer
+# comes: its signal state is read while it waits, since once a writer
+# comes it fails at once (a FIFO cannot be read at offsets) and exits.
 run_cmd "$BMAPSCAN" -q create -o "$WORK/img.bmap" "$WORK/img"
 mkfifo "$WORK/dest.fifo"
 (trap '' INT; exec "$BMAPSCAN" -q verify --bmap "$WORK/img.bmap" "$WORK/img" "$WORK/dest.fifo") >/dev/null 2>&1 &
@@ -93,21 +95,33 @@ pid=$!
 state=$(python3 - "$WORK/dest.fifo" "$pid" <<'PY'
 import os, sys, time
 fifo, pid = sys.argv[1], sys.argv[2]
-# A writer's non-blocking open succeeds only once a reader has the FIFO
-# open, or waits in its open: verify is then past its fetching.
-for _ in range(600):
+
+def read(name):
     try:
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        break
+        with open("/proc/%s/%s" % (pid, name)) as f:
+            return f.read()
     except OSError:
-        time.sleep(0.1)
+        return ""
+
+def in_fifo_open():
+    # The kernel names where a FIFO's open waits for its partner; without
+    # wchan (0), a sleeping openat that stays there.
+    w = read("wchan")
+    if w in ("wait_for_partner", "fifo_open"):
+        return True
+    return w == "0" and read("syscall").startswith("257 ") and "\nState:\tS" in read("status")
+
+for _ in range(600):
+    if in_fifo_open():
+        break
+    time.sleep(0.1)
 else:
-    print("never opened")
+    print("never waiting in the open of DEST")
     sys.exit()
-# Held open: verify waits in its read and stays alive to be looked at.
-ign = next(int(l.split()[1], 16) for l in open("/proc/%s/status" % pid) if l.startswith("SigIgn:"))
+ign = next(int(l.split()[1], 16) for l in read("status").splitlines() if l.startswith("SigIgn:"))
 print("ignored" if ign & (1 << 1) else "not ignored")
-os.close(fd)
+# Let it go on (and fail on the FIFO).
+os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
 PY
 ) || true
 wait "$pid" || true
