@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "layout.h"
 #include "util.h"
 
 /* ---- dm-verity superblock ---- */
@@ -312,5 +313,45 @@ int tail_scan(const Reader *r, uint64_t from, TailScan *ret) {
         }
         *ret = t;
         t = (TailScan) {};
+        return 0;
+}
+
+/* Enough to catch what sits right after a filesystem without probing
+ * every stretch of a tail full of vendor data. */
+#define TAIL_PROBE_RUNS 8
+
+int tail_find_filesystem(const Reader *r, uint64_t from, const TailScan *t, unsigned sector_size, char *ret_type,
+                         size_t type_len, uint64_t *ret_at) {
+        static const uint64_t back[] = { 0, UINT64_C(32) << 10, UINT64_C(64) << 10 };
+        uint64_t tried[TAIL_PROBE_RUNS * ELEMENTSOF(back)];
+        size_t n_tried = 0;
+
+        for (size_t i = 0; i < t->nonzero.n && i < TAIL_PROBE_RUNS; i++)
+                for (size_t j = 0; j < ELEMENTSOF(back); j++) {
+                        /* Runs start on 4 KiB blocks of the image, or at from. */
+                        uint64_t at = t->nonzero.v[i].start;
+                        bool seen = false;
+                        Reader sub;
+                        int k;
+
+                        if (at < from + back[j])
+                                continue;
+                        at -= back[j];
+                        for (size_t m = 0; m < n_tried; m++)
+                                seen = seen || tried[m] == at;
+                        if (seen || at >= r->size)
+                                continue;
+                        tried[n_tried++] = at;
+                        k = reader_sub(r, at, r->size - at, &sub);
+                        if (k < 0)
+                                return k;
+                        k = layout_probe_reader_fstype(&sub, sector_size, ret_type, type_len);
+                        if (k < 0)
+                                return k;
+                        if (ret_type[0]) {
+                                *ret_at = at;
+                                return 1;
+                        }
+                }
         return 0;
 }

@@ -95,3 +95,14 @@ typedef struct TailScan {
 
 void tail_scan_done(TailScan *t);
 int tail_scan(const Reader *r, uint64_t from, TailScan *ret);
+
+/* Whether the data past a filesystem's end (t, from tail_scan(r, from))
+ * is another filesystem or container libblkid knows (a FAT image or an
+ * ext4 appended after a squashfs, an LVM label...): the zeros inside it
+ * are its free space or its metadata, and none of it may be left to
+ * chance. libblkid looks where each of the first runs of data starts,
+ * and 32 and 64 KiB before it (ISO 9660 and btrfs keep their first
+ * blocks zero). 1 with its type in ret_type and where it starts (relative
+ * to r), 0 when none is found, or a negative errno. */
+int tail_find_filesystem(const Reader *r, uint64_t from, const TailScan *t, unsigned sector_size, char *ret_type,
+                         size_t type_len, uint64_t *ret_at);

@@ -140,6 +140,21 @@ static int probe_lv(int fd, Scan *s, const Partition *p, const LvmLv *lv, ScanVo
                                          : "dm-verity hash tree past the filesystem: fully mapped");
                         return 0;
                 }
+                char tail_type[64];
+                uint64_t at = 0;
+                if (t.nonzero.n) {
+                        r = tail_find_filesystem(&rd, fs_end, &t, s->layout.sector_size, tail_type, sizeof(tail_type),
+                                                 &at);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r != 0) {
+                                if (r < 0)
+                                        vol_how(v, "the data past the filesystem cannot be probed: fully mapped");
+                                else
+                                        vol_how(v, "%s past the filesystem's end: fully mapped", tail_type);
+                                return 0;
+                        }
+                }
                 if (t.nonzero.n) {
                         char b[32];
                         format_human_size(extents_total(&t.nonzero), b, sizeof(b));

@@ -308,7 +308,31 @@ static int check_partition(Scan *s, const Reader *rd, size_t i, PartCheck *pc) {
                                   t.verity_offset);
         }
         if (t.nonzero.n) {
-                char b[32];
+                char b[32], type[64];
+                uint64_t at = 0;
+
+                /* Another filesystem after this one: its zeros are its own
+                 * (free clusters, empty tables), so all of the tail. */
+                r = tail_find_filesystem(rd, fs_end, &t, s->layout.sector_size, type, sizeof(type), &at);
+                if (r == -ENOMEM)
+                        return r;
+                if (r != 0) {
+                        int k = extents_subtract_range(&pc->free, fs_end, p->size);
+                        if (k < 0)
+                                return k;
+                        if (r < 0) {
+                                how_append(sp, "the data past the filesystem's end cannot be probed (%s): the rest "
+                                               "mapped in full", strerror(-r));
+                                return scan_add_region(s, p->start + fs_end, p->start + len,
+                                                       "partition %u: data past its filesystem that cannot be probed",
+                                                       p->number);
+                        }
+                        format_human_size(at, b, sizeof(b));
+                        how_append(sp, "%s past the filesystem's end (at %s): the rest mapped in full", type, b);
+                        return scan_add_region(s, p->start + fs_end, p->start + len,
+                                               "partition %u: %s past its filesystem, at partition byte %" PRIu64,
+                                               p->number, type, at);
+                }
                 format_human_size(extents_total(&t.nonzero), b, sizeof(b));
                 r = extents_subtract(&pc->free, &t.nonzero);
                 if (r < 0)

@@ -69,6 +69,33 @@ check_untouched "$WORK/tail.bmap" $((MiB + 40 * MiB + 120 * 1024)) $((65 * MiB))
         "the zeros after it are not"
 check_how "$(how "$img" 1)" "of data past the filesystem's end mapped" "the report says the tail holds data"
 
+# Another filesystem appended after the first one (a FAT image after an
+# ext4, an ext4 after a squashfs): its zeros are its free clusters and
+# empty tables, which garbage on a target would turn into corruption, so
+# the whole rest of the partition is mapped.
+img=$WORK/appended.img
+gpt_ext4 "$img" 40
+rm -f "$WORK/app.fat"
+mkfs.fat -C -n APPENDED "$WORK/app.fat" 8192 >/dev/null
+dd if="$WORK/app.fat" of="$img" bs=1M seek=$((1 + 40 + 1)) conv=notrunc status=none
+"$BMAPSCAN" -q scan --no-checksum -o "$WORK/appended.bmap" "$img"
+check_covered "$WORK/appended.bmap" $((MiB + 40 * MiB)) $((65 * MiB)) \
+        "a FAT image appended after an ext4: the rest of the partition is mapped"
+check_how "$(how "$img" 1)" "vfat past the filesystem's end (at 41.0 MiB): the rest mapped in full" \
+        "the report names the appended filesystem"
+# An ISO 9660 keeps its first 32 KiB zero (the system area; btrfs its
+# first 64 KiB): libblkid is asked before the first data too.
+if command -v xorriso >/dev/null; then
+        rm -f "$WORK/app.iso"
+        xorriso -as mkisofs -quiet -o "$WORK/app.iso" "$WORK/files" 2>/dev/null
+        gpt_ext4 "$img" 40
+        dd if="$WORK/app.iso" of="$img" bs=1M seek=$((1 + 40 + 2)) conv=notrunc status=none
+        check_how "$(how "$img" 1)" "iso9660 past the filesystem's end (at 42.0 MiB): the rest mapped in full" \
+                "an ISO 9660 (zeros first) appended after an ext4 is found by probing before its data"
+else
+        echo "xorriso is not installed: the appended ISO case skipped"
+fi
+
 img=$WORK/resize.img
 gpt_ext4 "$img" 40
 "$BMAPSCAN" -q scan --no-checksum -o "$WORK/resize.bmap" "$img"
