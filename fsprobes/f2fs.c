@@ -45,6 +45,10 @@ static const char *const types[] = { "f2fs", NULL };
 #define CP_COMPACT_SUM 0x0004u
 #define CP_ERROR 0x0008u
 #define CP_FSCK 0x0010u
+/* A checkpoint of a sync under the fastboot mount option: it keeps the
+ * node summaries as an unmount does (the kernel's __exist_node_summaries),
+ * which moves the data summaries, with the SIT journal, 3 blocks earlier. */
+#define CP_FASTBOOT 0x0020u
 #define CP_LARGE_NAT_BITMAP 0x0400u
 #define CP_QUOTA_NEED_FSCK 0x0800u
 #define CP_DISABLED 0x1000u
@@ -326,7 +330,7 @@ static int find_checkpoint(const Reader *r, const F2fsSuper *sb, F2fsCheckpoint 
         cp->sit_bitmap = at;
         cp->sit_bitmap_bytes = sit_bytes;
 
-        uint32_t sum_blocks = cp->flags & CP_UMOUNT ? 6 : 3;
+        uint32_t sum_blocks = cp->flags & (CP_UMOUNT | CP_FASTBOOT) ? 6 : 3;
         if (cp->start_sum < 1 + sb->cp_payload || cp->start_sum >= cp->total ||
             (!(cp->flags & CP_COMPACT_SUM) && cp->total < sum_blocks + 1 + 1 + sb->cp_payload))
                 return probe_fail(res, -EINVAL, "checkpoint: summaries at block %" PRIu32 " of a %" PRIu32 "-block pack",
@@ -352,8 +356,8 @@ typedef struct SitJournal {
 } SitJournal;
 
 /* The SIT journal, from the cold-data summary: in the compact summary
- * block, or the third of the data summaries a normal pack holds (after the
- * node summaries too when it was written at unmount). */
+ * block, or the third of the data summaries a normal pack holds (before
+ * the node summaries too when it was written at unmount or with fastboot). */
 static int read_sit_journal(const Reader *r, const F2fsSuper *sb, const F2fsCheckpoint *cp, SitJournal *j,
                             ProbeResult *res) {
         uint8_t b[BLOCK];
@@ -364,7 +368,7 @@ static int read_sit_journal(const Reader *r, const F2fsSuper *sb, const F2fsChec
                 blk = cp->start + cp->start_sum;
                 at = SUM_JOURNAL_SIZE;
         } else {
-                blk = cp->start + cp->total - (cp->flags & CP_UMOUNT ? 7 : 4) + 2;
+                blk = cp->start + cp->total - (cp->flags & (CP_UMOUNT | CP_FASTBOOT) ? 7 : 4) + 2;
                 at = SUM_ENTRIES_SIZE;
         }
         int k = reader_read(r, blk << BLOCK_SHIFT, b, sizeof(b));

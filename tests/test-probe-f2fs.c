@@ -427,6 +427,101 @@ static void test_unclean(void) {
         unlink(img);
 }
 
+/* A checkpoint written by a sync under the fastboot mount option
+ * (CP_FASTBOOT, CP_UMOUNT clear, then a crash) keeps the node summaries as
+ * an unmount does: the kernel then reads the cold-data summary, and with
+ * it the SIT journal, 7 blocks before the pack's end, not 4. A journal that
+ * moved a segment's blocks elsewhere (as GC does, count unchanged) must be
+ * read there: the old segment is free, the new one used. */
+static void test_fastboot(void) {
+        ProbeResult res = { .used = EXTENTS_INIT };
+        PATH_COPY(img, "fastboot.img");
+        PATH_COPY(tree, "tree");
+        size_t n;
+        Geo g;
+        unsigned pack;
+
+        make_tree(tree, 30, 300000);
+        if (sh("truncate -s 96M '%s' && mkfs.f2fs -f '%s' >/dev/null && sload.f2fs -f '%s' '%s' >/dev/null", img, img, tree,
+               img) != 0)
+                return;
+        _cleanup_free_ uint8_t *buf = load(img, &n);
+        if (!buf || !geo_of(buf, n, &g))
+                return;
+        uint8_t *cp = active_cp(buf, &g, &pack);
+        uint32_t flags = get_le32(cp + 132), total = get_le32(cp + 136);
+        CHECK(!(flags & 4) && total >= 8, "sload.f2fs wrote a compact summary (%08" PRIx32 "): no node summaries to test",
+              flags);
+        if ((flags & 4) || total < 8)
+                return;
+        CHECK(probe_mem(buf, n, n, &res) == 0, "fastboot: %s", res.how);
+        /* A: the fullest segment that is none of the current ones; T: a
+         * free one. */
+        uint32_t cur[6];
+        for (unsigned i = 0; i < 6; i++)
+                cur[i] = get_le32(cp + (i < 3 ? 36 + 4 * i : 84 + 4 * (i - 3)));
+        uint32_t a = UINT32_MAX, t = UINT32_MAX;
+        uint64_t most = 0;
+        for (uint32_t s = 0; s < g.seg_main; s++) {
+                bool current = false;
+                for (unsigned i = 0; i < 6; i++)
+                        current |= cur[i] == s;
+                uint64_t at = (g.main + (uint64_t) s * 512) * BLK, blocks = 0;
+                EXTENTS_FOREACH(x, &res.used)
+                        if (x->end > at && x->start < at + 512 * BLK)
+                                blocks += ((x->end < at + 512 * BLK ? x->end : at + 512 * BLK) - (x->start > at ? x->start : at)) / BLK;
+                if (!current && blocks > most) {
+                        a = s;
+                        most = blocks;
+                }
+                if (!current && !blocks)
+                        t = s;
+        }
+        CHECK(a != UINT32_MAX && t != UINT32_MAX, "fastboot: no used and free segments to move");
+        if (a == UINT32_MAX || t == UINT32_MAX)
+                return;
+        uint8_t map[64] = {};
+        unsigned count = 0;
+        for (unsigned i = 0; i < 512; i++) {
+                uint64_t at = (g.main + (uint64_t) a * 512 + i) * BLK;
+                if (extents_contains(&res.used, at, at + BLK)) {
+                        map[i / 8] |= (uint8_t) (0x80u >> (i % 8));
+                        count++;
+                }
+        }
+        /* The journal of the cold-data summary: A now empty, T holding A's
+         * blocks. */
+        uint8_t *sum = cp + (size_t) (total - 7 + 2) * BLK;
+        unsigned nj = get_le16(sum + 3584);
+        CHECK(nj <= 4, "fastboot: the SIT journal is full (%u)", nj);
+        if (nj > 4)
+                return;
+        uint8_t *e = sum + 3586 + (size_t) nj * 78;
+        memset(e, 0, 2 * 78);
+        put_le32(e, a);
+        put_le16(e + 4, 2u << 10);
+        put_le32(e + 78, t);
+        put_le16(e + 78 + 4, (uint16_t) (2u << 10 | count));
+        memcpy(e + 78 + 6, map, sizeof(map));
+        put_le16(sum + 3584, (uint16_t) (nj + 2));
+        set_cp_flags(cp, (flags & ~1u) | 0x20);
+        CHECK(probe_mem(buf, n, n, &res) == 0, "fastboot: %s", res.how);
+        uint64_t ta = (g.main + (uint64_t) t * 512) * BLK, aa = (g.main + (uint64_t) a * 512) * BLK;
+        unsigned missing = 0;
+        for (unsigned i = 0; i < 512; i++)
+                if ((map[i / 8] & (0x80u >> (i % 8))) &&
+                    !extents_contains(&res.used, ta + (uint64_t) i * BLK, ta + (uint64_t) (i + 1) * BLK))
+                        missing++;
+        CHECK(missing == 0, "fastboot: %u of the %u blocks of segment %" PRIu32 " valid in the journal are not mapped", missing,
+              count, t);
+        CHECK(!extents_overlaps(&res.used, aa, aa + 512 * BLK), "fastboot: segment %" PRIu32 ", emptied in the journal, is mapped",
+              a);
+        printf("%-34s %s: %u blocks of segment %" PRIu32 " moved to %" PRIu32 " in the journal\n", "f2fs-fastboot-unclean",
+               res.how, count, a, t);
+        probe_result_done(&res);
+        unlink(img);
+}
+
 /* A damaged volume: the probe fails with a reason containing why, or maps
  * the whole partition saying why; it never maps less. */
 static void check_fail_or_whole(const char *what, const uint8_t *img, uint64_t image_size, uint64_t size, const char *why) {
@@ -669,6 +764,7 @@ int main(void) {
         test_mkfs("f2fs-sections-zones", "-s 4 -z 2 -O extra_attr,compression", "256M", 40, 2000000, "SIT");
         test_packs();
         test_unclean();
+        test_fastboot();
         test_corrupt();
         mutate_image(600);
 
