@@ -8,7 +8,9 @@
  * was not cleanly unmounted may hold fsync'd nodes written after it, which
  * roll-forward recovery replays: then the six current segments are mapped
  * in full and the chain of nodes from the warm-node log's next free block
- * is followed, mapping each node and every block it points to. Unknown
+ * is followed, mapping each node and every block it points to. The chain
+ * is followed after a clean unmount too (the kernel replays it on every
+ * mount): a node found there maps the same. Unknown
  * features, zoned or multi-device volumes, errors the kernel recorded and
  * checkpoints that ask for fsck are mapped whole. Only 4 KiB blocks (every
  * mkfs.f2fs default) are read: the summary and SIT layouts scale with the
@@ -463,27 +465,24 @@ static int add_block(const F2fsSuper *sb, uint64_t blk, ProbeResult *res) {
         return k < 0 ? probe_fail(res, k, "out of memory for the roll-forward blocks") : 0;
 }
 
-/* After an unclean shutdown: the current segments whole, and the chain of
- * nodes written after the checkpoint, which starts at the warm-node log's
- * next free block and links on through each footer while the footer
- * carries this checkpoint's version. The low 32 bits are compared: with
+/* The chain of nodes written after the checkpoint, which starts at the
+ * warm-node log's next free block and links on through each footer while
+ * the footer carries this checkpoint's version. The kernel replays it on
+ * every writable mount, whatever CP_UMOUNT says: a file fsync'd after a
+ * clean mount and lost power leaves it behind an unmount checkpoint. After
+ * an unclean checkpoint, or when the chain holds a node, the current
+ * segments are mapped whole too. The low 32 bits are compared: with
  * CRC_RECOVERY the high half is the checkpoint's CRC, so this takes in at
  * least every node recovery would replay. Every address in such a node
  * that lies in the main area is mapped, as fsck.f2fs does. Returns the
  * number of chained nodes. */
-static int collect_roll_forward(const Reader *r, const F2fsSuper *sb, const F2fsCheckpoint *cp, uint64_t *ret_nodes,
-                                ProbeResult *res) {
+static int collect_roll_forward(const Reader *r, const F2fsSuper *sb, const F2fsCheckpoint *cp, bool unclean,
+                                uint64_t *ret_nodes, ProbeResult *res) {
         _cleanup_extents_ Extents seen = EXTENTS_INIT;
         uint8_t b[BLOCK];
         uint64_t nodes = 0;
         int k;
 
-        for (unsigned i = 0; i < CURSEGS; i++) {
-                uint64_t s = seg_block(sb, cp->cur_segno[i]);
-                k = extents_add(&res->used, s << BLOCK_SHIFT, (s + SEG_BLOCKS) << BLOCK_SHIFT);
-                if (k < 0)
-                        return probe_fail(res, k, "out of memory");
-        }
         uint64_t blk = seg_block(sb, cp->cur_segno[1]) + cp->cur_blkoff[1];
         /* Each block is visited once: the chain cannot be longer than the
          * main area, and a loop ends it. */
@@ -512,6 +511,12 @@ static int collect_roll_forward(const Reader *r, const F2fsSuper *sb, const F2fs
                 }
                 nodes++;
                 blk = get_le32(b + FOOTER + 20);
+        }
+        for (unsigned i = 0; (unclean || nodes) && i < CURSEGS; i++) {
+                uint64_t s = seg_block(sb, cp->cur_segno[i]);
+                k = extents_add(&res->used, s << BLOCK_SHIFT, (s + SEG_BLOCKS) << BLOCK_SHIFT);
+                if (k < 0)
+                        return probe_fail(res, k, "out of memory");
         }
         *ret_nodes = nodes;
         return 0;
@@ -574,11 +579,9 @@ static int collect(const Reader *r, const char *fstype, ProbeResult *res) {
                                cp.valid_blocks);
                 goto out;
         }
-        if (!(cp.flags & CP_UMOUNT)) {
-                k = collect_roll_forward(r, &sb, &cp, &nodes, res);
-                if (k < 0)
-                        goto out;
-        }
+        k = collect_roll_forward(r, &sb, &cp, !(cp.flags & CP_UMOUNT), &nodes, res);
+        if (k < 0)
+                goto out;
 
         int n = snprintf(res->how, sizeof(res->how), "SIT, checkpoint pack #%u, %" PRIu64 " valid blocks", cp.pack + 1, valid);
         if (sb.which)
@@ -586,6 +589,9 @@ static int collect(const Reader *r, const char *fstype, ProbeResult *res) {
         if (!(cp.flags & CP_UMOUNT))
                 snprintf(res->how + n, sizeof(res->how) - (size_t) n,
                          "; not cleanly unmounted: current segments and %" PRIu64 " roll-forward nodes mapped", nodes);
+        else if (nodes)
+                snprintf(res->how + n, sizeof(res->how) - (size_t) n,
+                         "; fsync'd after its unmount: current segments and %" PRIu64 " roll-forward nodes mapped", nodes);
         k = 0;
 out:
         checkpoint_done(&cp);

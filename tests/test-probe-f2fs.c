@@ -522,6 +522,58 @@ static void test_fastboot(void) {
         unlink(img);
 }
 
+/* The kernel replays fsync'd nodes on every writable mount, not only after
+ * an unclean checkpoint: a volume cleanly unmounted (CP_UMOUNT), mounted
+ * again, a file written and fsync'd, then power lost before the next
+ * checkpoint still carries the unmount checkpoint, with the fsync'd nodes
+ * chained after the warm-node log's next free block. They and their data
+ * must be mapped (and the current segments, as after any crash). */
+static void test_fsync_after_clean(void) {
+        ProbeResult res = { .used = EXTENTS_INIT };
+        PATH_COPY(img, "fsync-clean.img");
+        PATH_COPY(tree, "tree");
+        size_t n;
+        Geo g;
+        unsigned pack;
+
+        make_tree(tree, 20, 200000);
+        if (sh("truncate -s 96M '%s' && mkfs.f2fs -f '%s' >/dev/null && sload.f2fs -f '%s' '%s' >/dev/null", img, img, tree,
+               img) != 0)
+                return;
+        _cleanup_free_ uint8_t *buf = load(img, &n);
+        if (!buf || !geo_of(buf, n, &g))
+                return;
+        uint8_t *cp = active_cp(buf, &g, &pack);
+        CHECK(get_le32(cp + 132) & 1, "sload left the checkpoint without CP_UMOUNT");
+        CHECK(probe_mem(buf, n, n, &res) == 0, "fsync after clean: %s", res.how);
+        _cleanup_extents_ Extents clean = EXTENTS_INIT;
+        extents_copy(&clean, &res.used);
+
+        /* A direct node at the warm-node log's next free block, pointing at
+         * data in a free segment. */
+        uint64_t warm = g.main + get_le32(cp + 40) * 512 + get_le16(cp + 70);
+        uint64_t data = g.main + (g.seg_main - 3) * 512 + 7;
+        uint8_t *node = buf + warm * BLK;
+        memset(node, 0, BLK);
+        put_le32(node + 10 * 4, (uint32_t) data);
+        put_le32(node + BLK - 24, 77);
+        put_le32(node + BLK - 20, 70);
+        put_le64(node + BLK - 12, get_le64(cp));
+        put_le32(node + BLK - 4, (uint32_t) warm + 1);
+        CHECK(probe_mem(buf, n, n, &res) == 0, "fsync after clean: %s", res.how);
+        CHECK(extents_contains(&res.used, warm * BLK, (warm + 1) * BLK), "fsync after clean: the fsync'd node is not mapped");
+        CHECK(extents_contains(&res.used, data * BLK, (data + 1) * BLK), "fsync after clean: its data block is not mapped");
+        CHECK_STR_CONTAINS(res.how, "1 roll-forward nodes");
+        printf("%-34s %s: mapped %" PRIu64 " (clean %" PRIu64 ")\n", "f2fs-fsync-after-clean", res.how, extents_total(&res.used),
+               extents_total(&clean));
+        /* A node of another version there: exactly the clean blocks. */
+        put_le64(node + BLK - 12, get_le64(cp) - 1);
+        CHECK(probe_mem(buf, n, n, &res) == 0, "fsync after clean: %s", res.how);
+        CHECK(extents_equal(&res.used, &clean), "fsync after clean: a stale node changed the clean mapping");
+        probe_result_done(&res);
+        unlink(img);
+}
+
 /* A damaged volume: the probe fails with a reason containing why, or maps
  * the whole partition saying why; it never maps less. */
 static void check_fail_or_whole(const char *what, const uint8_t *img, uint64_t image_size, uint64_t size, const char *why) {
@@ -765,6 +817,7 @@ int main(void) {
         test_packs();
         test_unclean();
         test_fastboot();
+        test_fsync_after_clean();
         test_corrupt();
         mutate_image(600);
 
