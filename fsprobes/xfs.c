@@ -3,7 +3,9 @@
  * number (bnobt) of its allocation group lists it. Everything XFS
  * allocates (the AG headers, the AGFL, the internal log, inode chunks,
  * every btree and all file data) comes out of that tree, so its
- * complement is the used space by construction. The tree is only the
+ * complement is the used space by construction. The tree by size (cntbt)
+ * must list the same extents: a bnobt that drifted from it (v4 has no
+ * CRCs) could leave blocks in use out. The tree is only the
  * truth when the log holds nothing to replay: the log's head must be a
  * clean unmount record, or the filesystem is mapped whole. So is one with
  * an external log or a realtime device (their blocks are elsewhere),
@@ -22,6 +24,8 @@ static const char *const types[] = { "xfs", NULL };
 #define XFS_AGF_MAGIC 0x58414746      /* XAGF */
 #define XFS_ABTB_MAGIC 0x41425442     /* ABTB: v4 bnobt block */
 #define XFS_ABTB_CRC_MAGIC 0x41423342 /* AB3B: v5 bnobt block */
+#define XFS_ABTC_MAGIC 0x41425443     /* ABTC: v4 cntbt block */
+#define XFS_ABTC_CRC_MAGIC 0x41423343 /* AB3C: v5 cntbt block */
 #define XLOG_HEADER_MAGIC 0xFEEDBABEu
 
 /* Superblock fields (big-endian). */
@@ -58,7 +62,9 @@ enum {
         AGF_SEQNO = 8,
         AGF_LENGTH = 12,
         AGF_BNO_ROOT = 16,
+        AGF_CNT_ROOT = 20,
         AGF_BNO_LEVEL = 28,
+        AGF_CNT_LEVEL = 32,
         AGF_FLCOUNT = 48,
         AGF_FREEBLKS = 52,
         AGF_BTREEBLKS = 60,
@@ -504,8 +510,13 @@ static int log_clean(const Xfs *x, bool *ret_clean, const char **ret_why, ProbeR
 typedef struct Walk {
         Xfs *x;
         uint32_t agno, aglen;
+        /* The bnobt, or the cntbt (records by size, then block). */
+        bool by_count;
+        const char *name;
         uint8_t *buf; /* one block per level */
-        uint64_t prev_end, blocks, sum;
+        uint64_t prev_end, prev_count, blocks, sum;
+        /* The free extents the tree lists, in partition bytes. */
+        Extents *free;
         /* The btree's own blocks: none of them may be listed free. */
         Extents own;
 } Walk;
@@ -523,61 +534,68 @@ static int walk_block(Walk *w, uint32_t agbno, unsigned level, uint32_t key, boo
         int k;
 
         if (agbno == 0 || agbno >= w->aglen)
-                return probe_fail(res, -EINVAL, "AG %" PRIu32 ": a bnobt block at %" PRIu32 " is outside the AG's %" PRIu32 " blocks",
-                                  w->agno, agbno, w->aglen);
+                return probe_fail(res, -EINVAL, "AG %" PRIu32 ": a %s block at %" PRIu32 " is outside the AG's %" PRIu32 " blocks",
+                                  w->agno, w->name, agbno, w->aglen);
         /* Every block holds at least two records or is the root: a walk
          * that visits more blocks than the AG has goes around in circles. */
         if (++w->blocks > w->aglen)
-                return probe_fail(res, -ELOOP, "AG %" PRIu32 ": the bnobt has more blocks than the AG (a loop)", w->agno);
+                return probe_fail(res, -ELOOP, "AG %" PRIu32 ": the %s has more blocks than the AG (a loop)", w->agno, w->name);
         k = reader_read(x->r, ag_byte(x, w->agno, agbno), b, x->blocksize);
         if (k < 0)
-                return probe_fail(res, k, "AG %" PRIu32 ": cannot read bnobt block %" PRIu32 ": %s", w->agno, agbno, strerror(-k));
+                return probe_fail(res, k, "AG %" PRIu32 ": cannot read %s block %" PRIu32 ": %s", w->agno, w->name, agbno, strerror(-k));
         k = extents_add(&w->own, agbno, (uint64_t) agbno + 1);
         if (k < 0)
                 return probe_fail(res, k, "out of memory");
 
         size_t hdr = x->v5 ? 56 : 16;
-        if (get_be32(b) != (x->v5 ? XFS_ABTB_CRC_MAGIC : XFS_ABTB_MAGIC))
-                return probe_fail(res, -EINVAL, "AG %" PRIu32 ": bnobt block %" PRIu32 " has no %s magic", w->agno, agbno,
-                                  x->v5 ? "AB3B" : "ABTB");
+        uint32_t magic = w->by_count ? (x->v5 ? XFS_ABTC_CRC_MAGIC : XFS_ABTC_MAGIC) : (x->v5 ? XFS_ABTB_CRC_MAGIC : XFS_ABTB_MAGIC);
+        if (get_be32(b) != magic)
+                return probe_fail(res, -EINVAL, "AG %" PRIu32 ": %s block %" PRIu32 " has no %c%c%c%c magic", w->agno, w->name,
+                                  agbno, (char) (magic >> 24), (char) (magic >> 16), (char) (magic >> 8), (char) magic);
         if (x->v5) {
                 if (!crc_ok(b, x->blocksize, 52))
-                        return probe_fail(res, -EBADMSG, "AG %" PRIu32 ": the CRC32C of bnobt block %" PRIu32 " does not match",
-                                          w->agno, agbno);
+                        return probe_fail(res, -EBADMSG, "AG %" PRIu32 ": the CRC32C of %s block %" PRIu32 " does not match",
+                                          w->agno, w->name, agbno);
                 if (get_be64(b + 16) != ag_byte(x, w->agno, agbno) / 512 || memcmp(b + 32, x->meta_uuid, 16) != 0 ||
                     get_be32(b + 48) != w->agno)
-                        return probe_fail(res, -EINVAL, "AG %" PRIu32 ": bnobt block %" PRIu32 " belongs elsewhere (its daddr, UUID or owner)",
-                                          w->agno, agbno);
+                        return probe_fail(res, -EINVAL, "AG %" PRIu32 ": %s block %" PRIu32 " belongs elsewhere (its daddr, UUID or owner)",
+                                          w->agno, w->name, agbno);
         }
         uint16_t lvl = get_be16(b + 4), n = get_be16(b + 6);
         if (lvl != level)
-                return probe_fail(res, -ELOOP, "AG %" PRIu32 ": bnobt block %" PRIu32 " is at level %" PRIu16 ", expected %u (a loop?)",
-                                  w->agno, agbno, lvl, level);
+                return probe_fail(res, -ELOOP, "AG %" PRIu32 ": %s block %" PRIu32 " is at level %" PRIu16 ", expected %u (a loop?)",
+                                  w->agno, w->name, agbno, lvl, level);
         size_t maxrecs = (x->blocksize - hdr) / (level ? 12 : 8);
         if (n == 0 && !(level == 0 && w->blocks == 1))
-                return probe_fail(res, -EINVAL, "AG %" PRIu32 ": bnobt block %" PRIu32 " is empty", w->agno, agbno);
+                return probe_fail(res, -EINVAL, "AG %" PRIu32 ": %s block %" PRIu32 " is empty", w->agno, w->name, agbno);
         if (n > maxrecs)
-                return probe_fail(res, -EINVAL, "AG %" PRIu32 ": bnobt block %" PRIu32 " holds %" PRIu16 " records of at most %zu",
-                                  w->agno, agbno, n, maxrecs);
+                return probe_fail(res, -EINVAL, "AG %" PRIu32 ": %s block %" PRIu32 " holds %" PRIu16 " records of at most %zu",
+                                  w->agno, w->name, agbno, n, maxrecs);
         if (keyed && get_be32(b + hdr) != key)
-                return probe_fail(res, -EINVAL, "AG %" PRIu32 ": bnobt block %" PRIu32 " does not start at its parent's key", w->agno,
-                                  agbno);
+                return probe_fail(res, -EINVAL, "AG %" PRIu32 ": %s block %" PRIu32 " does not start at its parent's key", w->agno,
+                                  w->name, agbno);
 
         if (level == 0) {
                 for (size_t i = 0; i < n; i++) {
                         uint64_t start = get_be32(b + hdr + 8 * i), count = get_be32(b + hdr + 8 * i + 4);
-                        if (count == 0 || start + count > w->aglen || start < w->prev_end)
+                        /* The bnobt is in block order, its extents apart;
+                         * the cntbt by size, then block. */
+                        bool order = w->by_count ? count > w->prev_count || (count == w->prev_count && start >= w->prev_end)
+                                                 : start >= w->prev_end;
+                        if (count == 0 || start + count > w->aglen || !order)
                                 return probe_fail(res, -EINVAL,
-                                                  "AG %" PRIu32 ": free extent %" PRIu64 "+%" PRIu64 " is past the AG's %" PRIu32
+                                                  "AG %" PRIu32 ": %s: free extent %" PRIu64 "+%" PRIu64 " is past the AG's %" PRIu32
                                                   " blocks or out of order",
-                                                  w->agno, start, count, w->aglen);
-                        w->prev_end = start + count;
+                                                  w->agno, w->name, start, count, w->aglen);
+                        w->prev_end = w->by_count ? start + 1 : start + count;
+                        w->prev_count = count;
                         w->sum += count;
-                        k = extents_add(&x->free, ag_byte(x, w->agno, start), ag_byte(x, w->agno, start + count));
+                        k = extents_add(w->free, ag_byte(x, w->agno, start), ag_byte(x, w->agno, start + count));
                         if (k < 0)
                                 return probe_fail(res, k, "out of memory");
                 }
-                x->free_extents += n;
+                if (!w->by_count)
+                        x->free_extents += n;
                 return 0;
         }
         for (size_t i = 0; i < n; i++) {
@@ -589,6 +607,30 @@ static int walk_block(Walk *w, uint32_t agbno, unsigned level, uint32_t key, boo
                 if (k < 0)
                         return k;
         }
+        return 0;
+}
+
+/* Walks one free-space tree of an AG into free (partition bytes), adding
+ * its own blocks to own (AG blocks). */
+static int walk_tree(Xfs *x, uint32_t agno, uint32_t aglen, bool by_count, uint32_t root, uint32_t levels, Extents *free,
+                     Extents *own, uint64_t *ret_sum, uint64_t *ret_blocks, ProbeResult *res) {
+        const char *name = by_count ? "cntbt" : "bnobt";
+        if (levels == 0 || levels > BTREE_MAX_LEVELS)
+                return probe_fail(res, -EINVAL, "AG %" PRIu32 ": the %s has %" PRIu32 " levels", agno, name, levels);
+        _cleanup_free_ uint8_t *buf = malloc((size_t) levels * x->blocksize);
+        if (!buf)
+                return probe_fail(res, -ENOMEM, "out of memory for the %s", name);
+        Walk w = { .x = x, .agno = agno, .aglen = aglen, .by_count = by_count, .name = name, .buf = buf, .free = free,
+                   .own = EXTENTS_INIT };
+        int k = walk_block(&w, root, levels - 1, 0, false, res);
+        int j = extents_union(own, &w.own);
+        extents_done(&w.own);
+        if (k < 0)
+                return k;
+        if (j < 0)
+                return probe_fail(res, j, "out of memory");
+        *ret_sum = w.sum;
+        *ret_blocks = w.blocks;
         return 0;
 }
 
@@ -606,38 +648,44 @@ static int read_ag(Xfs *x, uint32_t agno, uint8_t *agf, ProbeResult *res) {
         if (get_be32(agf + AGF_SEQNO) != agno || get_be32(agf + AGF_LENGTH) != aglen)
                 return probe_fail(res, -EINVAL, "AG %" PRIu32 ": the AGF says AG %" PRIu32 " of %" PRIu32 " blocks, the superblock %" PRIu32,
                                   agno, get_be32(agf + AGF_SEQNO), get_be32(agf + AGF_LENGTH), aglen);
-        uint32_t root = get_be32(agf + AGF_BNO_ROOT), levels = get_be32(agf + AGF_BNO_LEVEL);
         uint32_t freeblks = get_be32(agf + AGF_FREEBLKS), flcount = get_be32(agf + AGF_FLCOUNT);
-        if (levels == 0 || levels > BTREE_MAX_LEVELS)
-                return probe_fail(res, -EINVAL, "AG %" PRIu32 ": the bnobt has %" PRIu32 " levels", agno, levels);
         if (freeblks > aglen || flcount > aglen)
                 return probe_fail(res, -EINVAL, "AG %" PRIu32 ": %" PRIu32 " free blocks in an AG of %" PRIu32, agno, freeblks, aglen);
 
-        _cleanup_free_ uint8_t *buf = malloc((size_t) levels * x->blocksize);
-        if (!buf)
-                return probe_fail(res, -ENOMEM, "out of memory for the bnobt");
-        Walk w = { .x = x, .agno = agno, .aglen = aglen, .buf = buf, .own = EXTENTS_INIT };
-        _cleanup_extents_ Extents own = EXTENTS_INIT;
-        k = walk_block(&w, root, levels - 1, 0, false, res);
-        own = w.own;
+        /* Both trees list the same free extents: one that says otherwise
+         * (a flipped bit v4 has no CRC for) cannot be trusted to leave
+         * nothing in use out. */
+        _cleanup_extents_ Extents bno = EXTENTS_INIT, cnt = EXTENTS_INIT, own = EXTENTS_INIT;
+        uint64_t bno_sum, cnt_sum, bno_blocks, cnt_blocks;
+        k = walk_tree(x, agno, aglen, false, get_be32(agf + AGF_BNO_ROOT), get_be32(agf + AGF_BNO_LEVEL), &bno, &own, &bno_sum,
+                      &bno_blocks, res);
         if (k < 0)
                 return k;
-        if (w.sum != freeblks)
-                return probe_fail(res, -EINVAL, "AG %" PRIu32 ": the bnobt lists %" PRIu64 " free blocks, the AGF %" PRIu32, agno, w.sum,
-                                  freeblks);
-        /* The AG headers and the tree's own blocks can never be free: a
+        if (bno_sum != freeblks)
+                return probe_fail(res, -EINVAL, "AG %" PRIu32 ": the bnobt lists %" PRIu64 " free blocks, the AGF %" PRIu32, agno,
+                                  bno_sum, freeblks);
+        k = walk_tree(x, agno, aglen, true, get_be32(agf + AGF_CNT_ROOT), get_be32(agf + AGF_CNT_LEVEL), &cnt, &own, &cnt_sum,
+                      &cnt_blocks, res);
+        if (k < 0)
+                return k;
+        if (cnt_sum != freeblks || !extents_equal(&bno, &cnt))
+                return probe_fail(res, -EINVAL, "AG %" PRIu32 ": the free-space trees by block and by size disagree", agno);
+        /* The AG headers and the trees' own blocks can never be free: a
          * tree that says so describes some other state of the AG. */
         uint64_t hdr_blocks = div_round_up(4 * (uint64_t) x->sectsize, x->blocksize);
-        if (extents_overlaps(&x->free, ag_byte(x, agno, 0), ag_byte(x, agno, hdr_blocks)))
+        if (extents_overlaps(&bno, ag_byte(x, agno, 0), ag_byte(x, agno, hdr_blocks)))
                 return probe_fail(res, -EINVAL, "AG %" PRIu32 ": the bnobt lists the AG headers as free", agno);
         EXTENTS_FOREACH(e, &own)
-                if (extents_overlaps(&x->free, ag_byte(x, agno, e->start), ag_byte(x, agno, e->end)))
+                if (extents_overlaps(&bno, ag_byte(x, agno, e->start), ag_byte(x, agno, e->end)))
                         return probe_fail(res, -EINVAL, "AG %" PRIu32 ": the bnobt lists its own block %" PRIu64 " as free", agno,
                                           e->start);
+        k = extents_union(&x->free, &bno);
+        if (k < 0)
+                return probe_fail(res, k, "out of memory");
         x->agf_free += freeblks;
         x->agf_flcount += flcount;
         x->agf_btreeblks += get_be32(agf + AGF_BTREEBLKS);
-        x->btree_blocks += w.blocks;
+        x->btree_blocks += bno_blocks + cnt_blocks;
         return 0;
 }
 

@@ -577,6 +577,9 @@ static void test_corrupt(void) {
                 { "bnobt root at 0", 16, 0, "outside the AG" },
                 { "bnobt root on the cntbt", 16, 0xFFFFFFFF, NULL },
                 { "freeblks off by one", 52, 0xFFFFFFFF, "free blocks, the AGF" },
+                { "cntbt levels 0", 32, 0, "cntbt has 0 levels" },
+                { "cntbt root past AG", 20, 1u << 30, "a cntbt block" },
+                { "cntbt root on the bnobt", 20, 0xFFFFFFFF, "no AB3C magic" },
         };
         for (size_t i = 0; i < ELEMENTSOF(agf); i++) {
                 memcpy(img, orig, n);
@@ -584,6 +587,8 @@ static void test_corrupt(void) {
                 uint32_t v = agf[i].v;
                 if (agf[i].off == 16 && v == 0xFFFFFFFF)
                         v = get_be32(a + 20);
+                else if (agf[i].off == 20 && v == 0xFFFFFFFF)
+                        v = get_be32(a + 16);
                 else if (agf[i].off == 52)
                         v = get_be32(a + 52) + 1;
                 put_be32(a + agf[i].off, v);
@@ -645,6 +650,28 @@ static void test_corrupt(void) {
                         fix_crc(root, g.bs, 52);
                         check_fail_or_whole("free extent over the AG headers", img, n, n, NULL);
                 }
+        }
+
+        /* A record moved one block on, its count and the sum unchanged (a
+         * flipped bit in a tree nothing else cross-checks): the block it
+         * leaves is in use but would now be free. The cntbt still lists
+         * the free extents as they are: the trees disagree. */
+        memcpy(img, orig, n);
+        {
+                uint16_t nrec = get_be16(leaf + 6);
+                bool moved = false;
+                for (uint16_t i = 1; i + 1 < nrec && !moved; i++) {
+                        uint8_t *r = leaf + 56 + 8 * (size_t) i;
+                        uint32_t s = get_be32(r), c = get_be32(r + 4);
+                        if (s + c < get_be32(r + 8)) {
+                                put_be32(r, s + 1);
+                                moved = true;
+                        }
+                }
+                CHECK(moved, "no bnobt record with room to move");
+                fix_crc(leaf, g.bs, 52);
+                if (moved)
+                        check_fail_or_whole("bnobt record moved one block", img, n, n, "disagree");
         }
 
         /* Truncated images and short partitions. */
