@@ -398,8 +398,9 @@ static int add_segment(const F2fsSuper *sb, uint32_t segno, const uint8_t *e, ui
         if (count > SEG_BLOCKS || type > 5)
                 return probe_fail(res, -EINVAL, "the SIT entry of segment %" PRIu32 " says %u valid blocks of type %u", segno,
                                   count, type);
-        if (count == 0)
-                return 0;
+        /* No shortcut for a count of 0: the kernel refuses an entry
+         * whose map marks blocks it does not count, and fsck then keeps
+         * what the files point at. */
         uint64_t base = seg_block(sb, segno);
         for (unsigned i = 0; i < SEG_BLOCKS;) {
                 if (!bit_msb(e + SIT_MAP, i)) {

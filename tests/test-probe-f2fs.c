@@ -734,6 +734,28 @@ static void test_corrupt(void) {
         fix_cp(cp);
         check_fail_or_whole("SIT block 0 from the damaged first copy", img, n, n, "segment 20");
 
+        /* A table entry whose count says 0 while its map marks blocks
+         * valid, the checkpoint's count lowered to match: the kernel
+         * refuses such an entry (fsck then keeps what files point at), so
+         * its blocks must not be taken as free. */
+        memcpy(img, orig, n);
+        cp = active_cp(img, &g, &pack);
+        {
+                /* mkfs keeps its counts in the SIT journal (compact summary). */
+                uint8_t *ent = cp + get_le32(cp + 140) * BLK + 509 + 4;
+                unsigned count = get_le16(ent) & 0x3FF;
+                CHECK(count > 0, "mkfs.f2fs's first SIT journal entry counts no block");
+                if (count > 0) {
+                        put_le16(ent, (uint16_t) (get_le16(ent) & ~0x3FFu));
+                        uint8_t *last = cp + (get_le32(cp + 136) - 1) * BLK;
+                        put_le64(cp + 16, get_le64(cp + 16) - count);
+                        put_le64(last + 16, get_le64(last + 16) - count);
+                        fix_cp(cp);
+                        fix_cp(last);
+                        check_fail_or_whole("a SIT count of 0 over a marked map", img, n, n, "its map");
+                }
+        }
+
         /* Truncated images. */
         check_fail_or_whole("truncated to half", orig, n / 2, n, "last block of the main area");
         check_fail_or_whole("truncated to 3 KiB", orig, 3072, n, "superblock");
