@@ -336,10 +336,14 @@ int lvm_pv_from_text(const char *text, size_t len, const char *pv_uuid, uint64_t
                 if (t.nodes[p].type != LVM_NODE_SECTION || lvm_text_string(&t, p, "id", &id) < 0)
                         continue;
                 undash(id, plain, sizeof(plain));
-                if (strcmp(plain, pv_uuid) == 0) {
-                        mine = p;
-                        break;
-                }
+                if (strcmp(plain, pv_uuid) != 0)
+                        continue;
+                /* Two keys for this PV: the extents the second names are
+                 * ours too, never another PV's to leave free. */
+                if (mine)
+                        return why_set(why, why_len, -EINVAL, "VG %s lists this PV twice (%s, %s)", pv->vg_name,
+                                       t.nodes[mine].key, t.nodes[p].key);
+                mine = p;
         }
         if (!mine)
                 return why_set(why, why_len, -EINVAL, "VG %s does not list this PV (%s)", pv->vg_name, pv_uuid);
