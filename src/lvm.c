@@ -108,8 +108,8 @@ static bool is_pv_key(const VgCtx *c, const char *name) {
 }
 
 /* PV extents [pe, pe + n) of this PV given to lv. Striped areas must not
- * overlap anything allocated before; other types' areas (mirror legs) are
- * unioned. */
+ * overlap anything allocated before; other types' areas (mirror legs) may
+ * repeat the LV's own, never another LV's. */
 static int claim(VgCtx *c, LvmLv *lv, uint64_t pe, uint64_t n, bool exclusive) {
         LvmPv *pv = c->pv;
         int r;
@@ -119,7 +119,13 @@ static int claim(VgCtx *c, LvmLv *lv, uint64_t pe, uint64_t n, bool exclusive) {
                                "LV %s: extents %" PRIu64 "-%" PRIu64 " lie past the PV's %" PRIu64 " extents", lv->name,
                                pe, pe + n - 1, pv->pe_count);
         uint64_t a = pv->pe_start + pe * pv->extent_size, b = a + n * pv->extent_size;
-        if (exclusive && extents_overlaps(&pv->allocated, a, b))
+        /* Even a mirror leg never shares an extent with another LV: a
+         * linear LV read first would free the leg's data with its own
+         * free blocks. */
+        bool twice = exclusive && extents_overlaps(&pv->allocated, a, b);
+        for (size_t i = 0; !exclusive && !twice && i < pv->n_lvs; i++)
+                twice = &pv->lvs[i] != lv && extents_overlaps(&pv->lvs[i].pv_bytes, a, b);
+        if (twice)
                 return why_set(c->why, c->why_len, -EINVAL, "LV %s: extents %" PRIu64 "-%" PRIu64 " are given twice",
                                lv->name, pe, pe + n - 1);
         r = extents_add(&pv->allocated, a, b);
