@@ -264,13 +264,17 @@ static int striped_segment(VgCtx *c, LvmLv *lv, uint32_t seg, uint64_t start, ui
 static int read_lv(VgCtx *c, LvmLv *lv, uint32_t node) {
         const LvmText *t = c->t;
         _cleanup_extents_ Extents les = EXTENTS_INIT;
+        uint64_t n_segs = 0, declared;
         const char *type;
         int r;
 
         for (uint32_t s = t->nodes[node].child; s; s = t->nodes[s].next) {
                 uint64_t start, count;
-                if (t->nodes[s].type != LVM_NODE_SECTION || strncmp(t->nodes[s].key, "segment", 7) != 0)
+                /* LVM takes every subsection of an LV for a segment,
+                 * whatever its name: so must we, or its extents go free. */
+                if (t->nodes[s].type != LVM_NODE_SECTION)
                         continue;
+                n_segs++;
                 if (lvm_text_u64(t, s, "start_extent", &start) < 0 || lvm_text_u64(t, s, "extent_count", &count) < 0 ||
                     lvm_text_string(t, s, "type", &type) < 0)
                         return why_set(c->why, c->why_len, -EINVAL,
@@ -294,6 +298,10 @@ static int read_lv(VgCtx *c, LvmLv *lv, uint32_t node) {
                 if (r < 0)
                         return r;
         }
+        /* As LVM checks: a count that disagrees means a segment is lost. */
+        if (lvm_text_u64(t, node, "segment_count", &declared) < 0 || declared != n_segs)
+                return why_set(c->why, c->why_len, -EINVAL, "LV %s: segment_count is not its %" PRIu64 " segments",
+                               lv->name, n_segs);
         if (les.n == 0) {
                 set_kind(lv, "no segments");
                 return 0;
