@@ -586,7 +586,7 @@ int lvm_pv_read(const Reader *r, LvmPv *ret, char *why, size_t why_len) {
                 if (!empty || !pv.orphan)
                         return why_set(why, why_len, -ENOTSUP, "its metadata areas hold no VG, yet the PV is not an orphan");
                 pv.orphan = true;
-                if (da == UINT64_MAX || da > r->size)
+                if (da == UINT64_MAX || da > r->size || da < LABEL_SCAN_SECTORS * LVM_SECTOR)
                         return why_set(why, why_len, -EINVAL, "an orphan PV without a data area");
                 pv.pe_start = da;
                 *ret = pv;
@@ -597,6 +597,18 @@ int lvm_pv_read(const Reader *r, LvmPv *ret, char *why, size_t why_len) {
                 lvm_pv_done(&best);
                 return why_set(why, why_len, -EINVAL, "the label's data area (%" PRIu64 ") and the metadata's pe_start (%" PRIu64 ") differ",
                                da, best.pe_start);
+        }
+        /* An extent on the label, a metadata area or the bootloader area
+         * would let an LV's free blocks free LVM's own bytes. */
+        bool clash = best.pe_start < LABEL_SCAN_SECTORS * LVM_SECTOR ||
+                     extents_overlaps(&best.allocated, 0, LABEL_SCAN_SECTORS * LVM_SECTOR) ||
+                     (pv.ba.end > pv.ba.start && extents_overlaps(&best.allocated, pv.ba.start, pv.ba.end));
+        for (size_t i = 0; i < pv.n_mdas; i++)
+                clash = clash || extents_overlaps(&best.allocated, pv.mdas[i].start, pv.mdas[i].end);
+        if (clash) {
+                lvm_pv_done(&best);
+                return why_set(why, why_len, -EINVAL,
+                               "allocated extents overlap the label, a metadata area or the bootloader area");
         }
         memcpy(best.pv_uuid, pv.pv_uuid, sizeof(best.pv_uuid));
         best.dev_size = pv.dev_size;
