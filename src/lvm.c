@@ -163,6 +163,21 @@ static void set_kind(LvmLv *lv, const char *fmt, ...) {
         va_end(ap);
 }
 
+/* The segment types LVM writes today, whose PV areas are all "pvN", pe
+ * pairs in lists (or that name other LVs, or no areas at all). */
+static bool known_segment_type(const char *type) {
+        static const char *const known[] = {
+                "mirror",   "snapshot",   "thin",      "thin-pool", "cache",     "cache-pool", "writecache",
+                "vdo",      "vdo-pool",   "integrity", "error",     "zero",      "free",
+        };
+        if (strncmp(type, "raid", 4) == 0)
+                return true;
+        for (size_t i = 0; i < ELEMENTSOF(known); i++)
+                if (strcmp(type, known[i]) == 0)
+                        return true;
+        return false;
+}
+
 /* A segment that is not plain striped: whatever PV areas it names
  * ("pvN", pe pairs in a list) are allocated for extent_count extents,
  * every LV it names is a part of this one, and it is never probed. */
@@ -291,6 +306,11 @@ static int read_lv(VgCtx *c, LvmLv *lv, uint32_t node) {
                         return r;
                 if (strcmp(type, "striped") == 0)
                         r = striped_segment(c, lv, s, start, count);
+                else if (!known_segment_type(type))
+                        /* Its PV areas may be written in a way other_segment
+                         * does not read: they would pass for free extents. */
+                        return why_set(c->why, c->why_len, -EOPNOTSUPP, "LV %s: segment type '%s' is not known",
+                                       lv->name, type);
                 else {
                         set_kind(lv, "%s", type);
                         r = other_segment(c, lv, s, count);

@@ -396,6 +396,15 @@ static void test_review_risks(void) {
         free(u);
         free(t);
 
+        /* A segment type this reader does not know may name its PV areas
+         * in a way it does not read: the PV is refused, not its extents
+         * taken for free. */
+        t = replace(mirror, "type = \"mirror\"", "type = \"future-type\"");
+        u = replace(VG_TEXT, "}\n}\n}\ncontents", t);
+        check_text_bad("an unknown segment type", u, "is not known");
+        free(u);
+        free(t);
+
         /* LVM reads every subsection of an LV as a segment, whatever its
          * name, and checks segment_count. */
         t = replace(VG_TEXT, "segment_count = 1\nsegment1 {", "segment_count = 1\nfirst {");
