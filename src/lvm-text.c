@@ -200,9 +200,12 @@ static int parse_value(Parser *ps, const char *key, unsigned depth, uint32_t *re
         if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9')
                 return fail(ps, -EINVAL, "a value expected");
         while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') {
-                if (v > (UINT64_C(1) << 62))
+                uint64_t d = (uint64_t) (*ps->p++ - '0');
+                /* Checked before it wraps: a wrapped value is another,
+                 * plausible, extent number. */
+                if (v > (UINT64_MAX - d) / 10)
                         return fail(ps, -EINVAL, "a number too large");
-                v = v * 10 + (uint64_t) (*ps->p++ - '0');
+                v = v * 10 + d;
         }
         /* A fraction (some lvm.conf settings): kept as its integer part. */
         if (ps->p < ps->end && *ps->p == '.') {

@@ -108,8 +108,8 @@ static bool is_pv_key(const VgCtx *c, const char *name) {
 }
 
 /* PV extents [pe, pe + n) of this PV given to lv. Striped areas must not
- * overlap anything allocated before; other types' areas (mirror legs) are
- * unioned. */
+ * overlap anything allocated before; other types' areas (mirror legs) may
+ * repeat the LV's own, never another LV's. */
 static int claim(VgCtx *c, LvmLv *lv, uint64_t pe, uint64_t n, bool exclusive) {
         LvmPv *pv = c->pv;
         int r;
@@ -119,7 +119,13 @@ static int claim(VgCtx *c, LvmLv *lv, uint64_t pe, uint64_t n, bool exclusive) {
                                "LV %s: extents %" PRIu64 "-%" PRIu64 " lie past the PV's %" PRIu64 " extents", lv->name,
                                pe, pe + n - 1, pv->pe_count);
         uint64_t a = pv->pe_start + pe * pv->extent_size, b = a + n * pv->extent_size;
-        if (exclusive && extents_overlaps(&pv->allocated, a, b))
+        /* Even a mirror leg never shares an extent with another LV: a
+         * linear LV read first would free the leg's data with its own
+         * free blocks. */
+        bool twice = exclusive && extents_overlaps(&pv->allocated, a, b);
+        for (size_t i = 0; !exclusive && !twice && i < pv->n_lvs; i++)
+                twice = &pv->lvs[i] != lv && extents_overlaps(&pv->lvs[i].pv_bytes, a, b);
+        if (twice)
                 return why_set(c->why, c->why_len, -EINVAL, "LV %s: extents %" PRIu64 "-%" PRIu64 " are given twice",
                                lv->name, pe, pe + n - 1);
         r = extents_add(&pv->allocated, a, b);
@@ -155,6 +161,21 @@ static void set_kind(LvmLv *lv, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(lv->kind, sizeof(lv->kind), fmt, ap);
         va_end(ap);
+}
+
+/* The segment types LVM writes today, whose PV areas are all "pvN", pe
+ * pairs in lists (or that name other LVs, or no areas at all). */
+static bool known_segment_type(const char *type) {
+        static const char *const known[] = {
+                "mirror",   "snapshot",   "thin",      "thin-pool", "cache",     "cache-pool", "writecache",
+                "vdo",      "vdo-pool",   "integrity", "error",     "zero",      "free",
+        };
+        if (strncmp(type, "raid", 4) == 0)
+                return true;
+        for (size_t i = 0; i < ELEMENTSOF(known); i++)
+                if (strcmp(type, known[i]) == 0)
+                        return true;
+        return false;
 }
 
 /* A segment that is not plain striped: whatever PV areas it names
@@ -258,13 +279,17 @@ static int striped_segment(VgCtx *c, LvmLv *lv, uint32_t seg, uint64_t start, ui
 static int read_lv(VgCtx *c, LvmLv *lv, uint32_t node) {
         const LvmText *t = c->t;
         _cleanup_extents_ Extents les = EXTENTS_INIT;
+        uint64_t n_segs = 0, declared;
         const char *type;
         int r;
 
         for (uint32_t s = t->nodes[node].child; s; s = t->nodes[s].next) {
                 uint64_t start, count;
-                if (t->nodes[s].type != LVM_NODE_SECTION || strncmp(t->nodes[s].key, "segment", 7) != 0)
+                /* LVM takes every subsection of an LV for a segment,
+                 * whatever its name: so must we, or its extents go free. */
+                if (t->nodes[s].type != LVM_NODE_SECTION)
                         continue;
+                n_segs++;
                 if (lvm_text_u64(t, s, "start_extent", &start) < 0 || lvm_text_u64(t, s, "extent_count", &count) < 0 ||
                     lvm_text_string(t, s, "type", &type) < 0)
                         return why_set(c->why, c->why_len, -EINVAL,
@@ -281,6 +306,11 @@ static int read_lv(VgCtx *c, LvmLv *lv, uint32_t node) {
                         return r;
                 if (strcmp(type, "striped") == 0)
                         r = striped_segment(c, lv, s, start, count);
+                else if (!known_segment_type(type))
+                        /* Its PV areas may be written in a way other_segment
+                         * does not read: they would pass for free extents. */
+                        return why_set(c->why, c->why_len, -EOPNOTSUPP, "LV %s: segment type '%s' is not known",
+                                       lv->name, type);
                 else {
                         set_kind(lv, "%s", type);
                         r = other_segment(c, lv, s, count);
@@ -288,6 +318,10 @@ static int read_lv(VgCtx *c, LvmLv *lv, uint32_t node) {
                 if (r < 0)
                         return r;
         }
+        /* As LVM checks: a count that disagrees means a segment is lost. */
+        if (lvm_text_u64(t, node, "segment_count", &declared) < 0 || declared != n_segs)
+                return why_set(c->why, c->why_len, -EINVAL, "LV %s: segment_count is not its %" PRIu64 " segments",
+                               lv->name, n_segs);
         if (les.n == 0) {
                 set_kind(lv, "no segments");
                 return 0;
@@ -336,10 +370,14 @@ int lvm_pv_from_text(const char *text, size_t len, const char *pv_uuid, uint64_t
                 if (t.nodes[p].type != LVM_NODE_SECTION || lvm_text_string(&t, p, "id", &id) < 0)
                         continue;
                 undash(id, plain, sizeof(plain));
-                if (strcmp(plain, pv_uuid) == 0) {
-                        mine = p;
-                        break;
-                }
+                if (strcmp(plain, pv_uuid) != 0)
+                        continue;
+                /* Two keys for this PV: the extents the second names are
+                 * ours too, never another PV's to leave free. */
+                if (mine)
+                        return why_set(why, why_len, -EINVAL, "VG %s lists this PV twice (%s, %s)", pv->vg_name,
+                                       t.nodes[mine].key, t.nodes[p].key);
+                mine = p;
         }
         if (!mine)
                 return why_set(why, why_len, -EINVAL, "VG %s does not list this PV (%s)", pv->vg_name, pv_uuid);
@@ -568,7 +606,7 @@ int lvm_pv_read(const Reader *r, LvmPv *ret, char *why, size_t why_len) {
                 if (!empty || !pv.orphan)
                         return why_set(why, why_len, -ENOTSUP, "its metadata areas hold no VG, yet the PV is not an orphan");
                 pv.orphan = true;
-                if (da == UINT64_MAX || da > r->size)
+                if (da == UINT64_MAX || da > r->size || da < LABEL_SCAN_SECTORS * LVM_SECTOR)
                         return why_set(why, why_len, -EINVAL, "an orphan PV without a data area");
                 pv.pe_start = da;
                 *ret = pv;
@@ -579,6 +617,18 @@ int lvm_pv_read(const Reader *r, LvmPv *ret, char *why, size_t why_len) {
                 lvm_pv_done(&best);
                 return why_set(why, why_len, -EINVAL, "the label's data area (%" PRIu64 ") and the metadata's pe_start (%" PRIu64 ") differ",
                                da, best.pe_start);
+        }
+        /* An extent on the label, a metadata area or the bootloader area
+         * would let an LV's free blocks free LVM's own bytes. */
+        bool clash = best.pe_start < LABEL_SCAN_SECTORS * LVM_SECTOR ||
+                     extents_overlaps(&best.allocated, 0, LABEL_SCAN_SECTORS * LVM_SECTOR) ||
+                     (pv.ba.end > pv.ba.start && extents_overlaps(&best.allocated, pv.ba.start, pv.ba.end));
+        for (size_t i = 0; i < pv.n_mdas; i++)
+                clash = clash || extents_overlaps(&best.allocated, pv.mdas[i].start, pv.mdas[i].end);
+        if (clash) {
+                lvm_pv_done(&best);
+                return why_set(why, why_len, -EINVAL,
+                               "allocated extents overlap the label, a metadata area or the bootloader area");
         }
         memcpy(best.pv_uuid, pv.pv_uuid, sizeof(best.pv_uuid));
         best.dev_size = pv.dev_size;

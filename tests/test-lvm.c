@@ -148,7 +148,8 @@ static void check_good(const char *what, const uint8_t *img) {
         CHECK(root->visible && root->linear && !root->elsewhere && !root->referenced && !root->kind[0], "%s: root", what);
         CHECK_U64(root->size, 2 * MIB);
         CHECK_U64(root->n_segs, 1);
-        CHECK_U64(root->segs[0].pv_offset, MIB);
+        if (root->n_segs == 1)
+                CHECK_U64(root->segs[0].pv_offset, MIB);
         CHECK_U64(home->size, 2 * MIB);
         CHECK_U64(home->n_segs, 2);
         if (home->n_segs == 2) {
@@ -319,9 +320,9 @@ static void test_parser_limits(void) {
 static void test_thin_pool(void) {
         char *t = replace(VG_TEXT, "logical_volumes {\n",
                           "logical_volumes {\n"
-                          "pool {\nstatus = [\"READ\", \"WRITE\", \"VISIBLE\"]\nsegment1 {\nstart_extent = 0\n"
+                          "pool {\nstatus = [\"READ\", \"WRITE\", \"VISIBLE\"]\nsegment_count = 1\nsegment1 {\nstart_extent = 0\n"
                           "extent_count = 1\ntype = \"thin-pool\"\nmetadata = \"pool_tmeta\"\npool = \"pool_tdata\"\n}\n}\n"
-                          "pool_tdata {\nstatus = [\"READ\", \"WRITE\"]\nsegment1 {\nstart_extent = 0\nextent_count = 1\n"
+                          "pool_tdata {\nstatus = [\"READ\", \"WRITE\"]\nsegment_count = 1\nsegment1 {\nstart_extent = 0\nextent_count = 1\n"
                           "type = \"striped\"\nstripe_count = 1\nstripes = [\"pv0\", 2]\n}\n}\n");
         uint8_t *img = make_pv(t, 512, true);
         _cleanup_(lvm_pv_done) LvmPv pv = {};
@@ -333,6 +334,103 @@ static void test_thin_pool(void) {
                               pv.lvs[i].part_of);
                 else if (strcmp(pv.lvs[i].name, "pool") == 0)
                         CHECK(strcmp(pv.lvs[i].kind, "thin-pool") == 0, "pool kind %s", pv.lvs[i].kind);
+        free(img);
+        free(t);
+}
+
+/* A second metadata area over the PV's last MiB (where extent 6 lies),
+ * its slot empty: the PV header's list grows by one pair. */
+static void add_mda1(uint8_t *img) {
+        uint8_t *s = img + 512, *h = s + 32, *m = img + 7 * MIB;
+
+        memmove(h + 120, h + 104, 8);   /* the extension moves down a pair */
+        put_le64(h + 88, 7 * MIB);
+        put_le64(h + 96, MIB);
+        memset(h + 104, 0, 16);
+        put_le32(s + 16, lvm_crc(LVM_CRC_SEED, s + 20, 512 - 20));
+        memcpy(m, img + MDA_START, 512);
+        put_le64(m + 24, 7 * MIB);
+        put_le64(m + 32, MIB);
+        memset(m + 40, 0, 24);
+        put_le32(m, lvm_crc(LVM_CRC_SEED, m + 4, 512 - 4));
+}
+
+static void check_text_bad(const char *what, const char *text, const char *want) {
+        uint8_t *img = make_pv(text, 512, true);
+        check_bad(what, img, want);
+        free(img);
+}
+
+/* Ways the VG text could make the reader map less than LVM uses: each must
+ * fail (the PV is then mapped whole), never leave an LV's extents free. */
+static void test_review_risks(void) {
+        uint8_t *img;
+        char *t, *u;
+
+        /* The VG lists this PV twice: an LV on "pv1" is on this very PV,
+         * so its extents must never pass for another PV's. */
+        t = replace(VG_TEXT, "}\n}\nlogical_volumes {\n",
+                    "}\npv1 {\nid = \"" UUID_DASHED "\"\ndevice = \"/dev/loop0\"\ndev_size = 16384\n"
+                    "pe_start = 2048\npe_count = 7\n}\n}\nlogical_volumes {\n");
+        u = replace(t, "\"pv0\", 5]", "\"pv1\", 5]");
+        check_text_bad("this PV listed twice", u, "twice");
+        free(u);
+        free(t);
+
+        /* A mirror leg on the extent of a linear LV listed before it: the
+         * linear LV's free blocks would free the leg's data. */
+        const char *mirror = "}\nmm {\nstatus = [\"READ\", \"WRITE\"]\nsegment_count = 1\nsegment1 {\n"
+                             "start_extent = 0\nextent_count = 1\ntype = \"mirror\"\nmirror_count = 1\n"
+                             "mirrors = [\"pv0\", 6]\n}\n}\n}\n}\ncontents";
+        t = replace(VG_TEXT, "}\n}\n}\ncontents", mirror);
+        img = make_pv(t, 512, true);
+        {
+                _cleanup_(lvm_pv_done) LvmPv pv = {};
+                char why[256];
+                CHECK(read_pv(img, &pv, why, sizeof(why)) == 0, "a mirror leg on a free extent: %s", why);
+                CHECK_U64(extents_total(&pv.allocated), 5 * MIB);
+        }
+        free(img);
+        u = replace(t, "mirrors = [\"pv0\", 6]", "mirrors = [\"pv0\", 1]");
+        check_text_bad("a mirror leg on a linear LV's extent", u, "given twice");
+        free(u);
+        free(t);
+
+        /* A segment type this reader does not know may name its PV areas
+         * in a way it does not read: the PV is refused, not its extents
+         * taken for free. */
+        t = replace(mirror, "type = \"mirror\"", "type = \"future-type\"");
+        u = replace(VG_TEXT, "}\n}\n}\ncontents", t);
+        check_text_bad("an unknown segment type", u, "is not known");
+        free(u);
+        free(t);
+
+        /* LVM reads every subsection of an LV as a segment, whatever its
+         * name, and checks segment_count. */
+        t = replace(VG_TEXT, "segment_count = 1\nsegment1 {", "segment_count = 1\nfirst {");
+        img = make_pv(t, 512, true);
+        check_good("a segment not called segmentN", img);
+        free(img);
+        free(t);
+        t = replace(VG_TEXT, "segment_count = 2\n", "segment_count = 1\n");
+        check_text_bad("segment_count disagrees", t, "segment_count");
+        free(t);
+
+        /* A number past 64 bits is an error, not a wrapped value. */
+        t = replace(VG_TEXT, "\"pv0\", 5]", "\"pv0\", 18446744073709551621]");
+        check_text_bad("an overflowing extent", t, "metadata text, line");
+        free(t);
+
+        /* A second metadata area at the PV's end, over unallocated extent 6:
+         * fine; with an LV on extent 6, LVM's own metadata would be its data. */
+        img = make_pv(VG_TEXT, 512, true);
+        add_mda1(img);
+        check_good("a second, empty metadata area at the end", img);
+        free(img);
+        t = replace(VG_TEXT, "\"pv0\", 5]", "\"pv0\", 6]");
+        img = make_pv(t, 512, true);
+        add_mda1(img);
+        check_bad("an extent on the second metadata area", img, "metadata area");
         free(img);
         free(t);
 }
@@ -375,6 +473,7 @@ int main(void) {
         test_text_variants();
         test_parser_limits();
         test_thin_pool();
+        test_review_risks();
         test_scan_whole();
         return check_exit("test-lvm");
 }
