@@ -492,14 +492,19 @@ static int collect_roll_forward(const Reader *r, const F2fsSuper *sb, const F2fs
                 if (k < 0)
                         return probe_fail(res, k, "cannot read node block %" PRIu64 " of the roll-forward chain: %s", blk,
                                           strerror(-k));
+                /* Every block the kernel reads here is mapped, the one that
+                 * ends the chain too: left out, the target's own bytes would
+                 * be read there, and a target that held a later life of this
+                 * same volume keeps nodes of this very checkpoint version
+                 * at that place, which the kernel would replay. */
+                k = add_block(sb, blk, res);
+                if (k < 0)
+                        return k;
                 if ((uint32_t) get_le64(b + FOOTER + 12) != (uint32_t) cp->version)
                         break;
                 k = extents_add(&seen, blk, blk + 1);
                 if (k < 0)
                         return probe_fail(res, k, "out of memory");
-                k = add_block(sb, blk, res);
-                if (k < 0)
-                        return k;
                 bool inode = get_le32(b + FOOTER) == get_le32(b + FOOTER + 4);
                 size_t from = inode ? INODE_ADDRS : 0, to = inode ? INODE_ADDRS_END : FOOTER;
                 for (size_t at = from; at < to; at += 4) {
