@@ -68,13 +68,23 @@ fsck_valid() {
 }
 
 # dump_files DEVICE OUT: every regular file of the volume, by dump.f2fs,
-# into OUT/lost_found (names are unique in the trees made here).
+# into OUT/lost_found (names are unique in the trees made here). dump.f2fs
+# 1.15 failed now and then in CI on a volume it dumps at other times (both
+# suites at once, under load), so each file gets three tries, and the last
+# failure's output is shown.
 dump_files() {
-        local dev=$1 out=$2 ino
+        local dev=$1 out=$2 ino try
         mkdir -p "$out"
         fsck.f2fs --dry-run -t "$dev" 2>/dev/null | sed -n 's/.*-- \(.*\) <ino = 0x\([0-9a-f]*\)>.*/\2 \1/p' >"$out/inos"
         while read -r ino _; do
-                (cd "$out" && echo y | dump.f2fs -i "0x$ino" "$dev" >/dev/null 2>&1) || return 1
+                for try in 1 2 3; do
+                        (cd "$out" && echo y | dump.f2fs -i "0x$ino" "$dev" >"$out/dump.log" 2>&1) && break
+                        if [ "$try" = 3 ]; then
+                                echo "    dump.f2fs -i 0x$ino $dev failed 3 times; its last words:"
+                                tail -n 5 "$out/dump.log" | sed 's/^/      /'
+                                return 1
+                        fi
+                done
         done <"$out/inos"
 }
 
