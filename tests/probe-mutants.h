@@ -27,3 +27,18 @@ _unused_ static bool check_mutant(int k, const ProbeResult *res, uint64_t size, 
         CHECK(res->fs_size <= size, "round %u: fs_size past the partition", round);
         return true;
 }
+
+/* For a deliberately damaged image: the probe fails with a reason, or maps
+ * the whole partition of size bytes; either way its reason contains why
+ * (when given). It never maps less. The line is printed under tag. */
+_unused_ static void check_damaged(const char *tag, const char *what, int k, const ProbeResult *res, uint64_t size,
+                                   const char *why) {
+        if (k == 0)
+                CHECK(res->used.n == 1 && res->used.v[0].start == 0 && res->used.v[0].end == size,
+                      "%s: accepted and not mapped whole: %s", what, res->how);
+        else
+                CHECK(res->how[0], "%s: failure without a reason", what);
+        if (why)
+                CHECK_STR_CONTAINS(res->how, why);
+        printf("%-30s %s: %s\n", tag, what, res->how);
+}
