@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -692,18 +691,12 @@ static void test_large(void) {
                 used += bm[i / 8] >> (i % 8) & 1;
         munmap(buf, n);
 
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
         int k = probe_file(img, 0, &res);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        double secs = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
         CHECK(k == 0, "large: %s", res.how);
-        printf("%-30s %-62s %" PRIu64 " of %" PRIu64 " clusters used, %zu extents, probed in %.3f s\n",
-               "exfat-4M-clusters-alternate", res.how, used, g.clusters, res.used.n, secs);
+        printf("%-30s %-62s %" PRIu64 " of %" PRIu64 " clusters used, %zu extents\n",
+               "exfat-4M-clusters-alternate", res.how, used, g.clusters, res.used.n);
         CHECK_U64(extents_total(&res.used), g.heap + used * g.cluster_bytes);
-        /* Generous: sanitizer builds are slower; an optimised build takes a
-         * fraction of this. */
-        CHECK(secs < 20, "probing took %.1f s", secs);
+        /* How fast is for scripts/bench.sh to say, not a test. */
         probe_result_done(&res);
         unlink(img);
 }
