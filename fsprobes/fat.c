@@ -32,10 +32,6 @@ typedef struct FatGeometry {
         uint32_t root_cluster;  /* FAT32 */
 } FatGeometry;
 
-static bool is_pow2(uint32_t v) {
-        return v && !(v & (v - 1));
-}
-
 static uint64_t cluster_offset(const FatGeometry *g, uint64_t n) {
         return (g->first_data + (n - 2) * g->cluster_sectors) * g->sector_size;
 }

@@ -76,10 +76,6 @@ static void ntfs_done(Ntfs *v) {
         runlist_done(&v->mft);
 }
 
-static bool is_pow2(uint64_t v) {
-        return v && !(v & (v - 1));
-}
-
 static int parse_boot(const uint8_t *b, uint64_t part_size, Ntfs *v, ProbeResult *res) {
         if (memcmp(b + 3, "NTFS    ", 8) != 0)
                 return probe_fail(res, -EINVAL, "no NTFS signature in the boot sector");

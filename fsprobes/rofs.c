@@ -22,10 +22,6 @@ static const char *const types[] = { "squashfs", "erofs", "iso9660", "cramfs", N
 
 #define ROFS_ROUND 4096
 
-static bool is_pow2(uint64_t v) {
-        return v && !(v & (v - 1));
-}
-
 /* The filesystem spans [0, size) of the partition: map it, once it is
  * known to fit the partition and to be all in the image. */
 static int map_extent(const Reader *r, ProbeResult *res, uint64_t size, const char *fmt, ...) _printf_(4, 5);

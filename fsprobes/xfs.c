@@ -136,10 +136,6 @@ static void xfs_done(Xfs *x) {
         extents_done(&x->free);
 }
 
-static bool is_pow2(uint64_t v) {
-        return v && !(v & (v - 1));
-}
-
 static unsigned log2u(uint64_t v) {
         unsigned n = 0;
         while (v > 1) {

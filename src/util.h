@@ -41,6 +41,11 @@ typedef struct Diag {
 /* Fills d (if not NULL) and returns err, which must be a negative errno. */
 int diag_set(Diag *d, int err, const char *fmt, ...) _printf_(3, 4);
 
+/* On-disk sizes (sectors, blocks, clusters) must be powers of two. */
+static inline bool is_pow2(uint64_t v) {
+        return v && !(v & (v - 1));
+}
+
 /* Explicit little- and big-endian readers for on-disk data. */
 static inline uint16_t get_le16(const void *p) {
         const uint8_t *b = p;

@@ -109,10 +109,6 @@ static inline int key_cmp(const Key *a, const Key *b) {
         return 0;
 }
 
-static inline bool is_pow2(uint64_t v) {
-        return v && !(v & (v - 1));
-}
-
 /* ---------------------------------------------------------------- chunks.c */
 
 static inline const Chunk *chunk_find(const ChunkMap *m, uint64_t logical) {
