@@ -8,12 +8,33 @@
 
 #include "cli-scan.h"
 #include "cli.h"
+#include "image.h"
 #include "scan.h"
 #include "sparse.h"
 
 int cli_open_and_scan(const char *path, bool writable, const ScanOptions *o, int *ret_fd, uint64_t *ret_size,
                       Scan *ret) {
+        _cleanup_(image_done) Image img = {};
+        int r = cli_open_image_and_scan(path, writable, o, &img, ret);
+        if (r != EXIT_OK)
+                return r;
+        if (img.qcow2) {
+                /* Its callers read the image through the descriptor. */
+                scan_done(ret);
+                log_error("%s: is a qcow2 image: %s works on raw images: convert it with 'qemu-img convert -O raw' "
+                          "first",
+                          path, cli_command ? cli_command : "bmapscan");
+                return EXIT_FAILED;
+        }
+        *ret_fd = img.fd;
+        *ret_size = img.size;
+        img.own_fd = false;
+        return EXIT_OK;
+}
+
+int cli_open_image_and_scan(const char *path, bool writable, const ScanOptions *o, Image *ret_img, Scan *ret) {
         _cleanup_close_ int fd = -1;
+        _cleanup_(image_done) Image img = {};
         struct stat st;
         Diag d = {};
         int r;
@@ -50,6 +71,20 @@ int cli_open_and_scan(const char *path, bool writable, const ScanOptions *o, int
                 log_error("'%s' is empty: there is nothing to map", path);
                 return EXIT_FAILED;
         }
+        r = image_open_fd(fd, path, size, &img, &d);
+        if (r < 0) {
+                log_error("%s", d.msg);
+                return EXIT_FAILED;
+        }
+        if (img.qcow2 && writable) {
+                log_error("%s: is a qcow2 image: punching holes works on raw images: convert it with 'qemu-img "
+                          "convert -O raw' first, or discard its free clusters inside a VM", path);
+                return EXIT_FAILED;
+        }
+        if (img.size == 0) {
+                log_error("'%s' is empty: there is nothing to map (a qcow2 image of 0 bytes)", path);
+                return EXIT_FAILED;
+        }
         if (writable) {
                 /* Refused before the scan, not after it. A lease probe may
                  * be broken by an opener: SIGIO must not end us. */
@@ -60,7 +95,7 @@ int cli_open_and_scan(const char *path, bool writable, const ScanOptions *o, int
                         return EXIT_FAILED;
                 }
         }
-        r = scan_image(fd, path, size, o, ret, &d);
+        r = scan_disk_image(&img, path, o, ret, &d);
         if (r == -EDOM) {
                 log_error("%s", d.msg);
                 return EXIT_USAGE;
@@ -69,8 +104,10 @@ int cli_open_and_scan(const char *path, bool writable, const ScanOptions *o, int
                 log_error("%s", d.msg[0] ? d.msg : strerror(-r));
                 return EXIT_FAILED;
         }
-        *ret_fd = TAKE_FD(fd);
-        *ret_size = size;
+        img.own_fd = true;
+        fd = -1; /* now img's */
+        *ret_img = img;
+        img = (Image) {};
         return EXIT_OK;
 }
 
