@@ -140,6 +140,10 @@ int xz_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *
 int xz_stage_read_index(Stage *st, Diag *d);
 int zstd_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
 int lz4_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
+/* A qcow2's virtual disk, read through the seekable input below lower
+ * (which it owns from then on, also on failure); refused when the input
+ * cannot seek. */
+int qcow2_stage_new(Stage *lower, Stream *s, Stage **ret, Diag *d);
 /* The image inside a tar or zip archive read from lower: the member named
  * want, or else the one that could be the image; ret_member names the
  * chosen entry (owned by the stage). */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "qcow2.h"
 #include "stream-internal.h"
 
 static void append(char *buf, size_t size, const char *fmt, ...) _printf_(3, 4);
@@ -47,6 +48,22 @@ int stream_open(const Input *in, const StreamOptions *o, Stream **ret, Diag *d) 
         if (head_len == 0)
                 return diag_set(d, -ENODATA, "%s: the input is empty: the file is incomplete: download it again",
                                 in->name);
+        if (qcow2_detect(head, head_len)) {
+                if (o && o->member)
+                        return diag_set(d, -EINVAL,
+                                        "%s: a member ('%s') was asked for, but this is no tar or zip archive (it is "
+                                        "qcow2): drop --member",
+                                        in->name, o->member);
+                r = qcow2_stage_new(s->top, s, &s->top, d);
+                if (r < 0) {
+                        s->top = NULL;
+                        return r;
+                }
+                s->image = s->top;
+                snprintf(s->describe, sizeof(s->describe), "qcow2");
+                *ret = TAKE_PTR(s);
+                return 0;
+        }
         StreamFormat outer = detect_compression(head, head_len, &refuse);
         if (refuse)
                 return diag_set(d, -EPROTONOSUPPORT, "%s: this is %s", in->name, refuse);
@@ -66,6 +83,9 @@ int stream_open(const Input *in, const StreamOptions *o, Stream **ret, Diag *d) 
                 }
         }
 
+        if (outer != STREAM_RAW && qcow2_detect(head, head_len))
+                return diag_set(d, -EPROTONOSUPPORT, "%s: this is a qcow2 image in %s: decompress it first: qcow2 needs "
+                                "random access", in->name, stream_format_name(outer));
         Container c = detect_container(head, head_len);
         if (outer == STREAM_XZ && c == CONTAINER_NONE && in->seek && in->size > 0) {
                 r = xz_stage_read_index(outer_stage, d);
