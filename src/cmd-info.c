@@ -13,6 +13,7 @@
 #include "cli-scan.h"
 #include "cli.h"
 #include "commands.h"
+#include "image.h"
 #include "json.h"
 #include "report.h"
 #include "scan.h"
@@ -134,19 +135,39 @@ static int looks_like_bmap(int fd, bool *ret) {
         return 0;
 }
 
+/* What a qcow2 holds besides its virtual disk. */
+static void print_qcow2(const Qcow2 *q) {
+        Qcow2Info qi;
+        char cs[32], vs[32];
+
+        qcow2_get_info(q, &qi);
+        format_human_size(qi.cluster_size, cs, sizeof(cs));
+        format_human_size(qi.size, vs, sizeof(vs));
+        printf("qcow2: version %u, %s clusters%s, virtual size %s (%llu bytes)%s\n", qi.version, cs,
+               qi.extended_l2 ? " (extended L2: 32 subclusters each)" : "", vs, (unsigned long long) qi.size,
+               qi.dirty ? ", marked dirty (refcounts stale; tables read as they are)" : "");
+        printf("qcow2 clusters: %llu of %llu allocated (%llu compressed, %s), %llu zero-flagged\n",
+               (unsigned long long) qi.allocated, (unsigned long long) qi.clusters, (unsigned long long) qi.compressed,
+               qi.compression, (unsigned long long) qi.zero);
+        printf("qcow2 backing chain: %s\n", qi.backing[0] ? qi.backing : "none");
+        if (qi.n_snapshots)
+                printf("qcow2 snapshots: %u internal: the active state is read, not the snapshots\n", qi.n_snapshots);
+}
+
 static int info_image(const char *path, const ScanOptions *so, bool json) {
-        _cleanup_close_ int fd = -1;
+        _cleanup_(image_done) Image img = {};
         _cleanup_(scan_done) Scan s = {};
-        uint64_t size;
         int r;
 
-        r = cli_open_and_scan(path, false, so, &fd, &size, &s);
+        r = cli_open_image_and_scan(path, false, so, &img, &s);
         if (r != EXIT_OK)
                 return r;
         if (json) {
                 report_json(stdout, path, &s, 0, NULL);
                 return EXIT_OK;
         }
+        if (img.qcow2)
+                print_qcow2(img.qcow2);
         report_text(stdout, path, &s, 0, NULL);
         report_picture(stdout, &s, 64);
         return EXIT_OK;
