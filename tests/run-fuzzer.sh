@@ -19,6 +19,22 @@ fuzz-layout)
         # Only the interesting head and tail matter; keep seeds small.
         head -c 65536 a.img >corpus/mbr; head -c 65536 b.img >corpus/gpt; cp c.img corpus/swap
         ;;
+fuzz-qcow2)
+        # Small qemu-img images of one pattern file: plain, compressed
+        # (deflate and zstd), extended L2, 512-byte clusters, version 2.
+        if command -v qemu-img >/dev/null; then
+                head -c 262144 /dev/urandom >r.img && head -c 262144 /dev/zero >>r.img
+                yes bmapscan | head -c 262144 >>r.img
+                # Whole files (a few hundred KiB): cut, their tables would
+                # point past their ends and only the refusals be reached.
+                qemu-img convert -O qcow2 r.img corpus/plain
+                qemu-img convert -c -O qcow2 -o cluster_size=4096 r.img corpus/deflate
+                qemu-img convert -c -O qcow2 -o cluster_size=4096,compression_type=zstd r.img corpus/zstd
+                qemu-img convert -O qcow2 -o extended_l2=on,cluster_size=16384 r.img corpus/extl2
+                qemu-img convert -O qcow2 -o cluster_size=512 r.img corpus/c512
+                qemu-img convert -O qcow2 -o compat=0.10 r.img corpus/v2
+        fi
+        ;;
 fuzz-fat)
         for f in 12 16 32; do
                 rm -f f$f.img
