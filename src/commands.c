@@ -197,9 +197,9 @@ const CliCommand cli_commands[] = {
                 .first = CLI_VALUE_FILE,
                 .rest = CLI_VALUE_DEST,
                 .description =
-                        "Flash IMAGE (a file, or - for standard input; gzip, bzip2, xz, zstd, lz4, the same inside "
-                        "a tar, or zip, told from the content) to DEST: a block device or a file. Only the blocks "
-                        "the bmap maps are written, each range checked against its checksum as it streams. The "
+                        "Flash IMAGE (a file, or - for standard input; gzip, bzip2, xz, zstd, lz4, lzo, the same "
+                        "inside a tar, or zip, told from the content) to DEST: a block device or a file. Only the "
+                        "blocks the bmap maps are written, each range checked against its checksum as it streams. The "
                         "bmap is IMAGE.bmap, or the name with one extension stripped at a time (a.img.xz: "
                         "a.img.xz.bmap, a.img.bmap, a.bmap), unless --bmap names it; --bmap and --nobmap exclude "
                         "each other.\n\n"
@@ -212,9 +212,11 @@ const CliCommand cli_commands[] = {
                         "detached signature BMAP.asc or BMAP.sig beside it. A bad signature, or one by a key not in "
                         "the keyring, is refused. An unsigned bmap is used as it is, unless --keyring or "
                         "--fingerprint asks for a signature.\n\n"
-                        "IMAGE (and FILE) may be an http:// or https:// URL, streamed; credentials go in it "
-                        "(https://USER:PASSWORD@host/...) or in ~/.netrc; the proxy variables are honoured. A "
-                        "broken or stalled download is resumed where the server takes byte ranges.\n\n"
+                        "IMAGE (and FILE) may be an http://, https://, ftp:// or sftp:// URL, streamed; credentials "
+                        "go in it (https://USER:PASSWORD@host/...) or in ~/.netrc; the proxy variables are honoured. "
+                        "A broken or stalled download is resumed where the server takes byte ranges (for ftp and "
+                        "sftp: where it tells the size). An sftp server's host key must be in ~/.ssh/known_hosts; "
+                        "your keys in ~/.ssh or ssh-agent log in.\n\n"
                         "A file DEST is written as an unnamed file in its directory and linked into place only "
                         "after success, sparse, exactly the image's size: a copy that fails or is killed leaves "
                         "the old file as it was and nothing beside it. A symbolic link DEST gets the file or "

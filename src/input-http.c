@@ -495,8 +495,8 @@ static int curl_error(Http *h, CURLcode c) {
                 if (h->proto == PROTO_SFTP)
                         return fail(h, -EACCES,
                                     "%s: the server refused the login (%s): check the user and password in the URL, "
-                                    "or that your key in ~/.ssh (id_ed25519, id_ecdsa, id_rsa) or ssh-agent is authorized "
-                                    "there",
+                                    "or that your key in ~/.ssh (id_ed25519, id_ecdsa, id_rsa) or ssh-agent is "
+                                    "authorized there",
                                     u, text);
                 return fail(h, -EACCES,
                             "%s: the server refused the login (%s): check the user name and password (in the URL "
@@ -832,7 +832,9 @@ static int http_begin(const char *url, HttpContext *http, bool head, Http **ret,
         h->ctx = http_context_ref(http);
         h->cfg = http ? http : &defaults;
         h->head = head;
-        h->proto = strncmp(url, "ftp://", 6) == 0 ? PROTO_FTP : strncmp(url, "sftp://", 7) == 0 ? PROTO_SFTP : PROTO_HTTP;
+        h->proto = strncmp(url, "ftp://", 6) == 0    ? PROTO_FTP
+                   : strncmp(url, "sftp://", 7) == 0 ? PROTO_SFTP
+                                                     : PROTO_HTTP;
         if (h->proto == PROTO_SFTP && !(h->ssh = ssh_setup_new(url)))
                 return diag_set(d, -ENOMEM, "out of memory");
         int r = transfer_start(h, 0);

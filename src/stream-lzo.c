@@ -155,7 +155,8 @@ static int lzo_header(LzoStage *l, Diag *d) {
                 n = (size_t) avail;
                 NEED(4 + extra + 4);
                 if (checksum(hcrc, p + i, 4 + extra) != get_be32(p + i + 4 + extra))
-                        return stage_corrupt(st, d, start + i + 4 + extra, "header extra field checksum does not match");
+                        return stage_corrupt(st, d, start + i + 4 + extra,
+                                             "header extra field checksum does not match");
                 i += 4 + extra + 4;
         }
 #undef NEED
@@ -278,7 +279,8 @@ static ssize_t lzo_block(LzoStage *l, uint8_t *out, size_t room, Diag *d) {
                 if (r != LZO_E_OK || made != dlen) {
                         char detail[96];
                         snprintf(detail, sizeof(detail), "LZO1X block does not decode (liblzo2 error %d)", r);
-                        return stage_corrupt(st, d, data_off, r == LZO_E_OK ? "block decodes to another length" : detail);
+                        return stage_corrupt(st, d, data_off,
+                                             r == LZO_E_OK ? "block decodes to another length" : detail);
                 }
         }
         if (clen <= l->in.cap)
