@@ -15,6 +15,7 @@ packages=(
         fuse2fs # a filesystem without O_TMPFILE, for copy's fallback (test-copy-targets)
         gzip pigz bzip2 xz-utils zstd lz4 lzop tar zip isal
         gnupg gpg-agent
+        python3-pyftpdlib openssh-server # test-ftp: an FTP server, and an sshd of the test's own for sftp
         cryptsetup-bin squashfs-tools erofs-utils xorriso
         exfatprogs exfat-fuse # exFAT: mkfs/fsck, and a FUSE mount to read files back
         ntfs-3g # mkfs.ntfs, ntfs-3g (FUSE), ntfscat, ntfscluster: the NTFS tests and benchmark
