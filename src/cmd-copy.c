@@ -226,11 +226,10 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                          : CLI_CONTINUE;
         if (r != CLI_CONTINUE)
                 return r;
-        /* The checksums are computed for what needs them: the bmap kept,
-         * the check as the data streams (against nothing but the bytes
-         * read: it finds a short read, not a changed image) and the read
-         * back. */
-        scan_hash = scan && (verify || verify_after || scan_bmap);
+        /* The scan's ranges have no checksums to check as they stream: the
+         * copy hashes them only for what uses the digests, the bmap kept
+         * and the read back. */
+        scan_hash = scan && (verify_after || scan_bmap);
         r = check_dests(argv + optind + 1, n_targets);
         if (r != CLI_CONTINUE)
                 return r;
