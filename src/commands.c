@@ -133,10 +133,21 @@ static const CliOption opt_copy_psplash = {
         CLI_OPT_PSPLASH_PIPE, "psplash-pipe", 0, "FIFO", CLI_VALUE_FILE, NULL, false,
         "write 'PROGRESS <percent>' lines to FIFO (psplash)",
 };
+static const CliOption opt_copy_scan = {
+        CLI_OPT_SCAN, "scan", 0, NULL, CLI_VALUE_NONE, NULL, false,
+        "with no bmap: scan the filesystems of IMAGE (a raw image file or device) as 'scan' does and flash only "
+        "what they use",
+};
+static const CliOption opt_copy_scan_bmap = {
+        CLI_OPT_SCAN_BMAP, "scan-bmap", 0, "FILE", CLI_VALUE_FILE, NULL, false,
+        "with --scan: once the copy succeeded, write the bmap it made, with the checksums it computed, to FILE",
+};
 static const CliOption *const copy_options[] = {
         &opt_copy_bmap, &opt_copy_nobmap, &opt_copy_member, &opt_copy_no_verify, &opt_copy_verify_after,
         &opt_bmap_sig, &opt_keyring, &opt_fingerprint, &opt_no_sig_verify, &opt_copy_removable, &opt_copy_discard,
-        &opt_copy_psplash, &opt_ca_file, &opt_http_timeout, NULL,
+        &opt_copy_psplash, &opt_ca_file, &opt_http_timeout,
+        &opt_copy_scan, &opt_copy_scan_bmap, &opt_map, &opt_scan_block_size,
+        NULL,
 };
 
 /* ---------------------------------------------------------------- verify */
@@ -224,7 +235,13 @@ const CliCommand cli_commands[] = {
                         "a partition of it is mounted or in use, when it is read-only or smaller than the image. A "
                         "path on /dev that does not exist is refused (no file is made there), and so are "
                         "character devices, FIFOs and sockets, and the same DEST given twice. /dev/null reads and "
-                        "verifies the image and writes nothing. Progress is shown on a terminal (or with -v).",
+                        "verifies the image and writes nothing. Progress is shown on a terminal (or with -v).\n\n"
+                        "With --scan instead of a bmap, a raw IMAGE (a local file or block device; not compressed, "
+                        "not an archive, not standard input or a URL) has its filesystems scanned first, as 'scan' "
+                        "does (--map and --block-size as there), and only what they use is flashed. Each range's "
+                        "checksum is computed as it streams: --verify-after reads the targets back against those, "
+                        "and --scan-bmap FILE keeps the bmap (as 'scan -o FILE' writes it) for the next copy. IMAGE "
+                        "must not be written while it is copied.",
                 .options = copy_options,
                 .run = cmd_copy,
         },
