@@ -55,8 +55,10 @@ int cli_find_bmap(const char *image, const char *member, const char *given, Http
                 r = bmap_find(image, http, ret, tried + used, sizeof(tried) - used, &d);
         }
         if (r == -ENOENT) {
-                log_error("%s: no bmap found (looked for %s): give --bmap FILE, or --nobmap to copy every byte",
-                          image, tried);
+                /* copy can make one from a local image's filesystems. */
+                bool scan = cli_command && strcmp(cli_command, "copy") == 0 && !location_is_url(image);
+                log_error("%s: no bmap found (looked for %s): give --bmap FILE, %sor --nobmap to copy every byte",
+                          image, tried, scan ? "--scan to flash what its filesystems use, " : "");
                 return EXIT_FAILED;
         }
         if (r < 0 && d.msg[0]) {

@@ -140,6 +140,7 @@ int xz_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *
 int xz_stage_read_index(Stage *st, Diag *d);
 int zstd_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
 int lz4_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
+int lzo_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
 /* A qcow2's virtual disk, read through the seekable input below lower
  * (which it owns from then on, also on failure); refused when the input
  * cannot seek. */

@@ -12,6 +12,8 @@
 #     that raw image (whose bmap the flash-invariant test holds to the
 #     filesystems' own lists), and the filesystems on the target pass their
 #     checkers; 'verify' passes;
+#   - 'copy --scan' flashes it with the same bmap, and without a bmap
+#     'copy' refuses it as it refuses a raw image;
 #   - 'create' maps the qcow2's allocated clusters, which hold every byte the
 #     scan maps that is not zero.
 # And damaged or unsupported files are refused with one line naming the
@@ -115,6 +117,26 @@ for v in plain deflate zstd extl2 c4k top top-raw; do
         run_cmd "$BMAPSCAN" verify --bmap $v.bmap $v.qcow2 tgt.img
         expect "$v: verify of the target against the qcow2" 0
 done
+
+# copy --scan: the qcow2 scanned as its virtual disk, then flashed; its
+# bmap is the raw image's. Without a bmap and without --scan: refused, as
+# for a raw image, suggesting --scan.
+for v in deflate top; do
+        raw=raw.img
+        [ $v = top ] && raw=top.raw
+        garbage tgt.img "$SIZE" "scan-$v"
+        run_cmd "$BMAPSCAN" copy -q --scan --scan-bmap $v.scan.bmap $v.qcow2 tgt.img
+        if [ $RC != 0 ]; then
+                fail "$v: copy --scan from the qcow2 fails: $(cat "$WORK/err")"
+                continue
+        fi
+        cmp -s $v.scan.bmap $v.bmap && pass "$v: copy --scan's bmap is scan's" || fail "$v: copy --scan's bmap differs from scan's"
+        check_target "$v (copy --scan)" tgt.img $raw $v.bmap
+done
+mkdir -p alone && cp plain.qcow2 alone/
+run_cmd "$BMAPSCAN" copy alone/plain.qcow2 tgt.img
+expect "a qcow2 without a bmap is refused as a raw image is" 1 "--scan"
+one_line "qcow2 without a bmap"
 
 # create: the allocated clusters hold every non-zero mapped byte.
 for v in plain top top-raw; do
