@@ -665,10 +665,12 @@ static int open_at_depth(const Qcow2Host *h, unsigned depth, int own_fd, Qcow2 *
         if (k < 0)
                 return diag_set(d, (int) k, "%s: cannot read the qcow2 header: %s", q->name, strerror((int) -k));
         if (k < V2_HEADER || get_be32(hd) != QCOW2_MAGIC)
-                return diag_set(d, -EINVAL, "%s: not a qcow2 file (no complete header)", q->name);
+                return diag_set(d, -EINVAL, "%s: not a qcow2 file (no complete header): the file is damaged or "
+                                "incomplete", q->name);
         q->version = get_be32(hd + 4);
         if (q->version != 2 && q->version != 3)
-                return diag_set(d, -EPROTONOSUPPORT, "%s: qcow2 version %u: only versions 2 and 3 are read", q->name,
+                return diag_set(d, -EPROTONOSUPPORT, "%s: qcow2 version %u: only versions 2 and 3 are read: convert it with "
+                                "'qemu-img convert -O raw' first", q->name,
                                 q->version);
         uint64_t backing_off = get_be64(hd + 8);
         uint32_t backing_len = get_be32(hd + 16);
