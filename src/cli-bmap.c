@@ -235,6 +235,16 @@ int cli_open_image(const CliImage *o, HttpContext *http, FdSource *src, Input *i
                         log_error("%s%s", d.msg, o->after);
                         return EXIT_FAILED;
                 }
+                /* Checked before the bmap is reported: a member of another
+                 * image is one error line, as one beside the image is. */
+                uint64_t hint = stream_size_hint(s);
+                if (hint != UINT64_MAX && hint != b.image_size) {
+                        log_error("%s: the image (%s) is %llu bytes, but the bmap %s says %llu: they do not belong "
+                                  "together%s",
+                                  o->image, stream_describe(s), (unsigned long long) hint, bmap_path,
+                                  (unsigned long long) b.image_size, o->after);
+                        return EXIT_FAILED;
+                }
                 report_opened(bmap_path, &opened, o->sig, &b, true);
                 /* Decoding stops where this bmap's image ends, as it does
                  * for one found beside the image. */
