@@ -216,6 +216,13 @@ int cli_open_image(const CliImage *o, HttpContext *http, FdSource *src, Input *i
                 log_error("interrupted by %s%s", cli_interrupted_name(), o->after);
                 return EXIT_FAILED;
         }
+        if (r == -ENODATA && so.keep_bmap && strcmp(o->image, "-") == 0) {
+                /* No image came in, and nothing says which bmap to use. */
+                log_error("%s; the image comes from standard input: name its bmap with --bmap FILE (or use "
+                          "--nobmap)",
+                          d.msg);
+                return EXIT_USAGE;
+        }
         if (r < 0) {
                 log_error("%s%s", d.msg, o->after);
                 return EXIT_FAILED;
