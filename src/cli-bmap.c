@@ -74,8 +74,10 @@ int cli_find_bmap(const char *image, const char *member, const char *given, Http
         }
         r = find_beside(image, member, http, ret, tried, sizeof(tried), &d);
         if (r == -ENOENT) {
-                log_error("%s: no bmap found (looked for %s): give --bmap FILE, or --nobmap to copy every byte",
-                          image, tried);
+                /* copy can make one from a local image's filesystems. */
+                bool scan = cli_command && strcmp(cli_command, "copy") == 0 && !location_is_url(image);
+                log_error("%s: no bmap found (looked for %s): give --bmap FILE, %sor --nobmap to copy every byte",
+                          image, tried, scan ? "--scan to flash what its filesystems use, " : "");
                 return EXIT_FAILED;
         }
         if (r < 0)
@@ -158,8 +160,10 @@ static int log_no_bmap(const CliImage *o, const char *tried, const Stream *s, co
                                   "--nobmap)");
                         return EXIT_USAGE;
                 }
-                log_error("%s: no bmap found (looked for %s): give --bmap FILE, or --nobmap to copy every byte",
-                          o->image, tried);
+                /* copy can make one from a local image's filesystems. */
+                bool scan = cli_command && strcmp(cli_command, "copy") == 0 && !location_is_url(o->image);
+                log_error("%s: no bmap found (looked for %s): give --bmap FILE, %sor --nobmap to copy every byte",
+                          o->image, tried, scan ? "--scan to flash what its filesystems use, " : "");
                 return EXIT_FAILED;
         }
 }

@@ -84,6 +84,8 @@ typedef enum CliOptionId {
         CLI_OPT_NO_SIG_VERIFY,
         CLI_OPT_CA_FILE,
         CLI_OPT_HTTP_TIMEOUT,
+        CLI_OPT_SCAN,
+        CLI_OPT_SCAN_BMAP,
 } CliOptionId;
 
 /* What a value is, for the shell completions. */

@@ -142,6 +142,7 @@ int xz_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *
 int xz_stage_read_index(Stage *st, Diag *d);
 int zstd_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
 int lz4_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
+int lzo_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
 /* The image inside a tar or zip archive read from lower: the member named
  * want, or else the one that could be the image; ret_member names the
  * chosen entry (owned by the stage). */
