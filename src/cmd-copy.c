@@ -244,35 +244,18 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         /* A psplash reader that goes away must not kill the copy. */
         signal(SIGPIPE, SIG_IGN);
 
+        /* The bmap from --bmap, beside the image, or inside its archive
+         * (then read as the stream opens); --scan makes its own. */
+        CliImage source = { .image = image, .member = member, .bmap = bmap_arg, .nobmap = nobmap || scan,
+                            .need_stream = true, .sig = &sopts, .after = "; nothing was written" };
+        r = cli_open_image(&source, http_ctx, &fsrc, &in, &src, &bmap, &bmap_path);
+        if (r != EXIT_OK)
+                return r;
         if (!nobmap && !scan) {
-                r = cli_find_bmap(image, member, bmap_arg, http_ctx, &bmap_path);
-                if (r != EXIT_OK)
-                        return r;
-                r = cli_load_bmap(bmap_path, &sopts, http_ctx, &bmap);
-                if (r != EXIT_OK)
-                        return r;
                 image_size = bmap.image_size;
                 if (verify && bmap.checksum_type == CHECKSUM_NONE)
                         log_warning("%s: the bmap has no range checksums: the data cannot be verified", bmap_path);
                 bmap_name = bmap_path;
-        }
-        if (cli_interrupted) {
-                log_error("interrupted by %s; nothing was written", cli_interrupted_name());
-                return EXIT_FAILED;
-        }
-
-        r = cli_open_source(image, http_ctx, &fsrc, &in);
-        if (r != EXIT_OK)
-                return r;
-        StreamOptions sopen = { .member = member, .max_size = nobmap ? UINT64_MAX : image_size };
-        r = stream_open(&in, &sopen, &src, &d);
-        if (r < 0 && cli_interrupted) {
-                log_error("interrupted by %s; nothing was written", cli_interrupted_name());
-                return EXIT_FAILED;
-        }
-        if (r < 0) {
-                log_error("%s; nothing was written", d.msg);
-                return EXIT_FAILED;
         }
         if (scan) {
                 r = cli_scan_bmap(image, src, &so, block_size, &bmap);

@@ -55,21 +55,15 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
          * as in copy: a transfer notices it, in a stall too, and stops
          * with its message (removing a temporary GnuPG home on the way). */
         cli_catch_signals();
-        r = cli_find_bmap(argv[optind], member, bmap_arg, http_ctx, &bmap_path);
-        if (r == EXIT_OK)
-                r = cli_load_bmap(bmap_path, &sopts, http_ctx, &bmap);
-        if (r == EXIT_OK && member) {
-                /* Only up to the member's header: is it there at all? */
-                _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1, .cancel = &cli_interrupted };
-                _cleanup_(input_close) Input in = {};
-                _cleanup_stream_ Stream *src = NULL;
-                StreamOptions so = { .member = member, .max_size = UINT64_MAX };
-                r = cli_open_source(argv[optind], http_ctx, &fsrc, &in);
-                if (r == EXIT_OK && stream_open(&in, &so, &src, &d) < 0) {
-                        log_error("%s", d.msg);
-                        r = EXIT_FAILED;
-                }
-        }
+        /* With --member, the image is opened up to the member's header
+         * (is it there at all?); without a bmap from outside, up to the
+         * image member too, for the bmap inside the archive. */
+        _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1, .cancel = &cli_interrupted };
+        _cleanup_(input_close) Input in = {};
+        _cleanup_stream_ Stream *src = NULL;
+        CliImage source = { .image = argv[optind], .member = member, .bmap = bmap_arg,
+                            .need_stream = member != NULL, .sig = &sopts, .after = "" };
+        r = cli_open_image(&source, http_ctx, &fsrc, &in, &src, &bmap, &bmap_path);
         /* Reading the target back writes nothing: a signal may end it. */
         cli_release_signals();
         if (r != EXIT_OK)

@@ -40,6 +40,8 @@ struct Stream {
         const char *container; /* "tar" or "zip" when the image is in one */
         const char *member;    /* the archive member that is the image, or NULL */
         uint64_t max_size;     /* StreamOptions.max_size */
+        bool keep_bmap;        /* StreamOptions.keep_bmap */
+        const ArchiveBmap *archive_bmap; /* set by the archive stage, which owns it */
         char describe[160];
         uint64_t offset;
         int err;               /* sticky: once failed, every call fails */

@@ -37,6 +37,7 @@ int stream_open(const Input *in, const StreamOptions *o, Stream **ret, Diag *d) 
                 return diag_set(d, -ENOMEM, "%s: out of memory", in->name);
         s->in = *in;
         s->max_size = o ? o->max_size : UINT64_MAX;
+        s->keep_bmap = o && o->keep_bmap;
         s->image = s->top;
 
         /* Layer 1: the compression of the input. */
@@ -275,6 +276,14 @@ const char *stream_member(const Stream *s) {
 
 const char *stream_describe(const Stream *s) {
         return s->describe;
+}
+
+void stream_archive_bmap(const Stream *s, ArchiveBmap *ret) {
+        *ret = s->archive_bmap ? *s->archive_bmap : (ArchiveBmap) { .state = ARCHIVE_BMAP_NO_ARCHIVE };
+}
+
+void stream_set_max_size(Stream *s, uint64_t max_size) {
+        s->max_size = max_size;
 }
 
 uint64_t stream_size_hint(const Stream *s) {
