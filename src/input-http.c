@@ -837,6 +837,15 @@ static int http_begin(const char *url, HttpContext *http, bool head, Http **ret,
                                                      : PROTO_HTTP;
         if (h->proto == PROTO_SFTP && !(h->ssh = ssh_setup_new(url)))
                 return diag_set(d, -ENOMEM, "out of memory");
+        /* libcurl takes ";type=" in an ftp URL as the transfer mode: 'd'
+         * lists the directory and 'a' transfers text, bytes other than the
+         * file's; and a name looked for beside the image ("x.img;type=i"
+         * plus ".bmap") would still fetch x.img. Only binary is right. */
+        if (h->proto == PROTO_FTP && strstr(url, ";type="))
+                return diag_set(d, -EINVAL,
+                                "%s: ';type=' in an ftp:// URL changes how the file is transferred (a listing or "
+                                "text): remove it, images are read as they are stored",
+                                h->shown);
         int r = transfer_start(h, 0);
         if (r >= 0)
                 r = pump(h);

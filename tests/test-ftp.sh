@@ -134,6 +134,20 @@ else
         # The resumption's warning, then the error: one line.
         n=$(grep -vc "^bmapscan: warning: " "$WORK/err" || true)
         [ "$n" = 1 ] && pass "ftp: a file changed: one error line" || fail "ftp: a file changed: $(cat "$WORK/err")"
+
+        # ';type=' in an ftp URL makes libcurl list the directory (d) or
+        # transfer text (a), other bytes than the file's; it also rode along
+        # on the bmap looked for beside the image ("x.img;type=i.bmap" is
+        # x.img itself). Refused in one line, nothing written.
+        for t in d a i; do
+                run_cmd "$BMAPSCAN" copy --nobmap "$U/big.img;type=$t" "$WORK/f9"
+                expect "ftp: ;type=$t refused" 1 "type="
+                one_line "ftp: ;type=$t"
+                [ ! -e "$WORK/f9" ] && pass "ftp: ;type=$t: no target" || { fail "ftp: ;type=$t wrote a target"; rm -f "$WORK/f9"; }
+        done
+        run_cmd "$BMAPSCAN" copy "$U/big.img;type=i" "$WORK/f9"
+        expect "ftp: ;type=i with the bmap looked for beside it refused" 1 "type="
+        one_line "ftp: ;type=i with a bmap lookup"
 fi
 
 # --- SFTP ------------------------------------------------------------------
