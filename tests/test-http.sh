@@ -161,7 +161,7 @@ expect "a redirect" 0
 expect_same "a redirect: the image" "$small" "$WORK/t10"
 
 run_cmd "$BMAPSCAN" copy --nobmap "$U/redirect-file/a.img.gz" "$WORK/t10b"
-expect "a redirect to file:// refused" 1 "only http:// and https:// are followed"
+expect "a redirect to file:// refused" 1 "redirects only to http:// and https://"
 one_line "redirect to file://"
 
 run_cmd "$BMAPSCAN" copy "$U/noranges/x.img.xz" "$WORK/t10c"
