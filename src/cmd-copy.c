@@ -340,6 +340,11 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         log_verbose("pipeline: %.2f s; CPU seconds: reading and decoding %.2f, hashing %.2f, writing %.2f",
                     (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9, stats.read_cpu,
                     stats.hash_cpu, stats.write_cpu);
+        for (size_t i = 0; i < n_targets; i++)
+                if (target_kind(targets[i]) != TARGET_NULL)
+                        log_verbose("%s: %llu of %llu bytes written past the page cache (O_DIRECT)",
+                                    target_path(targets[i]), (unsigned long long) target_direct_bytes(targets[i]),
+                                    (unsigned long long) results[i].written);
         if (r < 0) {
                 progress_clear(&progress);
                 if (r == -EINTR)

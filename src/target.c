@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "target.h"
 
+#include "direct-io.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -21,6 +23,7 @@ struct Target {
         char *tmp_path;         /* regular files without O_TMPFILE: where the data goes until finish */
         char *stale;            /* stale temporaries removed on opening, "a, b" */
         int fd;
+        DirectIO dio;           /* the same file opened O_DIRECT, where it can be */
         uint64_t image_size;
         bool finished;
         bool wrote;             /* any byte written yet */
@@ -435,6 +438,7 @@ int target_open(const char *path, uint64_t image_size, const TargetOptions *o, T
         if (!t)
                 return -ENOMEM;
         t->fd = -1;
+        t->dio.fd = -1;
         t->image_size = image_size;
         t->kind = id.kind;
         t->path = strdup(path);
@@ -461,6 +465,8 @@ int target_open(const char *path, uint64_t image_size, const TargetOptions *o, T
                 target_free(t);
                 return r;
         }
+        if (t->kind != TARGET_NULL)
+                direct_io_open(&t->dio, t->fd);
         *ret = t;
         return 0;
 }
@@ -472,11 +478,11 @@ int target_write(Target *t, const void *buf, size_t n, uint64_t offset, Diag *d)
                 return 0;
         t->wrote = true;
         while (n > 0) {
-                ssize_t k = pwrite(t->fd, p, n, (off_t) offset);
+                ssize_t k = direct_io_pwrite(&t->dio, t->fd, p, n, offset);
                 if (k < 0) {
-                        if (errno == EINTR)
+                        if (k == -EINTR)
                                 continue;
-                        int e = errno;
+                        int e = (int) -k;
                         if (e == ENOSPC)
                                 return diag_set(d, -e, "%s: no space left on the device at byte %llu", t->path,
                                                 (unsigned long long) offset);
@@ -555,6 +561,7 @@ void target_free(Target *t) {
                 free(t->tmp_path);
         }
         untune(t);
+        direct_io_close(&t->dio);
         if (t->fd >= 0)
                 close(t->fd);
         free(t->path);
@@ -577,6 +584,10 @@ const char *target_stale_removed(const Target *t) {
 
 int target_fd(const Target *t) {
         return t->fd;
+}
+
+uint64_t target_direct_bytes(const Target *t) {
+        return t->dio.direct_bytes;
 }
 
 const char *target_state_after_failure(const Target *t) {

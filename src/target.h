@@ -54,6 +54,9 @@ typedef struct TargetOptions {
 typedef struct Target Target;
 
 int target_open(const char *path, uint64_t image_size, const TargetOptions *o, Target **ret, Diag *d);
+/* Writes past the page cache (O_DIRECT) where the device or the file's
+ * filesystem takes it, through the page cache where not and for the
+ * pieces that are not aligned to its logical block (see direct-io.h). */
 int target_write(Target *t, const void *buf, size_t n, uint64_t offset, Diag *d);
 /* Flushes the data to the device (fsync), renames a file into place, and
  * restores any tuning. Success is reported only after this. */
@@ -89,6 +92,8 @@ const char *target_stale_removed(const Target *t);
 /* For messages after a failure: what state the target is in. */
 const char *target_state_after_failure(const Target *t);
 int target_fd(const Target *t);
+/* How many of the bytes written went past the page cache (O_DIRECT). */
+uint64_t target_direct_bytes(const Target *t);
 
 /* Discards (BLKDISCARD) byte ranges of a block device target: the whole
  * device sectors inside each range (a sector shared with bytes outside it
