@@ -71,8 +71,13 @@ int cli_open_source(const char *image, struct HttpContext *http, struct FdSource
 int cli_source_option(int id, const char *arg, struct SigOptions *sig, struct HttpOptions *http);
 /* Makes the HttpContext every transfer of the command then takes. */
 int cli_http_setup(const struct HttpOptions *o, struct HttpContext **ret);
-/* Reads dest back and checks every range of the bmap. */
-int cli_verify_target(const struct Bmap *b, const char *bmap_path, const char *dest);
+/* Reads dest back and checks every range of the bmap. Each bad range is a
+ * line on stdout (on stderr when JSON goes to stdout) and, with json, a
+ * "mismatch" line there; the error said is also put in ret_error (when not
+ * NULL, "" on success). */
+struct CliProgress;
+int cli_verify_target(const struct Bmap *b, const char *bmap_path, const char *dest, struct CliProgress *json,
+                      char *ret_error, size_t error_len);
 
 /* Writes a rendered bmap to path (through a temporary file and a rename) or
  * to stdout. */

@@ -142,11 +142,33 @@ static const CliOption opt_copy_scan_bmap = {
         CLI_OPT_SCAN_BMAP, "scan-bmap", 0, "FILE", CLI_VALUE_FILE, NULL, false,
         "with --scan: once the copy succeeded, write the bmap it made, with the checksums it computed, to FILE",
 };
+static const CliOption opt_copy_skip_identical = {
+        CLI_OPT_SKIP_IDENTICAL, "skip-identical", 0, NULL, CLI_VALUE_NONE, NULL, false,
+        "read each MiB of a DEST first and write only what differs (an existing file DEST is updated in place)",
+};
+static const CliOption opt_copy_retries = {
+        CLI_OPT_RETRIES, "retries", 0, "N", CLI_VALUE_TEXT, NULL, false,
+        "write a range again up to N times after a write error, or (with --verify-after) when it reads back "
+        "wrong; default 0",
+};
+static const CliOption opt_progress = {
+        CLI_OPT_PROGRESS, "progress", 0, "FORMAT", CLI_VALUE_WORDS, "text json", false,
+        "json: one JSON object per line on stdout (start, progress, retry, mismatch, end); default text",
+};
+static const CliOption opt_progress_fd = {
+        CLI_OPT_PROGRESS_FD, "progress-fd", 0, "FD", CLI_VALUE_TEXT, NULL, false,
+        "with --progress=json: write it to file descriptor FD instead of stdout",
+};
+static const CliOption opt_progress_file = {
+        CLI_OPT_PROGRESS_FILE, "progress-file", 0, "PATH", CLI_VALUE_FILE, NULL, false,
+        "with --progress=json: write it to the file or FIFO PATH instead of stdout",
+};
 static const CliOption *const copy_options[] = {
         &opt_copy_bmap, &opt_copy_nobmap, &opt_copy_member, &opt_copy_no_verify, &opt_copy_verify_after,
         &opt_bmap_sig, &opt_keyring, &opt_fingerprint, &opt_no_sig_verify, &opt_copy_removable, &opt_copy_discard,
         &opt_copy_psplash, &opt_ca_file, &opt_http_timeout,
         &opt_copy_scan, &opt_copy_scan_bmap, &opt_map, &opt_scan_block_size,
+        &opt_copy_skip_identical, &opt_copy_retries, &opt_progress, &opt_progress_fd, &opt_progress_file,
         NULL,
 };
 
@@ -163,7 +185,7 @@ static const CliOption opt_verify_member = {
 };
 static const CliOption *const verify_options[] = {
         &opt_verify_bmap, &opt_verify_member, &opt_bmap_sig, &opt_keyring, &opt_fingerprint, &opt_no_sig_verify,
-        &opt_ca_file, &opt_http_timeout, NULL,
+        &opt_ca_file, &opt_http_timeout, &opt_progress, &opt_progress_fd, &opt_progress_file, NULL,
 };
 
 /* ---------------------------------------------------------------- create, info */
