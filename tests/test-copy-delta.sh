@@ -118,6 +118,15 @@ wait "$reader"
 expect "json: --progress-file FIFO" 0
 check_json "json: FIFO" "$WORK/fifo.json" 1
 
+# Periodic progress: the image comes from a pipe that holds back its second
+# half until a progress line has been written.
+has_progress() { grep -q '"event":"progress"' "$WORK/p.json" 2>/dev/null; }
+run_cmd "$BMAPSCAN" copy --progress=json --progress-file "$WORK/p.json" --bmap "$WORK/v1.bmap" - "$WORK/j1.img" \
+        < <(head -c $((12 * MiB)) "$WORK/v1.img"; wait_until has_progress || true; tail -c +$((12 * MiB + 1)) "$WORK/v1.img")
+expect "json: a copy from a stalling pipe" 0
+check_json "json: periodic progress" "$WORK/p.json" 1 progress end=ok
+cmp -s "$WORK/j1.img" "$WORK/v1.img" && pass "json: the stalled copy is the image" || fail "json: j1.img differs"
+
 run_cmd "$BMAPSCAN" copy --progress=json --progress-fd 7 --progress-file "$WORK/x" --bmap "$WORK/v1.bmap" \
         "$WORK/v1.img" "$WORK/j1.img" 7>/dev/null
 expect "json: --progress-fd and --progress-file exclude each other" 2 "exclude each other"
