@@ -151,6 +151,11 @@ static void copy_event(void *userdata, const CopyEvent *e) {
         cli_progress_event(ui->json, e, ui->total);
 }
 
+static void copy_progress(void *userdata, uint64_t done, uint64_t total) {
+        CopyUi *ui = userdata;
+        progress_update(ui->progress, done, total);
+}
+
 /* "OK, 1.1 GiB checked, 23.0 MiB written in 41.3 s, 2 ranges written again" */
 static void log_target_ok(const char *path, const CopyTargetResult *res, bool skip_identical) {
         char size[32], checked[32], retried[64] = "";
@@ -396,7 +401,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 .source_name = image,
                 .verify = verify,
                 .cancel = &cli_interrupted,
-                .progress = progress_update,
+                .progress = copy_progress,
                 .stats = &stats,
                 .complete = &completion,
                 .record = scan_hash ? digests : NULL,
