@@ -753,7 +753,9 @@ static int open_at_depth(const Qcow2Host *h, unsigned depth, int own_fd, Qcow2 *
         }
         const uint8_t *names = NULL;
         uint32_t names_len = 0;
-        for (uint64_t at = header_len; q->version == 3;) {
+        /* Version 2 files have extensions too, from byte 72: qemu-img
+         * writes the backing format there (compat=0.10 -F raw). */
+        for (uint64_t at = header_len;;) {
                 if (at + 8 > ext_end)
                         return diag_set(d, -EINVAL, "%s: the header extensions run past byte %" PRIu64
                                         ": the qcow2 file is damaged", q->name, ext_end);
