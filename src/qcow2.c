@@ -188,7 +188,10 @@ static const char *check_entry(const Qcow2 *q, uint64_t w, uint64_t w2) {
                         return "a subcluster both allocated and zero";
                 if (alloc && host == 0)
                         return "allocated subclusters with no host cluster";
-        } else if (host == 0 && (w & L2_COPIED) && !(q->version >= 3 && (w & L2_ZERO)))
+        } else if (q->version < 3 && (w & L2_ZERO))
+                /* QEMU marks such a file corrupt and fails the read. */
+                return "a zero flag in a version 2 file";
+        else if (host == 0 && (w & L2_COPIED) && !(q->version >= 3 && (w & L2_ZERO)))
                 return "an external-data-file entry in a file without one";
         if (host != 0)
                 return check_host(q, host, 1);

@@ -332,6 +332,17 @@ static void test_corrupt_tables(void) {
         l2(&m, 1, UINT64_C(1) << 63);
         expect_refused(&m, "external-data-file entry", "copied with no offset");
         free(m.b);
+
+        /* The zero flag came with version 3: in a version 2 file QEMU
+         * calls the image corrupt; its bytes are not the data cluster's. */
+        m = mk(12, 4 * cs, false, 6);
+        put32(m.b + 4, 2);
+        memset(m.b + 72, 0, 40);
+        l2(&m, 1, 3 * cs | 1);
+        expect_refused(&m, "entry 1 (guest byte 4096): a zero flag in a version 2 file", "v2 zero flag");
+        l2(&m, 1, 1);
+        expect_refused(&m, "a zero flag in a version 2 file", "v2 zero flag, no offset");
+        free(m.b);
 }
 
 static int write_file(const char *path, const void *p, size_t n) {
