@@ -415,8 +415,16 @@ static int copy_ebrs(const Reader *whole, int out) {
                                         return r;
                                 if (reader_read(whole, cur, ebr, sizeof(ebr)) < 0 || ebr[510] != 0x55 || ebr[511] != 0xaa)
                                         break;
-                                const uint8_t *next = ebr + 446 + 16;
-                                if (!is_extended_type(next[4]) || get_le32(next + 8) == 0)
+                                /* libfdisk follows the first extended entry
+                                 * with a size in any of the four slots, not
+                                 * only the second. */
+                                const uint8_t *next = NULL;
+                                for (int j = 0; j < 4 && !next; j++) {
+                                        const uint8_t *x = ebr + 446 + 16 * j;
+                                        if (is_extended_type(x[4]) && get_le32(x + 12) != 0)
+                                                next = x;
+                                }
+                                if (!next || get_le32(next + 8) == 0)
                                         break;
                                 cur = ext + (uint64_t) get_le32(next + 8) * ss;
                         }
