@@ -715,6 +715,7 @@ static int prescan(ArchiveStage *as, const char *want, char **ret_name, Diag *d)
         NameList seen = {}, candidates = {};
         Prescan p = { .s = s };
         bool ok = false, oom = false;
+        int damaged = 0;
 
         struct archive *a = archive_read_new();
         p.buf = malloc(CHUNK);
@@ -749,6 +750,19 @@ static int prescan(ArchiveStage *as, const char *want, char **ret_name, Diag *d)
                         if (s->keep_bmap && is_kept_name(path)) {
                                 int k = keep_side(as, a, path, size);
                                 oom = oom || k == -ENOMEM;
+                                /* A bmap member that does not read whole
+                                 * (a zip's bad CRC): streaming never reads
+                                 * it again when it comes after the image,
+                                 * and what was kept of it is no bmap. */
+                                if (k == -EIO) {
+                                        _cleanup_free_ char *shown = shown_dup(path);
+                                        const char *why = archive_error_string(a);
+                                        damaged = diag_set(d, -EBADMSG,
+                                                           "%s: damaged %s: member '%s': %s: the file is damaged "
+                                                           "or incomplete: download it again",
+                                                           s->in.name, kind(as->zip), shown ? shown : "?",
+                                                           why ? why : "unreadable");
+                                }
                                 if (k < 0)
                                         break;
                         }
@@ -767,6 +781,8 @@ static int prescan(ArchiveStage *as, const char *want, char **ret_name, Diag *d)
         free(p.buf);
         if (!a || !p.buf || oom)
                 return diag_set(d, -ENOMEM, "%s: out of memory", s->in.name);
+        if (damaged < 0)
+                return damaged;
         r = stream_input_restore(s, d);
         if (r < 0)
                 return r;
