@@ -246,6 +246,24 @@ fresh "$WORK/t"
 run_cmd "$BMAPSCAN" copy "$WORK/wrong.tar.gz" "$WORK/t"
 expect "wrong.tar.gz: a bmap member of another size refused" 1 "the bmap $WORK/wrong.tar.gz member disk.img.bmap says 4194304"
 
+# --- A bmap member given twice (tar -r appends): extracting keeps the last,
+# a stream sees the first before the image; neither is taken in silence.
+mkdir "$WORK/o"
+cp "$A/other.img.bmap" "$WORK/o/disk.img.bmap"
+tar -C "$WORK/o" -cf "$WORK/dup-around.tar" disk.img.bmap
+tar -C "$A" -rf "$WORK/dup-around.tar" disk.img disk.img.bmap
+tar -C "$WORK/o" -cf "$WORK/dup-first.tar" disk.img.bmap
+tar -C "$A" -rf "$WORK/dup-first.tar" disk.img.bmap disk.img
+gzip -1 -c "$WORK/dup-first.tar" >"$WORK/dup-first.tar.gz"
+for f in dup-around.tar dup-first.tar dup-first.tar.gz; do
+        fresh "$WORK/t"
+        run_cmd "$BMAPSCAN" copy "$WORK/$f" "$WORK/t"
+        expect "$f: a bmap member given twice: refused" 1 \
+                "$WORK/$f: the tar archive holds member 'disk.img.bmap' more than once"
+        one_line "$f: a bmap member given twice"
+        untouched "$f: a bmap member given twice" "$WORK/t"
+done
+
 # --- --member: the image and its bmap ------------------------------------------
 tar_of "$WORK/two.tar" other.img.bmap disk.img.bmap other.img disk.img
 fresh "$WORK/t"
