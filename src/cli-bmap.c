@@ -29,35 +29,57 @@ static char *member_beside(const char *image, const char *member) {
         return p;
 }
 
+void cli_no_bmap_error(const char *image, const char *tried) {
+        if (strcmp(image, "-") == 0)
+                log_error("the image comes from standard input: name its bmap with --bmap FILE (or use --nobmap)");
+        else
+                log_error("%s: no bmap found (looked for %s): give --bmap FILE, or --nobmap to copy every byte",
+                          image, tried);
+}
+
 int cli_find_bmap(const char *image, const char *member, const char *given, HttpContext *http, char **ret) {
         char tried[4096];
+        int r;
+
+        if (!given && strcmp(image, "-") == 0) {
+                cli_no_bmap_error(image, "");
+                return EXIT_USAGE;
+        }
+        r = cli_look_for_bmap(image, member, given, http, ret, tried, sizeof(tried));
+        if (r == EXIT_OK && !*ret) {
+                cli_no_bmap_error(image, tried);
+                return EXIT_FAILED;
+        }
+        return r;
+}
+
+int cli_look_for_bmap(const char *image, const char *member, const char *given, HttpContext *http, char **ret,
+                      char *tried, size_t tried_len) {
         Diag d = {};
         int r = -ENOENT;
 
+        *ret = NULL;
         if (given) {
                 *ret = strdup(given);
                 return *ret ? EXIT_OK : EXIT_FAILED;
         }
-        if (strcmp(image, "-") == 0) {
-                log_error("the image comes from standard input: name its bmap with --bmap FILE (or use --nobmap)");
-                return EXIT_USAGE;
-        }
         tried[0] = 0;
+        if (strcmp(image, "-") == 0)
+                return EXIT_OK;
         if (member) {
                 _cleanup_free_ char *beside = member_beside(image, member);
                 if (beside)
-                        r = bmap_find(beside, http, ret, tried, sizeof(tried) - 2, &d);
+                        r = bmap_find(beside, http, ret, tried, tried_len - 2, &d);
                 if (r == -ENOENT && tried[0])
                         strcat(tried, ", ");
         }
         if (r == -ENOENT) {
                 size_t used = strlen(tried);
-                r = bmap_find(image, http, ret, tried + used, sizeof(tried) - used, &d);
+                r = bmap_find(image, http, ret, tried + used, tried_len - used, &d);
         }
         if (r == -ENOENT) {
-                log_error("%s: no bmap found (looked for %s): give --bmap FILE, or --nobmap to copy every byte",
-                          image, tried);
-                return EXIT_FAILED;
+                *ret = NULL;
+                return EXIT_OK;
         }
         if (r < 0 && d.msg[0]) {
                 log_error("%s", d.msg);

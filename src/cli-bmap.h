@@ -18,6 +18,13 @@ struct SigOptions;
 
 /* With member (--member), the member's bmap beside image comes first. */
 int cli_find_bmap(const char *image, const char *member, const char *given, struct HttpContext *http, char **ret);
+/* As cli_find_bmap, but finding none is no error: *ret is then NULL and
+ * tried (tried_len bytes) lists where it was looked for; the caller may
+ * then do without one (an Android sparse image's chunks are its map) or
+ * say so with cli_no_bmap_error. */
+int cli_look_for_bmap(const char *image, const char *member, const char *given, struct HttpContext *http, char **ret,
+                      char *tried, size_t tried_len);
+void cli_no_bmap_error(const char *image, const char *tried);
 /* Opens the bmap (bmap_open: its signature checked, bmap-sig.h, and parsed)
  * and says what it found. */
 int cli_load_bmap(const char *path, const struct SigOptions *sig, struct HttpContext *http, struct Bmap *ret);

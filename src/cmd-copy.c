@@ -168,10 +168,15 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         /* A psplash reader that goes away must not kill the copy. */
         signal(SIGPIPE, SIG_IGN);
 
+        /* Without a bmap, an Android sparse image's chunks are the map:
+         * whether it is one is known once the stream is open. */
+        char tried[4096] = "";
         if (!nobmap) {
-                r = cli_find_bmap(image, member, bmap_arg, http_ctx, &bmap_path);
+                r = cli_look_for_bmap(image, member, bmap_arg, http_ctx, &bmap_path, tried, sizeof(tried));
                 if (r != EXIT_OK)
                         return r;
+        }
+        if (bmap_path) {
                 r = cli_load_bmap(bmap_path, &sopts, http_ctx, &bmap);
                 if (r != EXIT_OK)
                         return r;
@@ -187,7 +192,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         r = cli_open_source(image, http_ctx, &fsrc, &in);
         if (r != EXIT_OK)
                 return r;
-        StreamOptions sopen = { .member = member, .max_size = nobmap ? UINT64_MAX : image_size };
+        StreamOptions sopen = { .member = member, .max_size = bmap_path ? image_size : UINT64_MAX };
         r = stream_open(&in, &sopen, &src, &d);
         if (r < 0 && cli_interrupted) {
                 log_error("interrupted by %s; nothing was written", cli_interrupted_name());
@@ -196,6 +201,16 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         if (r < 0) {
                 log_error("%s; nothing was written", d.msg);
                 return EXIT_FAILED;
+        }
+        if (!nobmap && !bmap_path) {
+                if (!stream_simg_info(src)) {
+                        cli_no_bmap_error(image, tried);
+                        return strcmp(image, "-") == 0 ? EXIT_USAGE : EXIT_FAILED;
+                }
+                log_info("%s: no bmap: the Android sparse image's chunks are the map (RAW and FILL chunks are "
+                         "written, DONT_CARE chunks left as they are on DEST)",
+                         image);
+                nobmap = true;
         }
         uint64_t hint = stream_size_hint(src);
         if (!nobmap && hint != UINT64_MAX && hint != image_size) {
