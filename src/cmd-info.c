@@ -11,6 +11,7 @@
 #include "bmap-sig.h"
 #include "bmap.h"
 #include "cli-scan.h"
+#include "cli-simg.h"
 #include "cli.h"
 #include "commands.h"
 #include "json.h"
@@ -201,8 +202,13 @@ int cmd_info(const CliCommand *self, int argc, char **argv) {
                 log_error("%s", problem);
                 return EXIT_FAILED;
         }
-        if (!is_bmap)
+        if (!is_bmap) {
+                bool simg;
+                r = cli_info_simg(path, json, &simg);
+                if (simg)
+                        return r;
                 return info_image(path, &so, json);
+        }
 
         /* A clearsigned bmap: its signed text, and what its signature is
          * worth with the default keyring, reported rather than enforced;

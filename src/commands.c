@@ -86,8 +86,22 @@ static const CliOption opt_scan_json = {
         CLI_OPT_JSON, "json", 0, NULL, CLI_VALUE_NONE, NULL, false,
         "print the layout report as JSON on stdout instead of the bmap (with -o, both)",
 };
+static const CliOption opt_scan_simg = {
+        CLI_OPT_SIMG, "simg", 0, "FILE", CLI_VALUE_FILE, NULL, false,
+        "write an Android sparse image of the mapped blocks to FILE (atomically) instead of the bmap (with -o, "
+        "both)",
+};
+static const CliOption opt_scan_simg_block_size = {
+        CLI_OPT_SIMG_BLOCK_SIZE, "simg-block-size", 0, "N", CLI_VALUE_WORDS, "512 1024 2048 4096 8192 16384 32768 65536",
+        false, "the sparse image's block size, a power of two from 512 to 1 MiB (default 4096)",
+};
+static const CliOption opt_scan_simg_crc = {
+        CLI_OPT_SIMG_CRC, "simg-crc", 0, NULL, CLI_VALUE_NONE, NULL, false,
+        "end the sparse image with a CRC32 chunk (U-Boot's writer cannot take one)",
+};
 static const CliOption *const scan_options[] = {
-        &opt_output, &opt_scan_sparse, &opt_scan_no_checksum, &opt_scan_block_size, &opt_scan_json, &opt_map, NULL,
+        &opt_output, &opt_scan_sparse, &opt_scan_no_checksum, &opt_scan_block_size, &opt_scan_json, &opt_map,
+        &opt_scan_simg, &opt_scan_simg_block_size, &opt_scan_simg_crc, NULL,
 };
 
 /* ---------------------------------------------------------------- sparse */
@@ -172,7 +186,12 @@ const CliCommand cli_commands[] = {
                         "Write a bmap of IMAGE that maps what its filesystems use, read from their own allocation "
                         "metadata, plus everything that is not a filesystem (partition tables, gaps, unknown or "
                         "encrypted partitions). Holes in the file do not matter: an expanded image gets the same "
-                        "bmap as a sparse one.",
+                        "bmap as a sparse one.\n\n"
+                        "With --simg, write the mapped blocks as an Android sparse image instead (for fastboot "
+                        "or U-Boot's 'mmc swrite'): RAW chunks of at most 16 MiB for data, FILL chunks for blocks "
+                        "of one repeated 32-bit value (zero blocks of used files included), DONT_CARE chunks for "
+                        "the rest. A last partial block is padded with zeros. --simg-crc adds a CRC32 chunk at "
+                        "the end, which U-Boot does not skip correctly: leave it off for U-Boot.",
                 .options = scan_options,
                 .run = cmd_scan,
         },

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/* scan --simg: writes the mapped set of an image as an Android sparse image
+ * under a temporary name beside the output, renamed into place only when
+ * complete, and says what it wrote. Returns an exit status. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct Extents;
+
+typedef struct CliSimgOptions {
+        const char *path;       /* --simg FILE, or NULL */
+        uint64_t block_size;    /* --simg-block-size; 0: 4096 */
+        bool crc;               /* --simg-crc */
+} CliSimgOptions;
+
+/* --simg-block-size: a power of two from 512 to 1 MiB. */
+int cli_parse_simg_block_size(const char *s, uint64_t *ret);
+int cli_write_simg(int fd, const char *image, uint64_t size, const struct Extents *mapped, const CliSimgOptions *o);
+
+/* info of an Android sparse image (bare, compressed or in an archive): its
+ * header and its chunks by type, read to the end (a local bare file's data
+ * is seeked over, a compressed one decoded). *ret_handled is false, and
+ * nothing printed, when path is no sparse image; then the exit status is
+ * EXIT_OK. */
+int cli_info_simg(const char *path, bool json, bool *ret_handled);
