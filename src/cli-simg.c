@@ -8,9 +8,11 @@
 
 #include "cli-simg.h"
 #include "cli.h"
+#include "compare.h"
 #include "extents.h"
 #include "json.h"
 #include "stream.h"
+#include "target.h"
 #include "simg-write.h"
 
 int cli_parse_simg_block_size(const char *s, uint64_t *ret) {
@@ -201,5 +203,51 @@ int cli_info_simg(const char *path, bool json, bool *ret_handled) {
                 log_error("%s", d.msg);
                 return EXIT_FAILED;
         }
+        return EXIT_OK;
+}
+
+typedef struct BadPrinter {
+        const char *dest;
+        uint64_t block_size;
+} BadPrinter;
+
+static void print_bad(void *userdata, uint64_t start, uint64_t end) {
+        const BadPrinter *p = userdata;
+        printf("%s: bad range %llu-%llu (bytes %llu-%llu): not what the sparse image's RAW and FILL chunks give\n",
+               p->dest, (unsigned long long) (start / p->block_size), (unsigned long long) ((end - 1) / p->block_size),
+               (unsigned long long) start, (unsigned long long) end - 1);
+}
+
+int cli_verify_simg(Stream *src, const char *image, const char *dest) {
+        _cleanup_close_ int fd = -1;
+        const SimgInfo *i = stream_simg_info(src);
+        BadPrinter p = { .dest = dest, .block_size = i->block_size };
+        CompareResult res;
+        Diag d = {};
+
+        if (target_open_for_verify(dest, &fd, &d) < 0) {
+                log_error("%s", d.msg);
+                return EXIT_FAILED;
+        }
+        log_info("%s: no bmap: checking %s against the Android sparse image's RAW and FILL chunks (DONT_CARE "
+                 "blocks are not checked)",
+                 image, dest);
+        /* The blocks of the sparse image are the units a bad range is
+         * told in; a block size that is no power of two (a multiple of 4
+         * only) is told in 4-byte units. */
+        uint64_t granule = is_pow2(i->block_size) ? i->block_size : 4;
+        if (compare_stream_fd(src, fd, dest, granule, print_bad, &p, &res, &d) < 0) {
+                log_error("%s", d.msg);
+                return EXIT_FAILED;
+        }
+        if (res.bad_ranges) {
+                log_error("%s: %llu ranges (%llu bytes) differ from %s: flash it again", dest,
+                          (unsigned long long) res.bad_ranges, (unsigned long long) res.bad_bytes, image);
+                return EXIT_FAILED;
+        }
+        char human[32];
+        format_human_size(res.compared, human, sizeof(human));
+        log_info("%s: OK, %s in %llu RAW and FILL chunks match %s", dest, human,
+                 (unsigned long long) (i->raw_chunks + i->fill_chunks), image);
         return EXIT_OK;
 }

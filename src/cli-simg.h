@@ -26,3 +26,9 @@ int cli_write_simg(int fd, const char *image, uint64_t size, const struct Extent
  * nothing printed, when path is no sparse image; then the exit status is
  * EXIT_OK. */
 int cli_info_simg(const char *path, bool json, bool *ret_handled);
+
+struct Stream;
+/* verify of an Android sparse image without a bmap: DEST against its RAW
+ * and FILL chunks, as they stream from src (DONT_CARE not checked); each
+ * bad range printed as verify prints them. */
+int cli_verify_simg(struct Stream *src, const char *image, const char *dest);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <stdio.h>
+#include <string.h>
 
 #include "bmap-sig.h"
 #include "bmap.h"
 #include "cli-bmap.h"
+#include "cli-simg.h"
 #include "cli.h"
 #include "commands.h"
 #include "input-http.h"
@@ -55,20 +57,28 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
          * as in copy: a transfer notices it, in a stall too, and stops
          * with its message (removing a temporary GnuPG home on the way). */
         cli_catch_signals();
-        r = cli_find_bmap(argv[optind], member, bmap_arg, http_ctx, &bmap_path);
-        if (r == EXIT_OK)
+        /* Without a bmap, an Android sparse image's chunks are what DEST
+         * must hold: whether it is one is known once its stream is open. */
+        char tried[4096] = "";
+        _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1, .cancel = &cli_interrupted };
+        _cleanup_(input_close) Input in = {};
+        _cleanup_stream_ Stream *src = NULL;
+        r = cli_look_for_bmap(argv[optind], member, bmap_arg, http_ctx, &bmap_path, tried, sizeof(tried));
+        if (r == EXIT_OK && bmap_path)
                 r = cli_load_bmap(bmap_path, &sopts, http_ctx, &bmap);
-        if (r == EXIT_OK && member) {
-                /* Only up to the member's header: is it there at all? */
-                _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1, .cancel = &cli_interrupted };
-                _cleanup_(input_close) Input in = {};
-                _cleanup_stream_ Stream *src = NULL;
+        if (r == EXIT_OK && (member || !bmap_path)) {
+                /* With a bmap, only up to the member's header: is it there
+                 * at all? */
                 StreamOptions so = { .member = member, .max_size = UINT64_MAX };
                 r = cli_open_source(argv[optind], http_ctx, &fsrc, &in);
                 if (r == EXIT_OK && stream_open(&in, &so, &src, &d) < 0) {
                         log_error("%s", d.msg);
                         r = EXIT_FAILED;
                 }
+        }
+        if (r == EXIT_OK && !bmap_path && !stream_simg_info(src)) {
+                cli_no_bmap_error(argv[optind], tried);
+                r = strcmp(argv[optind], "-") == 0 ? EXIT_USAGE : EXIT_FAILED;
         }
         /* Reading the target back writes nothing: a signal may end it. */
         cli_release_signals();
@@ -78,5 +88,7 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
                 log_error("interrupted by %s; nothing was read back", cli_interrupted_name());
                 return EXIT_FAILED;
         }
+        if (!bmap_path)
+                return cli_verify_simg(src, argv[optind], argv[optind + 1]);
         return cli_verify_target(&bmap, bmap_path, argv[optind + 1]);
 }
