@@ -218,7 +218,9 @@ const CliCommand cli_commands[] = {
                 .description =
                         "Flash IMAGE (a file, or - for standard input; gzip, bzip2, xz, zstd, lz4, the same inside "
                         "a tar, or zip, told from the content) to DEST: a block device or a file. Only the blocks "
-                        "the bmap maps are written, each range checked against its checksum as it streams. The "
+                        "the bmap maps are written, each range checked against its checksum as it streams. An "
+                        "Android sparse image (bare, compressed or archived) is expanded, its CRC32 chunks "
+                        "checked; without a bmap its RAW and FILL chunks are the map. The "
                         "bmap is IMAGE.bmap, or the name with one extension stripped at a time (a.img.xz: "
                         "a.img.xz.bmap, a.img.bmap, a.bmap), unless --bmap names it; --bmap and --nobmap exclude "
                         "each other.\n\n"
@@ -254,7 +256,8 @@ const CliCommand cli_commands[] = {
                 .description =
                         "Read DEST back (for a block device, past its page cache) and check every range of the bmap "
                         "against its checksum. The bmap is found as 'copy' finds it, also beside a URL; with - as "
-                        "IMAGE, --bmap is needed. Prints each bad range; exit status 1 if there is one. A signed "
+                        "IMAGE, --bmap is needed, unless IMAGE is an Android sparse image: without a bmap, DEST is "
+                        "compared with its RAW and FILL chunks. Prints each bad range; exit status 1 if there is one. A signed "
                         "bmap is verified first, as 'copy' does it.",
                 .options = verify_options,
                 .run = cmd_verify,
@@ -284,7 +287,9 @@ const CliCommand cli_commands[] = {
                         "size, blocks and mapped blocks, checksum type, number of ranges, and whether it is valid, "
                         "its own file checksum included (exit 1 if not). For a clearsigned bmap, also whether its "
                         "signature verifies with GnuPG's default keyring (a warning if not; 'copy' is where a "
-                        "signature is enforced).",
+                        "signature is enforced).\n"
+                        "For an Android sparse image (bare or compressed): its block size, blocks, chunks by type "
+                        "and mapped size (exit 1 if a chunk is damaged).",
                 .options = info_options,
                 .run = cmd_info,
         },
