@@ -152,7 +152,7 @@ mcopy -i "$f/img" "$f/zeros.bin" "$f/word.bin" "$f/rand.bin" ::
 run_cmd "$BMAPSCAN" scan -q --simg "$f/img.simg" "$f/img"
 expect "fat: scan --simg" 0
 simg_dump -v "$f/img.simg" >"$f/dump"
-if grep -q 'Fill with 0x00000000' "$f/dump" && grep -q 'Fill with 0xefbeadde' "$f/dump"; then
+if grep -q 'Fill with 0x00000000' "$f/dump" && grep -qi 'Fill with 0xefbeadde' "$f/dump"; then
         pass "fat: a file's zero blocks and its repeated word are FILL chunks"
 else
         fail "fat: no FILL chunks for the zero or word-filled file: $(grep -c Fill "$f/dump") FILL chunks"
