@@ -189,6 +189,11 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 return EXIT_FAILED;
         }
 
+        if (!nobmap && !bmap_path && strcmp(image, "-") == 0 && isatty(STDIN_FILENO)) {
+                /* A terminal sends no sparse image: do not wait for one. */
+                cli_no_bmap_error(image, tried);
+                return EXIT_USAGE;
+        }
         r = cli_open_source(image, http_ctx, &fsrc, &in);
         if (r != EXIT_OK)
                 return r;
@@ -197,6 +202,12 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         if (r < 0 && cli_interrupted) {
                 log_error("interrupted by %s; nothing was written", cli_interrupted_name());
                 return EXIT_FAILED;
+        }
+        if (r < 0 && !nobmap && !bmap_path && strcmp(image, "-") == 0) {
+                /* Standard input that is no sparse image (or nothing at
+                 * all) needs its bmap named: say that, as before reading. */
+                cli_no_bmap_error(image, tried);
+                return EXIT_USAGE;
         }
         if (r < 0) {
                 log_error("%s; nothing was written", d.msg);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bmap-sig.h"
 #include "bmap.h"
@@ -66,14 +67,24 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
         r = cli_look_for_bmap(argv[optind], member, bmap_arg, http_ctx, &bmap_path, tried, sizeof(tried));
         if (r == EXIT_OK && bmap_path)
                 r = cli_load_bmap(bmap_path, &sopts, http_ctx, &bmap);
+        if (r == EXIT_OK && !bmap_path && strcmp(argv[optind], "-") == 0 && isatty(STDIN_FILENO)) {
+                /* A terminal sends no sparse image: do not wait for one. */
+                cli_no_bmap_error(argv[optind], tried);
+                r = EXIT_USAGE;
+        }
         if (r == EXIT_OK && (member || !bmap_path)) {
                 /* With a bmap, only up to the member's header: is it there
                  * at all? */
                 StreamOptions so = { .member = member, .max_size = UINT64_MAX };
                 r = cli_open_source(argv[optind], http_ctx, &fsrc, &in);
                 if (r == EXIT_OK && stream_open(&in, &so, &src, &d) < 0) {
-                        log_error("%s", d.msg);
-                        r = EXIT_FAILED;
+                        if (!bmap_path && strcmp(argv[optind], "-") == 0) {
+                                cli_no_bmap_error(argv[optind], tried);
+                                r = EXIT_USAGE;
+                        } else {
+                                log_error("%s", d.msg);
+                                r = EXIT_FAILED;
+                        }
                 }
         }
         if (r == EXIT_OK && !bmap_path && !stream_simg_info(src)) {
