@@ -21,7 +21,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
 RUNS=5
 SCRATCH=$REPO/build/bench
-WORKLOADS=(create scan scan-metadata sparse scan-btrfs exfat ntfs server copy simg)
+WORKLOADS=(create scan scan-metadata sparse scan-btrfs exfat ntfs server copy copy-scan simg)
 SELECTED=()
 
 usage() {
@@ -731,6 +731,33 @@ workload_copy() {
         COPY_LOOP=
         BENCH_PREP=true
         trap - EXIT
+}
+
+# copy-scan: the raw vendor image with no bmap, to a file: 'copy --scan
+# --scan-bmap' (one read of the mapped bytes, hashed by the copy) against
+# 'scan -o' then 'copy --bmap' (the two commands it replaces, which read and
+# hash the mapped bytes twice). The bmaps the two write must be identical.
+CSCAN_DST=
+cscan_ours() {
+        rm -f "$CSCAN_DST"
+        "$BMAPSCAN" -q copy --scan --scan-bmap "$SCRATCH/copy-scan.bmapscan.bmap" "$VENDOR_IMG" "$CSCAN_DST"
+}
+cscan_peer() {
+        rm -f "$CSCAN_DST"
+        "$BMAPSCAN" -q scan -o "$SCRATCH/copy-scan.twostep.bmap" "$VENDOR_IMG"
+        "$BMAPSCAN" -q copy --bmap "$SCRATCH/copy-scan.twostep.bmap" "$VENDOR_IMG" "$CSCAN_DST"
+}
+cscan_prep() { cat "$VENDOR_IMG" >"$DISCARD"; }
+workload_copy-scan() {
+        make_vendor_image
+        local dir=/dev/shm
+        [ -d "$dir" ] && [ -w "$dir" ] || dir=$SCRATCH
+        CSCAN_DST=$dir/bmapscan-bench-copy-scan.img
+        BENCH_PREP=cscan_prep
+        bench_pair copy-scan "scan -o + copy --bmap" 0 cscan_ours cscan_peer \
+                "$SCRATCH/copy-scan.bmapscan.bmap" "$SCRATCH/copy-scan.twostep.bmap"
+        BENCH_PREP=true
+        rm -f "$CSCAN_DST"
 }
 
 # ------------------------------------------------------------------- main

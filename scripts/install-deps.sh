@@ -8,13 +8,14 @@ packages=(
         gcc meson ninja-build pkg-config
         clang libclang-rt-14-dev
         libxml2-dev libssl-dev libblkid-dev libfdisk-dev libext2fs-dev comerr-dev
-        libisal-dev liblzma-dev libzstd-dev liblz4-dev libbz2-dev libarchive-dev
+        libisal-dev liblzma-dev libzstd-dev liblz4-dev liblzo2-dev libbz2-dev libarchive-dev
         libcurl4-openssl-dev libgpgme-dev ca-certificates
         # tests, demo and benchmark
         bmap-tools python3 e2fsprogs util-linux fdisk coreutils dosfstools mtools openssl btrfs-progs
         fuse2fs # a filesystem without O_TMPFILE, for copy's fallback (test-copy-targets)
-        gzip pigz bzip2 xz-utils zstd lz4 tar zip isal
+        gzip pigz bzip2 xz-utils zstd lz4 lzop tar zip isal
         gnupg gpg-agent
+        python3-pyftpdlib openssh-server # test-ftp: an FTP server, and an sshd of the test's own for sftp
         cryptsetup-bin squashfs-tools erofs-utils xorriso
         exfatprogs exfat-fuse # exFAT: mkfs/fsck, and a FUSE mount to read files back
         ntfs-3g # mkfs.ntfs, ntfs-3g (FUSE), ntfscat, ntfscluster: the NTFS tests and benchmark

@@ -179,3 +179,38 @@ int bmap_render(uint64_t image_size, uint64_t block_size, const Extents *blocks,
         *ret_len = b.len;
         return 0;
 }
+
+int bmap_from_ranges(uint64_t image_size, uint64_t block_size, const Extents *blocks, Bmap *ret) {
+        uint64_t blocks_count, mapped = 0;
+        BmapRange *v = NULL;
+
+        if (block_size == 0 || image_size == 0)
+                return -EINVAL;
+        blocks_count = div_round_up(image_size, block_size);
+        for (size_t i = 0; i < blocks->n; i++) {
+                const Extent *x = &blocks->v[i];
+                if (x->end > blocks_count || x->start >= x->end || (i > 0 && x->start < blocks->v[i - 1].end))
+                        return -ERANGE;
+                mapped += x->end - x->start;
+        }
+        if (blocks->n > 0) {
+                v = calloc(blocks->n, sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                for (size_t i = 0; i < blocks->n; i++)
+                        v[i].blocks = blocks->v[i];
+        }
+        *ret = (Bmap) {
+                .version_major = 2,
+                .version_minor = 0,
+                .image_size = image_size,
+                .block_size = block_size,
+                .blocks_count = blocks_count,
+                .mapped_count = mapped,
+                .checksum_type = CHECKSUM_NONE,
+                .file_checksum = FILE_CHECKSUM_ABSENT,
+                .ranges = v,
+                .n_ranges = blocks->n,
+        };
+        return 0;
+}

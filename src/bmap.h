@@ -105,6 +105,13 @@ int bmap_unmapped_bytes(const Bmap *b, Extents *ret);
 int bmap_render(uint64_t image_size, uint64_t block_size, const Extents *blocks,
                 const uint8_t (*checksums)[CHECKSUM_MAX_SIZE], char **ret_text, size_t *ret_len);
 
+/* A bmap 2.0 of image_size bytes in blocks of block_size whose ranges are
+ * blocks (sorted and disjoint, inside the image; one range each, not
+ * merged), as bmap_parse would give for bmap_render's text, but without
+ * checksums yet (checksum_type CHECKSUM_NONE): a scan's map before the copy
+ * that hashes it. -EINVAL, -ERANGE, -ENOMEM. */
+int bmap_from_ranges(uint64_t image_size, uint64_t block_size, const Extents *blocks, Bmap *ret);
+
 /* Computes the file checksum of a rendered bmap: the digest of the text with
  * the checksum field's value replaced by as many ASCII zeros. */
 int bmap_file_checksum(const char *text, size_t len, ChecksumType t, size_t field_offset, size_t field_len,

@@ -32,9 +32,12 @@ static char *member_beside(const char *image, const char *member) {
 void cli_no_bmap_error(const char *image, const char *tried) {
         if (strcmp(image, "-") == 0)
                 log_error("the image comes from standard input: name its bmap with --bmap FILE (or use --nobmap)");
-        else
-                log_error("%s: no bmap found (looked for %s): give --bmap FILE, or --nobmap to copy every byte",
-                          image, tried);
+        else {
+                /* copy can make one from a local image's filesystems. */
+                bool scan = cli_command && strcmp(cli_command, "copy") == 0 && !location_is_url(image);
+                log_error("%s: no bmap found (looked for %s): give --bmap FILE, %sor --nobmap to copy every byte",
+                          image, tried, scan ? "--scan to flash what its filesystems use, " : "");
+        }
 }
 
 int cli_find_bmap(const char *image, const char *member, const char *given, HttpContext *http, char **ret) {

@@ -6,10 +6,22 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bmap.h"
+#include "cli-bmap.h"
 #include "cli-scan.h"
 #include "cli.h"
+#include "report.h"
 #include "scan.h"
 #include "sparse.h"
+#include "stream.h"
+
+/* Mapped runs are cut into bmap ranges of at most this many bytes. A
+ * range's checksum is one sequential digest, so an image whose data is one
+ * long run would otherwise be hashed (here, and again when it is flashed)
+ * by a single core. Adjacent ranges are valid in every bmap version; the
+ * size is fixed so that the bmap never depends on the machine. 'create'
+ * keeps bmaptool's ranges exactly. */
+#define SCAN_MAX_RANGE (UINT64_C(64) << 20)
 
 int cli_open_and_scan(const char *path, bool writable, const ScanOptions *o, int *ret_fd, uint64_t *ret_size,
                       Scan *ret) {
@@ -128,4 +140,90 @@ int cli_punch(int fd, const char *path, uint64_t size, uint64_t block_size, cons
                 printf("%s: freed %s (%llu bytes); %s on disk now, %s unmapped\n", name ? name : "?", a,
                        (unsigned long long) (before > after ? before - after : 0), b, c);
         return EXIT_OK;
+}
+
+int cli_scan_ranges(const Scan *s, uint64_t block_size, Extents *ret_blocks, Extents *ret_ranges) {
+        _cleanup_extents_ Extents blocks = EXTENTS_INIT;
+        int r;
+
+        r = extents_to_blocks(&blocks, &s->mapped, block_size);
+        if (r >= 0)
+                r = extents_split(ret_ranges, &blocks, div_round_up(SCAN_MAX_RANGE, block_size));
+        if (r < 0) {
+                log_error("out of memory");
+                return EXIT_FAILED;
+        }
+        if (ret_blocks) {
+                extents_done(ret_blocks);
+                *ret_blocks = blocks;
+                blocks = EXTENTS_INIT;
+        }
+        return EXIT_OK;
+}
+
+int cli_scan_bmap(const char *path, const Stream *src, const ScanOptions *o, uint64_t block_size, Bmap *ret) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_(scan_done) Scan s = {};
+        _cleanup_extents_ Extents ranges = EXTENTS_INIT;
+        uint64_t size;
+        char a[32], b[32];
+        size_t parts = 0, read = 0;
+        int r;
+
+        if (stream_is_encoded(src)) {
+                log_error("%s: %s: --scan needs random access to the raw image: decompress it first (or flash it "
+                          "with its bmap); nothing was written",
+                          path, stream_describe(src));
+                return EXIT_FAILED;
+        }
+        r = cli_open_and_scan(path, false, o, &fd, &size, &s);
+        if (r != EXIT_OK)
+                return r;
+        r = cli_scan_ranges(&s, block_size, NULL, &ranges);
+        if (r != EXIT_OK)
+                return r;
+        r = bmap_from_ranges(size, block_size, &ranges, ret);
+        if (r < 0) {
+                log_error("cannot make the bmap of '%s': %s", path, strerror(-r));
+                return EXIT_FAILED;
+        }
+        if (cli_verbosity > 0) {
+                report_text(stderr, path, &s, block_size, &ranges);
+                return EXIT_OK;
+        }
+        for (size_t i = 0; i < s.layout.n_parts; i++)
+                if (!s.layout.parts[i].container) {
+                        parts++;
+                        read += s.parts[i].probed;
+                }
+        uint64_t mapped = ret->mapped_count * block_size > size ? size : ret->mapped_count * block_size;
+        format_human_size(mapped, a, sizeof(a));
+        format_human_size(size, b, sizeof(b));
+        log_info("%s: scanned: %zu partition%s, %zu filesystem%s read; flashing %s of %s (%.1f%%) in %zu ranges",
+                 path, parts, parts == 1 ? "" : "s", read, read == 1 ? "" : "s", a, b,
+                 (double) mapped * 100.0 / (double) size, ranges.n);
+        return EXIT_OK;
+}
+
+int cli_scan_bmap_complete(Bmap *b, const uint8_t (*sha256)[32], const char *path) {
+        _cleanup_extents_ Extents list = EXTENTS_INIT;
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r;
+
+        for (size_t i = 0; i < b->n_ranges; i++) {
+                memcpy(b->ranges[i].checksum, sha256[i], 32);
+                b->ranges[i].has_checksum = true;
+        }
+        b->checksum_type = CHECKSUM_SHA256;
+        if (!path)
+                return EXIT_OK;
+        r = bmap_range_list(b, &list);
+        if (r >= 0)
+                r = bmap_render(b->image_size, b->block_size, &list, sha256, &text, &len);
+        if (r < 0) {
+                log_error("cannot render the bmap for '%s': %s", path, strerror(-r));
+                return EXIT_FAILED;
+        }
+        return cli_write_bmap(path, text, len);
 }

@@ -84,6 +84,8 @@ typedef enum CliOptionId {
         CLI_OPT_NO_SIG_VERIFY,
         CLI_OPT_CA_FILE,
         CLI_OPT_HTTP_TIMEOUT,
+        CLI_OPT_SCAN,
+        CLI_OPT_SCAN_BMAP,
         CLI_OPT_SIMG,
         CLI_OPT_SIMG_BLOCK_SIZE,
         CLI_OPT_SIMG_CRC,

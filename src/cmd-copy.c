@@ -8,12 +8,14 @@
 #include "bmap-sig.h"
 #include "bmap.h"
 #include "cli-bmap.h"
+#include "cli-scan.h"
 #include "cli.h"
 #include "commands.h"
 #include "copy.h"
 #include "input-http.h"
 #include "location.h"
 #include "progress.h"
+#include "scan.h"
 #include "stream.h"
 #include "target.h"
 
@@ -72,21 +74,71 @@ static int check_dests(char **dests, size_t n) {
 
 /* The end line of a /dev/null target: what was checked, since nothing was
  * written. */
-static void log_null_ok(const char *path, uint64_t total, const Bmap *b, bool verify) {
+static void log_null_ok(const char *path, uint64_t total, const Bmap *b, bool verify, bool scanned) {
         char size[32];
 
         format_human_size(total, size, sizeof(size));
-        if (b && verify && b->checksum_type != CHECKSUM_NONE)
+        if (scanned)
+                log_info("%s: OK, read %s (scanned: no checksums to verify it against), nothing written", path, size);
+        else if (b && verify && b->checksum_type != CHECKSUM_NONE)
                 log_info("%s: OK, verified %s against the bmap, nothing written", path, size);
         else
                 log_info("%s: OK, read %s (not verified: %s), nothing written", path, size,
                          !b ? "no bmap" : !verify ? "--no-verify" : "the bmap has no checksums");
 }
 
+/* --scan's command line, before anything is opened: what the scan cannot
+ * take is refused here, in one line. Returns CLI_CONTINUE when all is
+ * fine, else an exit status. */
+static int scan_arguments_check(const char *image, const char *bmap_arg, bool nobmap, const char *member,
+                                const SigOptions *sopts, const char *scan_bmap, char **dests, size_t n) {
+        struct stat st, o, t;
+
+        if (bmap_arg || nobmap)
+                return usage_error("--scan excludes --bmap and --nobmap: it makes the bmap itself");
+        if (member)
+                return usage_error("--scan excludes --member: a member of an archive cannot be scanned where it "
+                                   "lies; extract it first");
+        if (sopts->sig_location || sopts->keyring || sopts->fingerprint)
+                return usage_error("--scan excludes --bmap-sig, --keyring and --fingerprint: they check a bmap, and "
+                                   "--scan makes one");
+        if (strcmp(image, "-") == 0)
+                return usage_error("--scan needs random access to the raw image: standard input cannot be scanned; "
+                                   "save it to a file first, or name its bmap with --bmap");
+        if (location_is_url(image))
+                return usage_error("--scan needs random access to the raw image: %s is a URL; download it first, "
+                                   "or flash it with its bmap",
+                                   image);
+        /* A FIFO would be read (and a writer waited for) before the scan
+         * could refuse it. */
+        if (stat(image, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+                log_error("%s: not a regular file or block device (%s): --scan needs random access to the raw "
+                          "image; save it to a file first; nothing was written",
+                          image, file_kind(st.st_mode));
+                return EXIT_FAILED;
+        }
+        if (!scan_bmap)
+                return CLI_CONTINUE;
+        int r = cli_refuse_output_is_input(scan_bmap, image);
+        if (r != CLI_CONTINUE)
+                return r;
+        for (size_t i = 0; i < n && stat(scan_bmap, &o) == 0; i++)
+                if (stat(dests[i], &t) == 0 && o.st_dev == t.st_dev && o.st_ino == t.st_ino)
+                        return usage_error("--scan-bmap %s is DEST %s: write the bmap to another file", scan_bmap,
+                                           dests[i]);
+        return CLI_CONTINUE;
+}
+
 int cmd_copy(const CliCommand *self, int argc, char **argv) {
         CliParser p = { .command = self, .argc = argc, .argv = argv };
         const char *bmap_arg = NULL, *image, *psplash = NULL, *member = NULL;
         bool nobmap = false, verify = true, verify_after = false, discard = false;
+        /* --scan: the bmap is made here, by a scan, its checksums by the copy. */
+        bool scan = false, scan_hash = false, block_size_given = false;
+        const char *scan_bmap = NULL, *bmap_name = NULL;
+        uint64_t block_size = 4096;
+        _cleanup_(scan_options_done) ScanOptions so = {};
+        _cleanup_free_ uint8_t(*digests)[CHECKSUM_MAX_SIZE] = NULL;
         _cleanup_extents_ Extents unmapped = EXTENTS_INIT;
         TargetOptions topts = { .tune = true };
         SigOptions sopts = {};
@@ -134,6 +186,19 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 case CLI_OPT_MEMBER:
                         member = p.arg;
                         break;
+                case CLI_OPT_SCAN:
+                        scan = true;
+                        break;
+                case CLI_OPT_SCAN_BMAP:
+                        scan_bmap = p.arg;
+                        break;
+                case CLI_OPT_MAP:
+                        r = cli_map_option(p.arg, &so);
+                        break;
+                case CLI_OPT_BLOCK_SIZE:
+                        r = cli_parse_block_size(p.arg, &block_size);
+                        block_size_given = true;
+                        break;
                 default:
                         r = cli_source_option(c, p.arg, &sopts, &http);
                 }
@@ -154,6 +219,17 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         if (n_targets > ELEMENTSOF(targets))
                 return usage_error("at most %zu DESTs are taken", ELEMENTSOF(targets));
         image = argv[optind];
+        r = scan ? scan_arguments_check(image, bmap_arg, nobmap, member, &sopts, scan_bmap, argv + optind + 1,
+                                        n_targets)
+                 : scan_bmap || so.n_maps || block_size_given
+                         ? usage_error("--scan-bmap, --map and --block-size go with --scan: they say how it scans")
+                         : CLI_CONTINUE;
+        if (r != CLI_CONTINUE)
+                return r;
+        /* The scan's ranges have no checksums to check as they stream: the
+         * copy hashes them only for what uses the digests, the bmap kept
+         * and the read back. */
+        scan_hash = scan && (verify_after || scan_bmap);
         r = check_dests(argv + optind + 1, n_targets);
         if (r != CLI_CONTINUE)
                 return r;
@@ -171,7 +247,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         /* Without a bmap, an Android sparse image's chunks are the map:
          * whether it is one is known once the stream is open. */
         char tried[4096] = "";
-        if (!nobmap) {
+        if (!nobmap && !scan) {
                 r = cli_look_for_bmap(image, member, bmap_arg, http_ctx, &bmap_path, tried, sizeof(tried));
                 if (r != EXIT_OK)
                         return r;
@@ -183,13 +259,14 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 image_size = bmap.image_size;
                 if (verify && bmap.checksum_type == CHECKSUM_NONE)
                         log_warning("%s: the bmap has no range checksums: the data cannot be verified", bmap_path);
+                bmap_name = bmap_path;
         }
         if (cli_interrupted) {
                 log_error("interrupted by %s; nothing was written", cli_interrupted_name());
                 return EXIT_FAILED;
         }
 
-        if (!nobmap && !bmap_path && strcmp(image, "-") == 0 && isatty(STDIN_FILENO)) {
+        if (!nobmap && !scan && !bmap_path && strcmp(image, "-") == 0 && isatty(STDIN_FILENO)) {
                 /* A terminal sends no sparse image: do not wait for one. */
                 cli_no_bmap_error(image, tried);
                 return EXIT_USAGE;
@@ -203,7 +280,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 log_error("interrupted by %s; nothing was written", cli_interrupted_name());
                 return EXIT_FAILED;
         }
-        if (r < 0 && !nobmap && !bmap_path && strcmp(image, "-") == 0) {
+        if (r < 0 && !nobmap && !scan && !bmap_path && strcmp(image, "-") == 0) {
                 /* Standard input that is no sparse image (or nothing at
                  * all) needs its bmap named: say that, as before reading. */
                 cli_no_bmap_error(image, tried);
@@ -213,7 +290,13 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 log_error("%s; nothing was written", d.msg);
                 return EXIT_FAILED;
         }
-        if (!nobmap && !bmap_path) {
+        if (scan) {
+                r = cli_scan_bmap(image, src, &so, block_size, &bmap);
+                if (r != EXIT_OK)
+                        return r;
+                image_size = bmap.image_size;
+                bmap_name = scan_bmap ? scan_bmap : "the checksums of this copy";
+        } else if (!nobmap && !bmap_path) {
                 if (!stream_simg_info(src)) {
                         cli_no_bmap_error(image, tried);
                         return strcmp(image, "-") == 0 ? EXIT_USAGE : EXIT_FAILED;
@@ -224,6 +307,12 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 nobmap = true;
         }
         uint64_t hint = stream_size_hint(src);
+        if (scan && hint != image_size) {
+                log_error("%s: the image changed while it was scanned (%llu bytes, now %llu): it must not be written "
+                          "while it is copied; nothing was written",
+                          image, (unsigned long long) image_size, (unsigned long long) hint);
+                return EXIT_FAILED;
+        }
         if (!nobmap && hint != UINT64_MAX && hint != image_size) {
                 log_error("%s: the image (%s) is %llu bytes, but the bmap %s says %llu: they do not belong together; "
                           "nothing was written",
@@ -269,13 +358,13 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 .size_at_end = image_size == UINT64_MAX,
                 .discard = discard ? &unmapped : NULL,
         };
-        if (discard && !nobmap) {
-                r = bmap_unmapped_bytes(&bmap, &unmapped);
-                if (r < 0) {
-                        log_error("out of memory");
-                        status = EXIT_FAILED;
-                        goto out;
-                }
+        r = discard && !nobmap ? bmap_unmapped_bytes(&bmap, &unmapped) : 0;
+        if (r >= 0 && scan_hash && !(digests = calloc(bmap.n_ranges + 1, sizeof(*digests))))
+                r = -ENOMEM;
+        if (r < 0) {
+                log_error("out of memory");
+                status = EXIT_FAILED;
+                goto out;
         }
         CopyOptions copts = {
                 .source_name = image,
@@ -285,6 +374,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 .userdata = &progress,
                 .stats = &stats,
                 .complete = &completion,
+                .record = scan_hash ? digests : NULL,
         };
         clock_gettime(CLOCK_MONOTONIC, &t0);
         r = copy_image(src, nobmap ? NULL : &bmap, image_size, targets, n_targets, &copts, results, &total, &d);
@@ -329,7 +419,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                                 log_error("%s: FAILED: %s; %s", path, results[i].error < 0 ? why : "not finished",
                                           target_state_after_failure(targets[i]));
                         else if (target_kind(targets[i]) == TARGET_NULL)
-                                log_null_ok(path, total, nobmap ? NULL : &bmap, verify);
+                                log_null_ok(path, total, nobmap ? NULL : &bmap, verify, scan);
                         else
                                 log_info("%s: OK, %s written in %.1f s", target_path(targets[i]), size,
                                          results[i].seconds);
@@ -337,7 +427,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         }
         if (status == EXIT_OK && n_targets == 1 && target_kind(targets[0]) == TARGET_NULL) {
                 progress_finish(&progress, total, "read");
-                log_null_ok(target_path(targets[0]), total, nobmap ? NULL : &bmap, verify);
+                log_null_ok(target_path(targets[0]), total, nobmap ? NULL : &bmap, verify, scan);
         } else if (status == EXIT_OK)
                 progress_finish(&progress, total, "copied");
         else
@@ -350,6 +440,15 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                                             : "see the lines above for each target");
                 status = EXIT_FAILED;
         }
+        /* Only now, with every range hashed and every target written. */
+        if (status == EXIT_OK && scan_hash) {
+                r = cli_scan_bmap_complete(&bmap, (const uint8_t(*)[32]) digests, scan_bmap);
+                if (r != EXIT_OK)
+                        status = r;
+                else if (scan_bmap)
+                        log_info("%s: the bmap of this copy, with its checksums: give it to the next copy with --bmap",
+                                 scan_bmap);
+        }
         if (status == EXIT_OK && verify_after && !nobmap)
                 for (size_t i = 0; i < n_targets; i++) {
                         if (target_kind(targets[i]) == TARGET_NULL) {
@@ -357,7 +456,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                                          target_path(targets[i]));
                                 continue;
                         }
-                        r = cli_verify_target(&bmap, bmap_path, target_path(targets[i]));
+                        r = cli_verify_target(&bmap, bmap_name, target_path(targets[i]));
                         if (r != EXIT_OK)
                                 status = r;
                 }

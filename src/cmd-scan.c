@@ -12,14 +12,6 @@
 #include "report.h"
 #include "scan.h"
 
-/* Mapped runs are cut into bmap ranges of at most this many bytes. A
- * range's checksum is one sequential digest, so an image whose data is one
- * long run would otherwise be hashed (here, and again when it is flashed)
- * by a single core. Adjacent ranges are valid in every bmap version; the
- * size is fixed so that the bmap never depends on the machine. 'create'
- * keeps bmaptool's ranges exactly. */
-#define SCAN_MAX_RANGE (UINT64_C(64) << 20)
-
 int cmd_scan(const CliCommand *self, int argc, char **argv) {
         CliParser p = { .command = self, .argc = argc, .argv = argv };
         const char *output = NULL, *image;
@@ -87,13 +79,9 @@ int cmd_scan(const CliCommand *self, int argc, char **argv) {
         r = cli_open_and_scan(image, sparse, &so, &fd, &size, &s);
         if (r != EXIT_OK)
                 return r;
-        r = extents_to_blocks(&blocks, &s.mapped, block_size);
-        if (r >= 0)
-                r = extents_split(&ranges, &blocks, div_round_up(SCAN_MAX_RANGE, block_size));
-        if (r < 0) {
-                log_error("out of memory");
-                return EXIT_FAILED;
-        }
+        r = cli_scan_ranges(&s, block_size, &blocks, &ranges);
+        if (r != EXIT_OK)
+                return r;
 
         if (json)
                 report_json(stdout, image, &s, block_size, &ranges);

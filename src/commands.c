@@ -147,10 +147,21 @@ static const CliOption opt_copy_psplash = {
         CLI_OPT_PSPLASH_PIPE, "psplash-pipe", 0, "FIFO", CLI_VALUE_FILE, NULL, false,
         "write 'PROGRESS <percent>' lines to FIFO (psplash)",
 };
+static const CliOption opt_copy_scan = {
+        CLI_OPT_SCAN, "scan", 0, NULL, CLI_VALUE_NONE, NULL, false,
+        "with no bmap: scan the filesystems of IMAGE (a raw image file or device) as 'scan' does and flash only "
+        "what they use",
+};
+static const CliOption opt_copy_scan_bmap = {
+        CLI_OPT_SCAN_BMAP, "scan-bmap", 0, "FILE", CLI_VALUE_FILE, NULL, false,
+        "with --scan: once the copy succeeded, write the bmap it made, with the checksums it computed, to FILE",
+};
 static const CliOption *const copy_options[] = {
         &opt_copy_bmap, &opt_copy_nobmap, &opt_copy_member, &opt_copy_no_verify, &opt_copy_verify_after,
         &opt_bmap_sig, &opt_keyring, &opt_fingerprint, &opt_no_sig_verify, &opt_copy_removable, &opt_copy_discard,
-        &opt_copy_psplash, &opt_ca_file, &opt_http_timeout, NULL,
+        &opt_copy_psplash, &opt_ca_file, &opt_http_timeout,
+        &opt_copy_scan, &opt_copy_scan_bmap, &opt_map, &opt_scan_block_size,
+        NULL,
 };
 
 /* ---------------------------------------------------------------- verify */
@@ -216,9 +227,9 @@ const CliCommand cli_commands[] = {
                 .first = CLI_VALUE_FILE,
                 .rest = CLI_VALUE_DEST,
                 .description =
-                        "Flash IMAGE (a file, or - for standard input; gzip, bzip2, xz, zstd, lz4, the same inside "
-                        "a tar, or zip, told from the content) to DEST: a block device or a file. Only the blocks "
-                        "the bmap maps are written, each range checked against its checksum as it streams. An "
+                        "Flash IMAGE (a file, or - for standard input; gzip, bzip2, xz, zstd, lz4, lzo, the same "
+                        "inside a tar, or zip, told from the content) to DEST: a block device or a file. Only the "
+                        "blocks the bmap maps are written, each range checked against its checksum as it streams. An "
                         "Android sparse image (bare, compressed or archived) is expanded, its CRC32 chunks "
                         "checked; without a bmap its RAW and FILL chunks are the map. The "
                         "bmap is IMAGE.bmap, or the name with one extension stripped at a time (a.img.xz: "
@@ -233,9 +244,11 @@ const CliCommand cli_commands[] = {
                         "detached signature BMAP.asc or BMAP.sig beside it. A bad signature, or one by a key not in "
                         "the keyring, is refused. An unsigned bmap is used as it is, unless --keyring or "
                         "--fingerprint asks for a signature.\n\n"
-                        "IMAGE (and FILE) may be an http:// or https:// URL, streamed; credentials go in it "
-                        "(https://USER:PASSWORD@host/...) or in ~/.netrc; the proxy variables are honoured. A "
-                        "broken or stalled download is resumed where the server takes byte ranges.\n\n"
+                        "IMAGE (and FILE) may be an http://, https://, ftp:// or sftp:// URL, streamed; credentials "
+                        "go in it (https://USER:PASSWORD@host/...) or in ~/.netrc; the proxy variables are honoured. "
+                        "A broken or stalled download is resumed where the server takes byte ranges (for ftp and "
+                        "sftp: where it tells the size). An sftp server's host key must be in ~/.ssh/known_hosts; "
+                        "your keys in ~/.ssh or ssh-agent log in.\n\n"
                         "A file DEST is written as an unnamed file in its directory and linked into place only "
                         "after success, sparse, exactly the image's size: a copy that fails or is killed leaves "
                         "the old file as it was and nothing beside it. A symbolic link DEST gets the file or "
@@ -243,7 +256,13 @@ const CliCommand cli_commands[] = {
                         "a partition of it is mounted or in use, when it is read-only or smaller than the image. A "
                         "path on /dev that does not exist is refused (no file is made there), and so are "
                         "character devices, FIFOs and sockets, and the same DEST given twice. /dev/null reads and "
-                        "verifies the image and writes nothing. Progress is shown on a terminal (or with -v).",
+                        "verifies the image and writes nothing. Progress is shown on a terminal (or with -v).\n\n"
+                        "With --scan instead of a bmap, a raw IMAGE (a local file or block device; not compressed, "
+                        "not an archive, not standard input or a URL) has its filesystems scanned first, as 'scan' "
+                        "does (--map and --block-size as there), and only what they use is flashed. Each range's "
+                        "checksum is computed as it streams: --verify-after reads the targets back against those, "
+                        "and --scan-bmap FILE keeps the bmap (as 'scan -o FILE' writes it) for the next copy. IMAGE "
+                        "must not be written while it is copied.",
                 .options = copy_options,
                 .run = cmd_copy,
         },

@@ -315,7 +315,11 @@ static void *hasher_main(void *arg) {
         size_t cur = SIZE_MAX;
         bool hashing = false;
 
-        if (c->bmap && c->verify)
+        uint8_t (*record)[CHECKSUM_MAX_SIZE] = c->o && c->bmap ? c->o->record : NULL;
+
+        if (record)
+                md = EVP_sha256();
+        else if (c->bmap && c->verify)
                 md = c->bmap->checksum_type == CHECKSUM_SHA1 ? EVP_sha1()
                      : c->bmap->checksum_type == CHECKSUM_SHA256 ? EVP_sha256()
                                                                  : NULL;
@@ -326,7 +330,7 @@ static void *hasher_main(void *arg) {
         for (Chunk *ch; ctx && (ch = queue_pop(c, &c->hash_q));) {
                 if (md && ch->range != cur) {
                         cur = ch->range;
-                        hashing = c->bmap->ranges[cur].has_checksum && EVP_DigestInit_ex(ctx, md, NULL);
+                        hashing = (record || c->bmap->ranges[cur].has_checksum) && EVP_DigestInit_ex(ctx, md, NULL);
                 }
                 if (hashing)
                         EVP_DigestUpdate(ctx, ch->data, ch->len);
@@ -336,7 +340,9 @@ static void *hasher_main(void *arg) {
                         size_t n = checksum_size(c->bmap->checksum_type);
                         EVP_DigestFinal_ex(ctx, got, NULL);
                         hashing = false;
-                        if (memcmp(got, x->checksum, n) != 0) {
+                        if (record)
+                                memcpy(record[cur], got, checksum_size(CHECKSUM_SHA256));
+                        else if (memcmp(got, x->checksum, n) != 0) {
                                 char want_hex[2 * CHECKSUM_MAX_SIZE + 1], got_hex[2 * CHECKSUM_MAX_SIZE + 1];
                                 Extent bytes = bmap_range_bytes(c->bmap, cur);
                                 Diag d;

@@ -34,6 +34,13 @@ typedef struct CopyOptions {
          * every byte of it written to that target. NULL: the caller
          * finishes the targets itself. */
         const TargetCompletion *complete;
+        /* When not NULL (with a bmap): each range's SHA-256 is computed as
+         * it streams and stored in record[i] instead of being compared with
+         * the bmap's, which has none yet (a bmap that a scan made just
+         * before this copy): the copy reads the image once, not twice. One
+         * entry per range of the bmap; written only when copy_image
+         * returns 0. */
+        uint8_t (*record)[CHECKSUM_MAX_SIZE];
 } CopyOptions;
 
 typedef struct CopyTargetResult {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Images, bmaps and signatures over HTTP(S), through libcurl.
+/* Images, bmaps and signatures over HTTP(S), FTP and SFTP, through libcurl.
  *
  * The reader drives the transfer (libcurl's multi interface, no thread of
  * our own): a read runs curl until bytes arrive, and they land straight in
@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "input-http.h"
+#include "input-ssh.h"
 #include "location.h"
 
 #define SPILL_SIZE ((size_t) 1 << 20)
@@ -141,6 +142,11 @@ typedef struct Http {
         char *url;   /* as given, password and all */
         char *shown; /* for messages: the password hidden */
         bool head;   /* only asking whether it exists */
+        /* ftp:// and sftp:// share the transfer, the stall and the resuming
+         * with http; they have no status codes, redirects or validators:
+         * a resumed transfer must come from a file of the same size. */
+        enum { PROTO_HTTP, PROTO_FTP, PROTO_SFTP } proto;
+        SshSetup *ssh; /* sftp: host key and user keys */
         CURLM *multi;
         CURL *easy; /* the transfer under way, if any */
         struct curl_slist *if_range;
@@ -313,11 +319,35 @@ static int check_range_response(Http *h, long code) {
         return status_error(h, code);
 }
 
+/* FTP and SFTP: the size comes from SIZE or a stat, and is all there is
+ * to tell that a resumed transfer continues the same file (libcurl reports
+ * the bytes it will send from the offset on). */
+static int check_file_response(Http *h) {
+        curl_off_t len = -1;
+
+        curl_easy_getinfo(h->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+        if (!h->known) {
+                h->known = true;
+                h->total = len > 0 ? (uint64_t) len : 0;
+                h->ranges = h->total > 0;
+                return 0;
+        }
+        if (len >= 0 && (uint64_t) len <= h->total && h->start + (uint64_t) len == h->total)
+                return 0;
+        return note(h, -ESTALE,
+                    "%s: asked for the rest from byte %" PRIu64 ", the server now has %s%" PRIu64
+                    " bytes from there, not %" PRIu64 ": the file changed on the server: start again",
+                    h->shown, h->start, len < 0 ? "an unknown number of " : "", len < 0 ? (uint64_t) 0 : (uint64_t) len,
+                    h->total - h->start);
+}
+
 /* Looks at the response as its first byte (or its end) arrives. */
 static int check_response(Http *h) {
         long code = 0;
         curl_off_t len = -1;
 
+        if (h->proto != PROTO_HTTP)
+                return check_file_response(h);
         curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &code);
         if (h->known)
                 return check_range_response(h, code);
@@ -397,20 +427,25 @@ static int transfer_start(Http *h, uint64_t offset) {
         h->errbuf[0] = 0;
 #define SET(opt, val) bad |= curl_easy_setopt(h->easy, opt, val) != CURLE_OK
         SET(CURLOPT_URL, h->url);
-        /* Only HTTP(S), also where a redirect points: never file://, ftp://... */
-        SET(CURLOPT_PROTOCOLS_STR, "http,https");
-        SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-        SET(CURLOPT_FOLLOWLOCATION, 1L);
-        SET(CURLOPT_MAXREDIRS, MAX_REDIRECTS);
-        SET(CURLOPT_USERAGENT, "bmapscan/" PACKAGE_VERSION);
+        /* Only the scheme the URL names, and for http(s) only HTTP(S) where
+         * a redirect points: never file://, ftp://... */
+        SET(CURLOPT_PROTOCOLS_STR, h->proto == PROTO_FTP ? "ftp" : h->proto == PROTO_SFTP ? "sftp" : "http,https");
+        if (h->proto == PROTO_HTTP) {
+                SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+                SET(CURLOPT_FOLLOWLOCATION, 1L);
+                SET(CURLOPT_MAXREDIRS, MAX_REDIRECTS);
+                SET(CURLOPT_USERAGENT, "bmapscan/" PACKAGE_VERSION);
+                /* The bytes of the file as stored, whatever the server says
+                 * about them: offsets must be the file's for ranges. */
+                SET(CURLOPT_HTTP_CONTENT_DECODING, 0L);
+        }
+        if (h->ssh)
+                bad |= !ssh_setup_apply(h->ssh, h->easy);
         SET(CURLOPT_NETRC, (long) CURL_NETRC_OPTIONAL);
         /* Signals are ours (SIGINT stops a copy), and there are threads. */
         SET(CURLOPT_NOSIGNAL, 1L);
         SET(CURLOPT_ERRORBUFFER, h->errbuf);
         SET(CURLOPT_BUFFERSIZE, CURL_BUFFER_SIZE);
-        /* The bytes of the file as stored, whatever the server says about
-         * them: offsets must be the file's for ranges. */
-        SET(CURLOPT_HTTP_CONTENT_DECODING, 0L);
         SET(CURLOPT_TCP_KEEPALIVE, 1L);
         SET(CURLOPT_WRITEFUNCTION, on_body);
         SET(CURLOPT_WRITEDATA, h);
@@ -420,7 +455,9 @@ static int transfer_start(Http *h, uint64_t offset) {
         }
         if (h->head)
                 SET(CURLOPT_NOBODY, 1L);
-        if (h->known) {
+        if (h->known && h->proto != PROTO_HTTP)
+                SET(CURLOPT_RESUME_FROM_LARGE, (curl_off_t) offset);
+        else if (h->known) {
                 snprintf(range, sizeof(range), "%" PRIu64 "-", offset);
                 SET(CURLOPT_RANGE, range);
                 SET(CURLOPT_HTTPHEADER, h->if_range);
@@ -452,7 +489,29 @@ static int curl_error(Http *h, CURLcode c) {
                 return fail(h, -ECONNREFUSED,
                             "%s: cannot connect (%s): check the URL, that the server is up, and any proxy settings", u,
                             text);
+        case CURLE_REMOTE_FILE_NOT_FOUND:
+                return fail(h, -ENOENT, "%s: the file is not there (%s): check the URL", u, text);
+        case CURLE_LOGIN_DENIED:
+                if (h->proto == PROTO_SFTP)
+                        return fail(h, -EACCES,
+                                    "%s: the server refused the login (%s): check the user and password in the URL, "
+                                    "or that your key in ~/.ssh (id_ed25519, id_ecdsa, id_rsa) or ssh-agent is "
+                                    "authorized there",
+                                    u, text);
+                return fail(h, -EACCES,
+                            "%s: the server refused the login (%s): check the user name and password (in the URL "
+                            "or ~/.netrc)",
+                            u, text);
+        case CURLE_REMOTE_ACCESS_DENIED:
+                return fail(h, -EACCES, "%s: access refused (%s): check the path and that you may read it", u, text);
         case CURLE_PEER_FAILED_VERIFICATION:
+                if (h->ssh) {
+                        int r = ssh_hostkey_error(h->ssh, u, h->msg, sizeof(h->msg));
+                        if (r < 0) {
+                                h->failed = r;
+                                return r;
+                        }
+                }
                 return fail(h, -EPERM,
                             "%s: the server's certificate is not trusted (%s): if your own CA signed it, give that "
                             "with --ca-file FILE",
@@ -465,8 +524,10 @@ static int curl_error(Http *h, CURLcode c) {
         case CURLE_TOO_MANY_REDIRECTS:
                 return fail(h, -ELOOP, "%s: more than %ld redirects: check the URL", u, MAX_REDIRECTS);
         case CURLE_UNSUPPORTED_PROTOCOL:
-                return fail(h, -EPROTONOSUPPORT, "%s: %s: only http:// and https:// are followed, also in redirects", u,
-                            text);
+                return fail(h, -EPROTONOSUPPORT,
+                            "%s: %s: only http://, https://, ftp:// and sftp:// are read, and redirects only to "
+                            "http:// and https://",
+                            u, text);
         case CURLE_URL_MALFORMAT:
                 return fail(h, -EINVAL, "%s: not a valid URL (%s)", u, text);
         case CURLE_OPERATION_TIMEDOUT:
@@ -492,6 +553,7 @@ static bool transient(CURLcode c) {
         case CURLE_HTTP2:
         case CURLE_HTTP2_STREAM:
         case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_SSH:
                 return true;
         default:
                 return false;
@@ -739,6 +801,7 @@ static void http_free(Http *h) {
         if (h->multi)
                 curl_multi_cleanup(h->multi);
         curl_slist_free_all(h->if_range);
+        ssh_setup_free(h->ssh);
         free(h->spill);
         free(h->shown);
         free(h->url);
@@ -769,6 +832,11 @@ static int http_begin(const char *url, HttpContext *http, bool head, Http **ret,
         h->ctx = http_context_ref(http);
         h->cfg = http ? http : &defaults;
         h->head = head;
+        h->proto = strncmp(url, "ftp://", 6) == 0    ? PROTO_FTP
+                   : strncmp(url, "sftp://", 7) == 0 ? PROTO_SFTP
+                                                     : PROTO_HTTP;
+        if (h->proto == PROTO_SFTP && !(h->ssh = ssh_setup_new(url)))
+                return diag_set(d, -ENOMEM, "out of memory");
         int r = transfer_start(h, 0);
         if (r >= 0)
                 r = pump(h);

@@ -9,7 +9,8 @@
 #include <string.h>
 
 bool location_is_url(const char *s) {
-        return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+        return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0 || strncmp(s, "ftp://", 6) == 0 ||
+               strncmp(s, "sftp://", 7) == 0;
 }
 
 size_t location_path_end(const char *location, size_t *ret_path_start) {

@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 /* Where an image, a bmap or a signature lives: a local path, or an
- * http:// or https:// URL. */
+ * http://, https://, ftp:// or sftp:// URL. */
 bool location_is_url(const char *s);
 
 /* Where a location's path ends: strlen for a local path; for a URL, where

@@ -80,7 +80,7 @@ static bool has_suffix(const char *name, size_t len, const char *suffix) {
 }
 
 static bool is_image_name(const char *name) {
-        static const char *const compressed[] = { ".gz", ".xz", ".zst", ".zstd", ".bz2", ".lz4" };
+        static const char *const compressed[] = { ".gz", ".xz", ".zst", ".zstd", ".bz2", ".lz4", ".lzo" };
         static const char *const image[] = { ".img", ".raw", ".bin", ".iso", ".wic",
                                              ".dd", ".sdcard", ".hdd", ".image" };
         size_t len = strlen(name);

@@ -111,6 +111,7 @@ static const char *const format_names[_STREAM_FORMAT_MAX] = {
         [STREAM_XZ] = "xz",
         [STREAM_ZSTD] = "zstd",
         [STREAM_LZ4] = "lz4",
+        [STREAM_LZO] = "lzo",
 };
 
 const char *stream_format_name(StreamFormat f) {
@@ -155,6 +156,9 @@ StreamFormat detect_compression(const uint8_t *p, size_t n, const char **ret_ref
                 return STREAM_ZSTD;
         if (n >= 4 && get_le32(p) == 0x184D2204u)
                 return STREAM_LZ4;
+        /* lzop's magic, PNG-like: 0x89 "LZO" NUL CR LF ^Z LF. */
+        if (n >= 9 && memcmp(p, "\x89LZO\0\r\n\x1a\n", 9) == 0)
+                return STREAM_LZO;
         if (n >= 8 && is_skippable_magic(get_le32(p))) {
                 /* Skippable frames are zstd's and lz4's alike: the first
                  * real frame tells. */
@@ -232,6 +236,8 @@ int decoder_stage_new(StreamFormat f, Stage *lower, Stream *s, const char *label
                 return zstd_stage_new(lower, s, label, ret, d);
         case STREAM_LZ4:
                 return lz4_stage_new(lower, s, label, ret, d);
+        case STREAM_LZO:
+                return lzo_stage_new(lower, s, label, ret, d);
         default:
                 stage_free(lower);
                 return diag_set(d, -EINVAL, "%s: no decoder for format %d", s->in.name, (int) f);

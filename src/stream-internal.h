@@ -144,6 +144,7 @@ int xz_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *
 int xz_stage_read_index(Stage *st, Diag *d);
 int zstd_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
 int lz4_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
+int lzo_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
 /* An Android sparse image read from lower, which starts with its magic
  * (stream-simg.c); simg_stage_info gives what its chunks held so far, or
  * NULL when st is no such stage. */

@@ -64,13 +64,15 @@ typedef enum StreamFormat {
         STREAM_XZ,
         STREAM_ZSTD,
         STREAM_LZ4,
+        STREAM_LZO,
         _STREAM_FORMAT_MAX,
 } StreamFormat;
 
 /* The image bytes, decompressed in the process. The format is told from the
  * first bytes, not the name: gzip (multi-member, as pigz writes), bzip2
  * (multi-stream), xz (multi-stream and multi-block, decoded on several
- * threads), zstd (several frames, skippable frames), lz4 (frame format);
+ * threads), zstd (several frames, skippable frames), lz4 (frame format), lzo
+ * (lzop's format, several members, every checksum it carries);
  * and the same inside a tar, or a zip; and an image compressed on its own
  * inside a tar or zip ("disk.img.xz" in a tar). Memory is bounded whatever
  * the image (a few MiB of buffers; xz's threads hold a block each).
@@ -78,7 +80,7 @@ typedef enum StreamFormat {
  * Which archive member is the image: the one StreamOptions.member names,
  * else the one regular file that could be the image: named *.img, *.raw,
  * *.bin, *.iso, *.wic, *.dd, *.sdcard, *.hdd or *.image (optionally
- * followed by .gz/.xz/.zst/.bz2/.lz4) and of 64 KiB or more, or of 1 MiB or
+ * followed by .gz/.xz/.zst/.bz2/.lz4/.lzo) and of 64 KiB or more, or of 1 MiB or
  * more (or of unknown size) whatever its name, but never a side file
  * (*.bmap, *.asc, *.sig, *.sha256, README*, SHA256SUMS...: see
  * stream-archive.c). An archive of small files only gives its first that
@@ -151,7 +153,7 @@ const char *stream_describe(const Stream *s);
 const char *stream_member(const Stream *s);
 /* The exact image size when the container says it (raw file or device
  * size, tar/zip entry size, xz index of a seekable file), else UINT64_MAX.
- * gzip, bzip2, zstd and lz4 give none: their headers, when they record a
+ * gzip, bzip2, zstd, lz4 and lzo give none: their headers, when they record a
  * size at all, record one member's or frame's, and a file may hold several. */
 uint64_t stream_size_hint(const Stream *s);
 

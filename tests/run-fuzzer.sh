@@ -65,6 +65,14 @@ fuzz-lvm)
                 losetup -d "$l"
         fi
         ;;
+fuzz-lzo)
+        # Each header and block checksum flag lzop writes, stored (random)
+        # and compressed blocks, two members, trailing zeros; small inputs.
+        head -c 300000 /dev/urandom >r && head -c 200000 /dev/zero >z && cat r z r >m
+        lzop -1 -c <m >corpus/l1 && lzop -9 -c m >corpus/l9 && lzop -F -c <m >corpus/nock
+        lzop --crc32 -CC -c <m >corpus/crc && lzop -CC -c <z >corpus/adler
+        cat corpus/l1 corpus/adler >corpus/two && cp corpus/nock corpus/pad && head -c 64 /dev/zero >>corpus/pad
+        ;;
 fuzz-btrfs)
         # Sparse seeds (see fuzz-btrfs.c): the non-zero 4 KiB blocks of small
         # filesystems, whose trees lie megabytes in.

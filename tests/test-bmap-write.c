@@ -51,6 +51,22 @@ static void round_trip(uint64_t image_size, uint64_t bs, const Extents *blocks, 
         }
         if (!with_checksums)
                 CHECK(!strstr(text, "chksum=\""), "no chksum attribute with --no-checksum");
+
+        /* copy --scan builds its bmap in memory: the same model as this
+         * text parses to, checksums still to come. */
+        _cleanup_(bmap_done) Bmap m = {};
+        CHECK(bmap_from_ranges(image_size, bs, blocks, &m) == 0, "bmap_from_ranges");
+        CHECK(m.version_major == 2 && m.version_minor == 0, "built: version 2.0");
+        CHECK_U64(m.image_size, b.image_size);
+        CHECK_U64(m.block_size, b.block_size);
+        CHECK_U64(m.blocks_count, b.blocks_count);
+        CHECK_U64(m.mapped_count, b.mapped_count);
+        CHECK(m.checksum_type == CHECKSUM_NONE, "built: no checksums yet");
+        CHECK_U64(m.n_ranges, b.n_ranges);
+        for (size_t i = 0; i < m.n_ranges && i < b.n_ranges; i++)
+                CHECK(m.ranges[i].blocks.start == b.ranges[i].blocks.start &&
+                              m.ranges[i].blocks.end == b.ranges[i].blocks.end && !m.ranges[i].has_checksum,
+                      "built: range %zu differs", i);
 }
 
 static void test_round_trips(void) {
@@ -96,6 +112,11 @@ static void test_refusals(void) {
         CHECK(bmap_render(0, 4096, &e, NULL, &text, &len) == -EINVAL, "an empty image is refused");
         CHECK(bmap_render(4096, 0, &e, NULL, &text, &len) == -EINVAL, "block size 0 is refused");
         CHECK(text == NULL, "nothing returned on failure");
+
+        Bmap b = { .n_ranges = 7 };
+        CHECK(bmap_from_ranges(3 * 4096, 4096, &e, &b) == -ERANGE, "built: a range past the image is refused");
+        CHECK(bmap_from_ranges(0, 4096, &e, &b) == -EINVAL, "built: an empty image is refused");
+        CHECK(b.n_ranges == 7 && !b.ranges, "built: untouched on failure");
 }
 
 /* Drops the file-checksum line and squeezes the padding of

@@ -31,6 +31,7 @@ flip_effective() {
         *.xz) dec="xz -dc" ;;
         *.zst) dec="zstd -dcq" ;;
         *.lz4) dec="lz4 -dcq" ;;
+        *.lzo) dec="lzop -dcq" ;;
         esac
         off=$(($(stat -c %s "$orig") / 3))
         while :; do
@@ -116,6 +117,8 @@ cp "$img" "$WORK/c/test.img"
         xz -T2 --block-size=65536 -c test.img >img.xz
         zstd -q -c test.img >img.zst
         lz4 -q -c test.img >img.lz4
+        lzop -c test.img >img.lzo
+        tar cf - test.img | lzop -c >img.tar.lzo
         cp test.img img.raw
         tar cf img.tar test.img
         tar czf img.tar.gz test.img
@@ -125,7 +128,7 @@ cp "$img" "$WORK/c/test.img"
         tar czf img2.tar.gz README test.img
         zip -q img.zip test.img
 )
-for f in img.raw img.gz img.pigz.gz img.bz2 img.xz img.zst img.lz4 img.tar img.tar.gz img.tar.xz img.tar.zst img2.tar.gz img.zip; do
+for f in img.raw img.gz img.pigz.gz img.bz2 img.xz img.zst img.lz4 img.lzo img.tar img.tar.gz img.tar.xz img.tar.zst img.tar.lzo img2.tar.gz img.zip; do
         rm -f "$WORK/tgt"
         run_cmd "$BMAPSCAN" copy --bmap "$bmap" "$WORK/c/$f" "$WORK/tgt"
         expect "copy from $f" 0
@@ -148,7 +151,7 @@ alloc=$(du -B1 "$WORK/tgt" | cut -f1)
         fail "the target file is not sparse ($alloc bytes allocated)"
 
 # Damaged streams: truncated and bit-flipped, never a short success.
-for f in img.gz img.bz2 img.xz img.zst img.lz4 img.tar.gz; do
+for f in img.gz img.bz2 img.xz img.zst img.lz4 img.lzo img.tar.gz; do
         n=$(stat -c %s "$WORK/c/$f")
         head -c $((n / 2)) "$WORK/c/$f" >"$WORK/cut"
         rm -f "$WORK/tgt"
@@ -160,6 +163,24 @@ for f in img.gz img.bz2 img.xz img.zst img.lz4 img.tar.gz; do
         run_cmd "$BMAPSCAN" copy --bmap "$bmap" "$WORK/flip" "$WORK/tgt"
         expect "bit-flipped $f fails" 1
 done
+# lzo: the bmap found beside the .img.lzo (the suffix stripped), as bmaptool
+# does; and bmaptool itself flashes our .lzo the same (it runs lzop).
+mkdir "$WORK/lzo"
+cp "$WORK/c/img.lzo" "$WORK/lzo/vendor.img.lzo"
+cp "$bmap" "$WORK/lzo/vendor.img.bmap"
+rm -f "$WORK/tgt"
+run_cmd "$BMAPSCAN" copy "$WORK/lzo/vendor.img.lzo" "$WORK/tgt"
+expect "copy vendor.img.lzo with vendor.img.bmap beside it" 0
+expect_same "vendor.img.lzo reproduces the image" "$WORK/tgt"
+if command -v bmaptool >/dev/null; then
+        rm -f "$WORK/tgt2"
+        if bmaptool -q copy --bmap "$bmap" "$WORK/lzo/vendor.img.lzo" "$WORK/tgt2" 2>"$WORK/err"; then
+                cmp -s "$WORK/tgt" "$WORK/tgt2" && pass "bmaptool copy of the same .lzo gives the same file" ||
+                        fail "bmaptool copy of the .lzo differs from ours"
+        else
+                fail "bmaptool copy of the .lzo failed: $(head -c 300 "$WORK/err")"
+        fi
+fi
 # Even without checksums (--no-verify) a truncated stream is an error.
 n=$(stat -c %s "$WORK/c/img.xz")
 head -c $((n / 2)) "$WORK/c/img.xz" >"$WORK/cut"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The image stream against files made at test time by the real tools
- * (gzip, pigz, bzip2, xz, zstd, pzstd, lz4, tar, zip): every format and
+ * (gzip, pigz, bzip2, xz, zstd, pzstd, lz4, lzop, tar, zip): every format and
  * container gives back the image byte for byte, from a file and through a
  * pipe; detection names the format; skipping lands where it should; and
  * truncated or bit-flipped copies fail with a message naming an offset,
@@ -674,6 +674,78 @@ static void check_bomb(const char *compress, const char *name) {
         unlink(path(name));
 }
 
+/* lzop's .lzo through liblzo2: every checksum flag lzop writes, several
+ * members, inside and around a tar; what it cannot decode is refused by
+ * name. From standard input lzop writes no name, so the header is 38 bytes
+ * and the first block header follows it. */
+static void check_lzo(void) {
+        sh("cd '%s' && lzop -1 -c disk.img > disk.img.lzo && lzop -9 -c disk.img > l9.lzo && "
+           "lzop -F -1 -c disk.img > nock.lzo && lzop --crc32 -CC -c disk.img > crc.lzo && "
+           "lzop -CC -c disk.img > adler.lzo && lzop -c < disk.img > stdin.lzo && "
+           "lzop -c a > cat.lzo && lzop -c b >> cat.lzo && tar cf - disk.img | lzop -c > disk.tar.lzo && "
+           "cp disk.img.lzo inner.img.lzo && tar cf inner-lzo.tar inner.img.lzo",
+           tmp);
+        check_format("disk.img.lzo", "lzo", UINT64_MAX, ALL);
+        check_format("l9.lzo", "lzo", UINT64_MAX, ALL);
+        /* No checksum at all (lzop -F): a bit flip may decode to other
+         * bytes; only a copy with a bmap notices. Cuts are still errors. */
+        check_format("nock.lzo", "lzo", UINT64_MAX, CUT | CUT_HEAD | CUT_TAIL);
+        check_format("crc.lzo", "lzo", UINT64_MAX, ALL);
+        check_format("adler.lzo", "lzo", UINT64_MAX, ALL);
+        check_format("stdin.lzo", "lzo", UINT64_MAX, ALL);
+        check_format("cat.lzo", "lzo", UINT64_MAX, ALL);
+        check_format("disk.tar.lzo", "tar in lzo (disk.img)", image_size, ALL);
+        check_format("inner-lzo.tar", "lzo in tar (inner.img.lzo)", UINT64_MAX, FLIP | CUT);
+
+        /* Each checksum, damaged where it is checked. */
+        sh("cd '%s' && head -c 1048576 /dev/zero | lzop -CC -c > z-adler.lzo && "
+           "head -c 1048576 /dev/zero | lzop --crc32 -CC -c > z-crc.lzo && "
+           "head -c 300000 disk.img | lzop -c > stored.lzo && "
+           "printf '\\377' | dd of=z-adler.lzo bs=1 seek=60 conv=notrunc status=none && "
+           "printf '\\377' | dd of=z-crc.lzo bs=1 seek=60 conv=notrunc status=none && "
+           "cp stored.lzo hdr.lzo && printf '\\377' | dd of=hdr.lzo bs=1 seek=30 conv=notrunc status=none && "
+           "printf '\\377' | dd of=stored.lzo bs=1 seek=1000 conv=notrunc status=none",
+           tmp);
+        check_fails("z-adler.lzo", "compressed data damaged", "block Adler-32 of the compressed data does not match");
+        check_fails("z-crc.lzo", "compressed data damaged", "block CRC-32 of the compressed data does not match");
+        check_fails("stored.lzo", "stored block damaged", "block Adler-32 of the decompressed data does not match");
+        check_fails("hdr.lzo", "header damaged", "header Adler-32 does not match");
+        check_fails("stored.lzo", "stored block damaged", "(image byte 0)");
+
+        /* A cut names where the data ends. */
+        sh("cd '%s' && head -c 1000 disk.img.lzo > cut.lzo", tmp);
+        check_fails("cut.lzo", "cut", "lzo data ends early, at compressed byte 1000");
+
+        /* What lzop can write and this reader refuses, one line each. */
+        sh("cd '%s' && lzop --filter=1 -c < disk.img > filter.lzo && lzop -c a b > multi.lzo", tmp);
+        Result r = read_file_stream("filter.lzo", MiB);
+        CHECK(r.err < 0, "an lzop file with a filter was read");
+        CHECK_STR_CONTAINS(r.msg, "filter.lzo: lzo: uses a filter (lzop --filter): decompress it with lzop -d first");
+        CHECK(!strchr(r.msg, '\n'), "more than one line: %s", r.msg);
+        result_free(&r);
+        r = read_file_stream("multi.lzo", MiB);
+        CHECK(r.err < 0, "a multipart lzop file was read");
+        CHECK_STR_CONTAINS(r.msg, "multipart");
+        result_free(&r);
+        /* A reserved flag bit (the header checksum made right for it). */
+        sh("cd '%s' && python3 -c \"import sys,zlib; d=bytearray(open('stdin.lzo','rb').read()); d[19]|=0x40; "
+           "d[34:38]=zlib.adler32(bytes(d[9:34])).to_bytes(4,'big'); open('flag.lzo','wb').write(d)\"",
+           tmp);
+        r = read_file_stream("flag.lzo", MiB);
+        CHECK(r.err < 0, "an lzop file with an unknown flag was read");
+        CHECK_STR_CONTAINS(r.msg, "unknown header flags 0x00004000");
+        result_free(&r);
+
+        /* Zero padding after the end is harmless, anything else is damage. */
+        sh("cd '%s' && cat disk.img.lzo > pad.lzo && head -c 4096 /dev/zero >> pad.lzo && "
+           "cat pad.lzo > junk.lzo && printf 'x' >> junk.lzo",
+           tmp);
+        r = read_file_stream("pad.lzo", MiB);
+        CHECK(same_as_image(&r), "lzo with trailing zeros: %s", r.msg);
+        result_free(&r);
+        check_fails("junk.lzo", "trailing junk", "after the end of the lzo data");
+}
+
 int main(void) {
         const char *base = getenv("TEST_TMPDIR");
         snprintf(tmp, sizeof(tmp), "%s/test-stream", base ? base : "/tmp");
@@ -751,6 +823,11 @@ int main(void) {
         check_bomb("xz -0 -T1", "bomb.xz");
         check_bomb("bzip2 -1", "bomb.bz2");
         check_bomb("lz4 -q -1", "bomb.lz4");
+        if (have("lzop")) {
+                check_lzo();
+                check_bomb("lzop -1 -c", "bomb.lzo");
+        } else
+                fprintf(stderr, "test-stream: lzop is missing (scripts/install-deps.sh): lzo not tested\n");
         check_trailing();
         check_bad_input();
 
