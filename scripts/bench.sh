@@ -21,7 +21,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
 RUNS=5
 SCRATCH=$REPO/build/bench
-WORKLOADS=(create scan scan-metadata sparse scan-btrfs exfat ntfs server copy copy-scan simg)
+WORKLOADS=(create scan scan-metadata sparse scan-btrfs exfat ntfs server copy copy-scan qcow2 simg)
 SELECTED=()
 
 usage() {
@@ -731,6 +731,49 @@ workload_copy() {
         COPY_LOOP=
         BENCH_PREP=true
         trap - EXIT
+}
+
+# qcow2: the vendor image as qcow2 (qemu-img convert, plain and -c):
+# 'scan' of each against 'scan' of the raw image (the bmaps must be
+# byte-identical), and 'copy' from the plain qcow2 with the raw image's
+# bmap against 'qemu-img convert -O raw' then 'bmaptool copy', onto a file.
+QCOW2_IMG= QCOW2_TARGET= QCOW2_SCAN_SRC=
+q_scan_ours() { "$BMAPSCAN" -q scan -o "$SCRATCH/qcow2-scan.bmapscan.bmap" "$QCOW2_SCAN_SRC"; }
+q_scan_peer() { "$BMAPSCAN" -q scan -o "$SCRATCH/qcow2-scan.raw.bmap" "$VENDOR_IMG"; }
+q_copy_ours() { "$BMAPSCAN" -q copy --bmap "$SCRATCH/vendor.bmap" "$QCOW2_IMG" "$QCOW2_TARGET"; }
+q_copy_peer() {
+        qemu-img convert -O raw "$QCOW2_IMG" "$QCOW2_TARGET.raw" &&
+                bmaptool -q copy --bmap "$SCRATCH/vendor.bmap" "$QCOW2_TARGET.raw" "$QCOW2_TARGET" &&
+                rm -f "$QCOW2_TARGET.raw"
+}
+workload_qcow2() {
+        make_vendor_image
+        command -v qemu-img >/dev/null || { echo "qcow2: qemu-img is not installed: skipped"; return 0; }
+        local f
+        for f in plain comp; do
+                if [ ! -f "$SCRATCH/vendor.$f.qcow2" ] || [ "$SCRATCH/vendor.$f.qcow2" -ot "$VENDOR_IMG" ]; then
+                        log "converting the vendor image to $f qcow2"
+                        qemu-img convert -O qcow2 $([ $f = comp ] && echo -c) "$VENDOR_IMG" "$SCRATCH/vendor.$f.qcow2"
+                fi
+                echo "qcow2: vendor.$f.qcow2: $(stat -c %s "$SCRATCH/vendor.$f.qcow2") bytes for $(stat -c %s "$VENDOR_IMG") of disk"
+        done
+        QCOW2_SCAN_SRC=$SCRATCH/vendor.plain.qcow2
+        bench_pair qcow2-scan "scan of the raw image" 0 q_scan_ours q_scan_peer \
+                "$SCRATCH/qcow2-scan.bmapscan.bmap" "$SCRATCH/qcow2-scan.raw.bmap"
+        QCOW2_SCAN_SRC=$SCRATCH/vendor.comp.qcow2
+        bench_pair qcow2-scan-compressed "scan of the raw image" 0 q_scan_ours q_scan_peer \
+                "$SCRATCH/qcow2-scan.bmapscan.bmap" "$SCRATCH/qcow2-scan.raw.bmap"
+        [ -f "$SCRATCH/vendor.bmap" ] && [ "$SCRATCH/vendor.bmap" -nt "$VENDOR_IMG" ] ||
+                "$BMAPSCAN" -q scan -o "$SCRATCH/vendor.bmap" "$VENDOR_IMG"
+        local dir=/dev/shm
+        [ -d "$dir" ] && [ -w "$dir" ] || dir=$SCRATCH
+        QCOW2_TARGET=$dir/bmapscan-bench-qcow2-target.img
+        QCOW2_IMG=$SCRATCH/vendor.plain.qcow2
+        truncate -s "$(stat -c %s "$VENDOR_IMG")" "$QCOW2_TARGET"
+        bench_pair qcow2-copy "qemu-img convert + bmaptool copy" 0 q_copy_ours q_copy_peer
+        QCOW2_IMG=$SCRATCH/vendor.comp.qcow2
+        bench_pair qcow2-copy-compressed "qemu-img convert + bmaptool copy" 0 q_copy_ours q_copy_peer
+        rm -f "$QCOW2_TARGET" "$QCOW2_TARGET.raw"
 }
 
 # copy-scan: the raw vendor image with no bmap, to a file: 'copy --scan

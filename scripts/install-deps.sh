@@ -14,6 +14,7 @@ packages=(
         bmap-tools python3 e2fsprogs util-linux fdisk coreutils dosfstools mtools openssl btrfs-progs
         fuse2fs # a filesystem without O_TMPFILE, for copy's fallback (test-copy-targets)
         gzip pigz bzip2 xz-utils zstd lz4 lzop tar zip isal
+        qemu-utils # qemu-img, qemu-io: the qcow2 tests, fuzz seeds and benchmark
         gnupg gpg-agent
         python3-pyftpdlib openssh-server # test-ftp: an FTP server, and an sshd of the test's own for sftp
         cryptsetup-bin squashfs-tools erofs-utils xorriso

@@ -29,3 +29,18 @@ void bmap_open_info_done(BmapOpenInfo *i);
  * ret_info (may be NULL) are set only on success. */
 int bmap_open(const char *location, const SigOptions *sig, HttpContext *http, bool allow_bad_file_checksum,
               Bmap *ret, BmapOpenInfo *ret_info, Diag *d);
+
+/* A bmap read already, out of the image's own archive (stream.h,
+ * ArchiveBmap): name for messages ("disk.zip member disk.img.bmap"), its
+ * bytes, and the detached signature member that came with it. */
+typedef struct BmapBytes {
+        const char *name;
+        const char *data;
+        size_t len;
+        const SigDetached *sig; /* NULL: none in the archive */
+} BmapBytes;
+
+/* bmap_open for a bmap in memory: the same signature, parse and file
+ * checksum rules, the signature taken from the archive (or --bmap-sig). */
+int bmap_open_bytes(const BmapBytes *in, const SigOptions *sig, HttpContext *http, bool allow_bad_file_checksum,
+                    Bmap *ret, BmapOpenInfo *ret_info, Diag *d);

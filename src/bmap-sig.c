@@ -492,8 +492,12 @@ static int find_detached(const char *bmap, const SigOptions *o, HttpContext *htt
         return -ENOENT;
 }
 
-int bmap_sig_check(const char *bmap_location, const char *data, size_t len, const SigOptions *o, HttpContext *http,
-                   char **ret_text, size_t *ret_len, SigResult *ret_info, Diag *d) {
+/* inside_archive: the bmap came out of an archive, and inside is its
+ * detached signature member (NULL: none); else the signature is looked for
+ * beside bmap_location. */
+static int sig_check(const char *bmap_location, const char *data, size_t len, bool inside_archive,
+                     const SigDetached *inside, const SigOptions *o, HttpContext *http, char **ret_text,
+                     size_t *ret_len, SigResult *ret_info, Diag *d) {
         _cleanup_(sig_result_done) SigResult info = {};
         _cleanup_free_ char *sig = NULL, *text = NULL;
         size_t sig_len = 0, text_len = 0;
@@ -530,9 +534,25 @@ int bmap_sig_check(const char *bmap_location, const char *data, size_t len, cons
                                 return r;
                 }
         } else if (!o->skip && !o->report_only) {
-                r = find_detached(bmap_location, o, http, &info.sig_location, &sig, &sig_len, d);
+                if (!inside_archive || o->sig_location)
+                        r = find_detached(bmap_location, o, http, &info.sig_location, &sig, &sig_len, d);
+                else if (inside) {
+                        r = copy_text(inside->data, inside->len, &sig, &sig_len);
+                        if (r < 0)
+                                return r;
+                        info.sig_location = strdup(inside->name);
+                        if (!info.sig_location)
+                                return -ENOMEM;
+                } else
+                        r = -ENOENT;
                 if (r < 0 && (r != -ENOENT || o->sig_location))
                         return r;
+                if (r == -ENOENT && inside_archive && (o->fingerprint || o->keyring))
+                        return diag_set(d, -ENOKEY,
+                                        "%s: no signature found (it is not clearsigned, and the archive holds no "
+                                        "member named as it plus .asc, .sig or .gpg before the image), but --%s "
+                                        "expects one: put the signature in the archive, or name it with --bmap-sig",
+                                        bmap_location, o->fingerprint ? "fingerprint" : "keyring");
                 if (r == -ENOENT && (o->fingerprint || o->keyring))
                         return diag_set(d, -ENOKEY,
                                         "%s: no signature found (it is not clearsigned, and there is no %s.asc or "
@@ -560,4 +580,15 @@ int bmap_sig_check(const char *bmap_location, const char *data, size_t len, cons
                 info = (SigResult) {};
         }
         return 0;
+}
+
+int bmap_sig_check(const char *bmap_location, const char *data, size_t len, const SigOptions *o, HttpContext *http,
+                   char **ret_text, size_t *ret_len, SigResult *ret_info, Diag *d) {
+        return sig_check(bmap_location, data, len, false, NULL, o, http, ret_text, ret_len, ret_info, d);
+}
+
+int bmap_sig_check_inside(const char *bmap_name, const char *data, size_t len, const SigDetached *inside,
+                          const SigOptions *o, HttpContext *http, char **ret_text, size_t *ret_len,
+                          SigResult *ret_info, Diag *d) {
+        return sig_check(bmap_name, data, len, true, inside, o, http, ret_text, ret_len, ret_info, d);
 }

@@ -56,6 +56,22 @@ int bmap_sig_options_check(const SigOptions *o, Diag *d);
 int bmap_sig_check(const char *bmap_location, const char *data, size_t len, const SigOptions *o, HttpContext *http,
                    char **ret_text, size_t *ret_len, SigResult *ret_info, Diag *d);
 
+/* A detached signature already in memory: the archive member beside a
+ * bmap member (name as shown in messages). */
+typedef struct SigDetached {
+        const char *name;
+        const char *data;
+        size_t len;
+} SigDetached;
+
+/* As bmap_sig_check, for a bmap that is no file of its own (read out of
+ * an archive, named bmap_name in messages): its detached signature is not
+ * looked for beside that name but is *inside (NULL when the archive holds
+ * none with it); --bmap-sig still names one of the user's choice. */
+int bmap_sig_check_inside(const char *bmap_name, const char *data, size_t len, const SigDetached *inside,
+                          const SigOptions *o, HttpContext *http, char **ret_text, size_t *ret_len,
+                          SigResult *ret_info, Diag *d);
+
 /* Takes the text out of a clearsigned message without verifying anything,
  * byte for byte as GnuPG 2.2 gives it out: the armor headers dropped,
  * dash-escaping undone, trailing blanks cut from each line, each line ended

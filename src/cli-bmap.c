@@ -29,96 +29,280 @@ static char *member_beside(const char *image, const char *member) {
         return p;
 }
 
-void cli_no_bmap_error(const char *image, const char *tried) {
-        if (strcmp(image, "-") == 0)
-                log_error("the image comes from standard input: name its bmap with --bmap FILE (or use --nobmap)");
-        else {
-                /* copy can make one from a local image's filesystems. */
-                bool scan = cli_command && strcmp(cli_command, "copy") == 0 && !location_is_url(image);
-                log_error("%s: no bmap found (looked for %s): give --bmap FILE, %sor --nobmap to copy every byte",
-                          image, tried, scan ? "--scan to flash what its filesystems use, " : "");
-        }
-}
-
-int cli_find_bmap(const char *image, const char *member, const char *given, HttpContext *http, char **ret) {
-        char tried[4096];
-        int r;
-
-        if (!given && strcmp(image, "-") == 0) {
-                cli_no_bmap_error(image, "");
-                return EXIT_USAGE;
-        }
-        r = cli_look_for_bmap(image, member, given, http, ret, tried, sizeof(tried));
-        if (r == EXIT_OK && !*ret) {
-                cli_no_bmap_error(image, tried);
-                return EXIT_FAILED;
-        }
-        return r;
-}
-
-int cli_look_for_bmap(const char *image, const char *member, const char *given, HttpContext *http, char **ret,
-                      char *tried, size_t tried_len) {
-        Diag d = {};
+/* The bmap beside image (with member, the member's first): 0 with *ret,
+ * -ENOENT with tried listing the names looked at, or another failure with
+ * its message in d. */
+static int find_beside(const char *image, const char *member, HttpContext *http, char **ret, char *tried,
+                       size_t tried_size, Diag *d) {
         int r = -ENOENT;
 
-        *ret = NULL;
-        if (given) {
-                *ret = strdup(given);
-                return *ret ? EXIT_OK : EXIT_FAILED;
-        }
         tried[0] = 0;
-        if (strcmp(image, "-") == 0)
-                return EXIT_OK;
         if (member) {
                 _cleanup_free_ char *beside = member_beside(image, member);
                 if (beside)
-                        r = bmap_find(beside, http, ret, tried, tried_len - 2, &d);
+                        r = bmap_find(beside, http, ret, tried, tried_size - 2, d);
                 if (r == -ENOENT && tried[0])
                         strcat(tried, ", ");
         }
         if (r == -ENOENT) {
                 size_t used = strlen(tried);
-                r = bmap_find(image, http, ret, tried + used, tried_len - used, &d);
+                r = bmap_find(image, http, ret, tried + used, tried_size - used, d);
         }
-        if (r == -ENOENT) {
-                *ret = NULL;
-                return EXIT_OK;
-        }
-        if (r < 0 && d.msg[0]) {
-                log_error("%s", d.msg);
-                return EXIT_FAILED;
-        }
-        if (r < 0) {
+        return r;
+}
+
+static int log_find_failure(const char *image, int r, const Diag *d) {
+        if (d->msg[0])
+                log_error("%s", d->msg);
+        else
                 log_error("%s: looking for its bmap: %s", image, strerror(-r));
+        return EXIT_FAILED;
+}
+
+int cli_find_bmap(const char *image, const char *member, const char *given, HttpContext *http, char **ret) {
+        char tried[4096];
+        Diag d = {};
+        int r;
+
+        if (given) {
+                *ret = strdup(given);
+                return *ret ? EXIT_OK : EXIT_FAILED;
+        }
+        if (strcmp(image, "-") == 0) {
+                log_error("the image comes from standard input: name its bmap with --bmap FILE (or use --nobmap)");
+                return EXIT_USAGE;
+        }
+        r = find_beside(image, member, http, ret, tried, sizeof(tried), &d);
+        if (r == -ENOENT) {
+                /* copy can make one from a local image's filesystems. */
+                bool scan = cli_command && strcmp(cli_command, "copy") == 0 && !location_is_url(image);
+                log_error("%s: no bmap found (looked for %s): give --bmap FILE, %sor --nobmap to copy every byte",
+                          image, tried, scan ? "--scan to flash what its filesystems use, " : "");
                 return EXIT_FAILED;
         }
+        if (r < 0)
+                return log_find_failure(image, r, &d);
         return EXIT_OK;
+}
+
+/* What opening a bmap found, said once for copy and verify: a bmap that
+ * came out of the archive is always named, since nobody named it. */
+static void report_opened(const char *name, const BmapOpenInfo *opened, const SigOptions *sig, const Bmap *b,
+                          bool inside) {
+        const SigResult *info = &opened->sig;
+
+        if (info->verified && inside)
+                log_info("bmap: %s (signed by %s, fingerprint %s%s%s)", name,
+                         info->signer[0] ? info->signer : "an unnamed key", info->fingerprint,
+                         info->sig_location ? ", signature in member " : "",
+                         info->sig_location ? info->sig_location : "");
+        else if (info->verified)
+                log_info("%s: good signature%s%s by %s (fingerprint %s)", name, info->sig_location ? " in " : "",
+                         info->sig_location ? info->sig_location : "",
+                         info->signer[0] ? info->signer : "an unnamed key", info->fingerprint);
+        else if (info->kind == SIG_KIND_CLEARSIGNED)
+                log_warning("%s: clearsigned, but the signature was not verified (--no-sig-verify)", name);
+        else if (inside)
+                log_info("bmap: %s (not signed%s)", name, sig->skip ? ": --no-sig-verify" : "");
+        else if (!sig->skip)
+                log_verbose("%s: not signed (not clearsigned, no %s.asc or %s.sig): its origin is not checked", name,
+                            name, name);
+        if (opened->file_checksum_missing)
+                log_warning("%s: the bmap has no file checksum: its integrity cannot be checked", name);
+        log_verbose("%s: bmap %u.%u, %llu of %llu blocks of %llu bytes mapped in %zu ranges", name, b->version_major,
+                    b->version_minor, (unsigned long long) b->mapped_count, (unsigned long long) b->blocks_count,
+                    (unsigned long long) b->block_size, b->n_ranges);
 }
 
 int cli_load_bmap(const char *path, const SigOptions *sig, HttpContext *http, Bmap *ret) {
         _cleanup_(bmap_open_info_done) BmapOpenInfo opened = {};
-        const SigResult *info = &opened.sig;
         Diag d = {};
 
         if (bmap_open(path, sig, http, false, ret, &opened, &d) < 0) {
                 log_error("%s; nothing was written", d.msg);
                 return EXIT_FAILED;
         }
-        if (info->verified)
-                log_info("%s: good signature%s%s by %s (fingerprint %s)", path, info->sig_location ? " in " : "",
-                         info->sig_location ? info->sig_location : "",
-                         info->signer[0] ? info->signer : "an unnamed key", info->fingerprint);
-        else if (info->kind == SIG_KIND_CLEARSIGNED)
-                log_warning("%s: clearsigned, but the signature was not verified (--no-sig-verify)", path);
-        else if (!sig->skip)
-                log_verbose("%s: not signed (not clearsigned, no %s.asc or %s.sig): its origin is not checked", path,
-                            path, path);
-        if (opened.file_checksum_missing)
-                log_warning("%s: the bmap has no file checksum: its integrity cannot be checked", path);
-        log_verbose("%s: bmap %u.%u, %llu of %llu blocks of %llu bytes mapped in %zu ranges", path, ret->version_major,
-                    ret->version_minor, (unsigned long long) ret->mapped_count, (unsigned long long) ret->blocks_count,
-                    (unsigned long long) ret->block_size, ret->n_ranges);
+        report_opened(path, &opened, sig, ret, false);
         return EXIT_OK;
+}
+
+char *cli_archive_bmap_name(const char *image, const ArchiveBmap *ab) {
+        _cleanup_free_ char *shown = redact_passwords_dup(strcmp(image, "-") == 0 ? "standard input" : image);
+        char *p;
+        if (!shown || asprintf(&p, "%s member %s", shown, ab->member) < 0)
+                return NULL;
+        return p;
+}
+
+/* No bmap anywhere: what was looked at, and what to do. */
+static int log_no_bmap(const CliImage *o, const char *tried, const Stream *s, const ArchiveBmap *ab) {
+        bool stdin_image = strcmp(o->image, "-") == 0;
+        char beside[4200];
+
+        if (stdin_image)
+                snprintf(beside, sizeof(beside), "the image comes from standard input");
+        else
+                snprintf(beside, sizeof(beside), "looked for %s", tried);
+        switch (ab->state) {
+        case ARCHIVE_BMAP_NOT_BEFORE:
+                log_error("%s: no bmap (%s), and the %s archive, read as a stream, holds none before its image "
+                          "member '%s' (looked for %s): pass --bmap FILE, or put the bmap first in the archive%s",
+                          o->image, beside, ab->container, stream_member(s), ab->looked_for, o->after);
+                return EXIT_FAILED;
+        case ARCHIVE_BMAP_NONE:
+                log_error("%s: no bmap found (%s; in the %s archive: %s): give --bmap FILE, or --nobmap to copy "
+                          "every byte%s",
+                          o->image, beside, ab->container, ab->looked_for, o->after);
+                return EXIT_FAILED;
+        default:
+                if (stdin_image) {
+                        log_error("the image comes from standard input: name its bmap with --bmap FILE (or use "
+                                  "--nobmap)");
+                        return EXIT_USAGE;
+                }
+                /* copy can make one from a local image's filesystems. */
+                bool scan = cli_command && strcmp(cli_command, "copy") == 0 && !location_is_url(o->image);
+                log_error("%s: no bmap found (looked for %s): give --bmap FILE, %sor --nobmap to copy every byte",
+                          o->image, tried, scan ? "--scan to flash what its filesystems use, " : "");
+                return EXIT_FAILED;
+        }
+}
+
+int cli_open_image(const CliImage *o, HttpContext *http, FdSource *src, Input *in, Stream **ret_stream,
+                   Bmap *ret_bmap, char **ret_bmap_name) {
+        _cleanup_free_ char *bmap_path = NULL;
+        _cleanup_stream_ Stream *s = NULL;
+        _cleanup_(bmap_done) Bmap b = {};
+        char tried[4096] = "";
+        bool have = false;
+        Diag d = {};
+        int r;
+
+        if (!o->nobmap && o->bmap) {
+                bmap_path = strdup(o->bmap);
+                if (!bmap_path)
+                        return log_error("out of memory"), EXIT_FAILED;
+        } else if (!o->nobmap && strcmp(o->image, "-") != 0) {
+                r = find_beside(o->image, o->member, http, &bmap_path, tried, sizeof(tried), &d);
+                if (r < 0 && r != -ENOENT)
+                        return log_find_failure(o->image, r, &d);
+        }
+        if (bmap_path) {
+                r = cli_load_bmap(bmap_path, o->sig, http, &b);
+                if (r != EXIT_OK)
+                        return r;
+                have = true;
+        }
+        if (cli_interrupted) {
+                log_error("interrupted by %s%s", cli_interrupted_name(), o->after);
+                return EXIT_FAILED;
+        }
+        if (have && !o->need_stream) {
+                *ret_stream = NULL;
+                *ret_bmap = b;
+                b = (Bmap) {};
+                *ret_bmap_name = TAKE_PTR(bmap_path);
+                return EXIT_OK;
+        }
+
+        r = cli_open_source(o->image, http, src, in);
+        if (r != EXIT_OK)
+                return r;
+        /* Without a bmap from outside, the archive's own is kept as the
+         * archive reader passes it: the stream is read once. */
+        StreamOptions so = {
+                .member = o->member,
+                .max_size = have ? b.image_size : UINT64_MAX,
+                .keep_bmap = !have && !o->nobmap,
+        };
+        r = stream_open(in, &so, &s, &d);
+        if (r < 0 && cli_interrupted) {
+                log_error("interrupted by %s%s", cli_interrupted_name(), o->after);
+                return EXIT_FAILED;
+        }
+        if (r == -ENODATA && so.keep_bmap && strcmp(o->image, "-") == 0) {
+                /* No image came in, and nothing says which bmap to use. */
+                log_error("%s; the image comes from standard input: name its bmap with --bmap FILE (or use "
+                          "--nobmap)",
+                          d.msg);
+                return EXIT_USAGE;
+        }
+        if (r < 0) {
+                log_error("%s%s", d.msg, o->after);
+                return EXIT_FAILED;
+        }
+        if (so.keep_bmap) {
+                _cleanup_(bmap_open_info_done) BmapOpenInfo opened = {};
+                ArchiveBmap ab;
+                stream_archive_bmap(s, &ab);
+                if (ab.state != ARCHIVE_BMAP_FOUND && stream_simg_info(s)) {
+                        /* An Android sparse image's chunks are its map: no
+                         * bmap, and the caller says so. */
+                        *ret_stream = TAKE_PTR(s);
+                        *ret_bmap = (Bmap) {};
+                        *ret_bmap_name = NULL;
+                        return EXIT_OK;
+                }
+                if (ab.state != ARCHIVE_BMAP_FOUND)
+                        return log_no_bmap(o, tried, s, &ab);
+                bmap_path = cli_archive_bmap_name(o->image, &ab);
+                if (!bmap_path)
+                        return log_error("out of memory"), EXIT_FAILED;
+                SigDetached sig = { ab.sig_member, ab.sig, ab.sig_len };
+                BmapBytes bytes = { bmap_path, ab.data, ab.len, ab.sig_member ? &sig : NULL };
+                if (bmap_open_bytes(&bytes, o->sig, http, false, &b, &opened, &d) < 0) {
+                        log_error("%s%s", d.msg, o->after);
+                        return EXIT_FAILED;
+                }
+                /* Checked before the bmap is reported: a member of another
+                 * image is one error line, as one beside the image is. */
+                uint64_t hint = stream_size_hint(s);
+                if (hint != UINT64_MAX && hint != b.image_size) {
+                        log_error("%s: the image (%s) is %llu bytes, but the bmap %s says %llu: they do not belong "
+                                  "together%s",
+                                  o->image, stream_describe(s), (unsigned long long) hint, bmap_path,
+                                  (unsigned long long) b.image_size, o->after);
+                        return EXIT_FAILED;
+                }
+                report_opened(bmap_path, &opened, o->sig, &b, true);
+                /* Decoding stops where this bmap's image ends, as it does
+                 * for one found beside the image. */
+                stream_set_max_size(s, b.image_size);
+        }
+        *ret_stream = TAKE_PTR(s);
+        *ret_bmap = b;
+        b = (Bmap) {};
+        *ret_bmap_name = TAKE_PTR(bmap_path);
+        return EXIT_OK;
+}
+
+int cli_archive_bmap_open(const char *path, int *fd, const SigOptions *sig, bool allow_bad_file_checksum,
+                          Bmap *ret, BmapOpenInfo *ret_info, char **ret_name, char **ret_image_member, Diag *d) {
+        _cleanup_free_ char *name = NULL, *image_member = NULL;
+        _cleanup_stream_ Stream *s = NULL;
+        Input in = input_from_fd(fd, path);
+        ArchiveBmap ab;
+        Diag ignored;
+
+        /* An input that does not open as an archive is an image to scan:
+         * the scan says what is wrong with it, if anything. */
+        if (stream_open(&in, &(StreamOptions) { .max_size = UINT64_MAX, .keep_bmap = true }, &s, &ignored) < 0)
+                return 0;
+        stream_archive_bmap(s, &ab);
+        if (ab.state != ARCHIVE_BMAP_FOUND)
+                return 0;
+        name = cli_archive_bmap_name(path, &ab);
+        image_member = strdup(stream_member(s));
+        if (!name || !image_member)
+                return diag_set(d, -ENOMEM, "%s: out of memory", path);
+        SigDetached detached = { ab.sig_member, ab.sig, ab.sig_len };
+        BmapBytes bytes = { name, ab.data, ab.len, ab.sig_member ? &detached : NULL };
+        int r = bmap_open_bytes(&bytes, sig, NULL, allow_bad_file_checksum, ret, ret_info, d);
+        if (r < 0)
+                return r;
+        *ret_name = TAKE_PTR(name);
+        *ret_image_member = TAKE_PTR(image_member);
+        return 1;
 }
 
 int cli_open_source(const char *image, HttpContext *http, FdSource *src, Input *ret) {

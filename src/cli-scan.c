@@ -10,6 +10,7 @@
 #include "cli-bmap.h"
 #include "cli-scan.h"
 #include "cli.h"
+#include "image.h"
 #include "report.h"
 #include "scan.h"
 #include "sparse.h"
@@ -25,7 +26,27 @@
 
 int cli_open_and_scan(const char *path, bool writable, const ScanOptions *o, int *ret_fd, uint64_t *ret_size,
                       Scan *ret) {
+        _cleanup_(image_done) Image img = {};
+        int r = cli_open_image_and_scan(path, writable, o, &img, ret);
+        if (r != EXIT_OK)
+                return r;
+        if (img.qcow2) {
+                /* Its callers read the image through the descriptor. */
+                scan_done(ret);
+                log_error("%s: is a qcow2 image: %s works on raw images: convert it with 'qemu-img convert -O raw' "
+                          "first",
+                          path, cli_command ? cli_command : "bmapscan");
+                return EXIT_FAILED;
+        }
+        *ret_fd = img.fd;
+        *ret_size = img.size;
+        img.own_fd = false;
+        return EXIT_OK;
+}
+
+int cli_open_image_and_scan(const char *path, bool writable, const ScanOptions *o, Image *ret_img, Scan *ret) {
         _cleanup_close_ int fd = -1;
+        _cleanup_(image_done) Image img = {};
         struct stat st;
         Diag d = {};
         int r;
@@ -62,6 +83,20 @@ int cli_open_and_scan(const char *path, bool writable, const ScanOptions *o, int
                 log_error("'%s' is empty: there is nothing to map", path);
                 return EXIT_FAILED;
         }
+        r = image_open_fd(fd, path, size, &img, &d);
+        if (r < 0) {
+                log_error("%s", d.msg);
+                return EXIT_FAILED;
+        }
+        if (img.qcow2 && writable) {
+                log_error("%s: is a qcow2 image: punching holes works on raw images: convert it with 'qemu-img "
+                          "convert -O raw' first, or discard its free clusters inside a VM", path);
+                return EXIT_FAILED;
+        }
+        if (img.size == 0) {
+                log_error("'%s' is empty: there is nothing to map (a qcow2 image of 0 bytes)", path);
+                return EXIT_FAILED;
+        }
         if (writable) {
                 /* Refused before the scan, not after it. A lease probe may
                  * be broken by an opener: SIGIO must not end us. */
@@ -72,7 +107,7 @@ int cli_open_and_scan(const char *path, bool writable, const ScanOptions *o, int
                         return EXIT_FAILED;
                 }
         }
-        r = scan_image(fd, path, size, o, ret, &d);
+        r = scan_disk_image(&img, path, o, ret, &d);
         if (r == -EDOM) {
                 log_error("%s", d.msg);
                 return EXIT_USAGE;
@@ -81,8 +116,10 @@ int cli_open_and_scan(const char *path, bool writable, const ScanOptions *o, int
                 log_error("%s", d.msg[0] ? d.msg : strerror(-r));
                 return EXIT_FAILED;
         }
-        *ret_fd = TAKE_FD(fd);
-        *ret_size = size;
+        img.own_fd = true;
+        fd = -1; /* now img's */
+        *ret_img = img;
+        img = (Image) {};
         return EXIT_OK;
 }
 
@@ -162,7 +199,7 @@ int cli_scan_ranges(const Scan *s, uint64_t block_size, Extents *ret_blocks, Ext
 }
 
 int cli_scan_bmap(const char *path, const Stream *src, const ScanOptions *o, uint64_t block_size, Bmap *ret) {
-        _cleanup_close_ int fd = -1;
+        _cleanup_(image_done) Image img = {};
         _cleanup_(scan_done) Scan s = {};
         _cleanup_extents_ Extents ranges = EXTENTS_INIT;
         uint64_t size;
@@ -176,9 +213,11 @@ int cli_scan_bmap(const char *path, const Stream *src, const ScanOptions *o, uin
                           path, stream_describe(src));
                 return EXIT_FAILED;
         }
-        r = cli_open_and_scan(path, false, o, &fd, &size, &s);
+        /* A qcow2 is scanned as its virtual disk, as the stream reads it. */
+        r = cli_open_image_and_scan(path, false, o, &img, &s);
         if (r != EXIT_OK)
                 return r;
+        size = img.size;
         r = cli_scan_ranges(&s, block_size, NULL, &ranges);
         if (r != EXIT_OK)
                 return r;

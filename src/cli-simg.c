@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "compare.h"
 #include "extents.h"
+#include "image.h"
 #include "json.h"
 #include "stream.h"
 #include "target.h"
@@ -24,7 +25,13 @@ int cli_parse_simg_block_size(const char *s, uint64_t *ret) {
 }
 
 static ssize_t image_pread(void *ctx, void *buf, size_t n, uint64_t off) {
-        return pread_full(*(int *) ctx, buf, n, off);
+        const Image *img = ctx;
+        if (off >= img->size)
+                return 0;
+        if (n > img->size - off)
+                n = (size_t) (img->size - off);
+        int r = image_read(img, buf, n, off, NULL);
+        return r < 0 ? r : (ssize_t) n;
 }
 
 static int out_pwrite(void *ctx, const void *buf, size_t n, uint64_t off) {
@@ -41,7 +48,7 @@ static int out_pwrite(void *ctx, const void *buf, size_t n, uint64_t off) {
         return 0;
 }
 
-int cli_write_simg(int fd, const char *image, uint64_t size, const Extents *mapped, const CliSimgOptions *o) {
+int cli_write_simg(const Image *img, const char *image, const Extents *mapped, const CliSimgOptions *o) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int out = -1;
         SimgWriteResult res;
@@ -70,13 +77,13 @@ int cli_write_simg(int fd, const char *image, uint64_t size, const Extents *mapp
                 .block_size = (uint32_t) o->block_size,
                 .crc = o->crc,
                 .read = image_pread,
-                .read_ctx = &fd,
+                .read_ctx = (void *) img,
                 .write = out_pwrite,
                 .write_ctx = &out,
                 .image_name = image,
                 .output_name = o->path,
         };
-        r = simg_write(size, mapped, &wo, &res, &d);
+        r = simg_write(img->size, mapped, &wo, &res, &d);
         if (r >= 0 && fsync(out) < 0)
                 r = diag_set(&d, -errno, "cannot write '%s': %s", o->path, strerror(errno));
         if (r >= 0 && rename(tmp, o->path) < 0)
@@ -90,8 +97,8 @@ int cli_write_simg(int fd, const char *image, uint64_t size, const Extents *mapp
         if (res.padded)
                 log_warning("%s: %llu bytes, no multiple of the sparse image's block size (%u): its last block is "
                             "padded with %llu zero bytes, and simg2img expands it to %llu bytes",
-                            image, (unsigned long long) size, (unsigned) i->block_size,
-                            (unsigned long long) res.padded, (unsigned long long) (size + res.padded));
+                            image, (unsigned long long) img->size, (unsigned) i->block_size,
+                            (unsigned long long) res.padded, (unsigned long long) (img->size + res.padded));
         char fsize[32], raw[32];
         format_human_size(res.file_size, fsize, sizeof(fsize));
         format_human_size(i->raw_blocks * i->block_size, raw, sizeof(raw));

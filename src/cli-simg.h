@@ -18,7 +18,9 @@ typedef struct CliSimgOptions {
 
 /* --simg-block-size: a power of two from 512 to 1 MiB. */
 int cli_parse_simg_block_size(const char *s, uint64_t *ret);
-int cli_write_simg(int fd, const char *image, uint64_t size, const struct Extents *mapped, const CliSimgOptions *o);
+struct Image;
+/* The image as the scan read it (raw, or a qcow2's virtual disk). */
+int cli_write_simg(const struct Image *img, const char *image, const struct Extents *mapped, const CliSimgOptions *o);
 
 /* info of an Android sparse image (bare, compressed or in an archive): its
  * header and its chunks by type, read to the end (a local bare file's data

@@ -244,51 +244,24 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         /* A psplash reader that goes away must not kill the copy. */
         signal(SIGPIPE, SIG_IGN);
 
-        /* Without a bmap, an Android sparse image's chunks are the map:
-         * whether it is one is known once the stream is open. */
-        char tried[4096] = "";
-        if (!nobmap && !scan) {
-                r = cli_look_for_bmap(image, member, bmap_arg, http_ctx, &bmap_path, tried, sizeof(tried));
-                if (r != EXIT_OK)
-                        return r;
+        /* The bmap from --bmap, beside the image, or inside its archive
+         * (then read as the stream opens); --scan makes its own. */
+        CliImage source = { .image = image, .member = member, .bmap = bmap_arg, .nobmap = nobmap || scan,
+                            .need_stream = true, .sig = &sopts, .after = "; nothing was written" };
+        r = cli_open_image(&source, http_ctx, &fsrc, &in, &src, &bmap, &bmap_path);
+        if (r != EXIT_OK)
+                return r;
+        if (!nobmap && !scan && !bmap_path) {
+                log_info("%s: no bmap: the Android sparse image's chunks are the map (RAW and FILL chunks are "
+                         "written, DONT_CARE chunks left as they are on DEST)",
+                         image);
+                nobmap = true;
         }
-        if (bmap_path) {
-                r = cli_load_bmap(bmap_path, &sopts, http_ctx, &bmap);
-                if (r != EXIT_OK)
-                        return r;
+        if (!nobmap && !scan) {
                 image_size = bmap.image_size;
                 if (verify && bmap.checksum_type == CHECKSUM_NONE)
                         log_warning("%s: the bmap has no range checksums: the data cannot be verified", bmap_path);
                 bmap_name = bmap_path;
-        }
-        if (cli_interrupted) {
-                log_error("interrupted by %s; nothing was written", cli_interrupted_name());
-                return EXIT_FAILED;
-        }
-
-        if (!nobmap && !scan && !bmap_path && strcmp(image, "-") == 0 && isatty(STDIN_FILENO)) {
-                /* A terminal sends no sparse image: do not wait for one. */
-                cli_no_bmap_error(image, tried);
-                return EXIT_USAGE;
-        }
-        r = cli_open_source(image, http_ctx, &fsrc, &in);
-        if (r != EXIT_OK)
-                return r;
-        StreamOptions sopen = { .member = member, .max_size = bmap_path ? image_size : UINT64_MAX };
-        r = stream_open(&in, &sopen, &src, &d);
-        if (r < 0 && cli_interrupted) {
-                log_error("interrupted by %s; nothing was written", cli_interrupted_name());
-                return EXIT_FAILED;
-        }
-        if (r < 0 && !nobmap && !scan && !bmap_path && strcmp(image, "-") == 0) {
-                /* Standard input that is no sparse image (or nothing at
-                 * all) needs its bmap named: say that, as before reading. */
-                cli_no_bmap_error(image, tried);
-                return EXIT_USAGE;
-        }
-        if (r < 0) {
-                log_error("%s; nothing was written", d.msg);
-                return EXIT_FAILED;
         }
         if (scan) {
                 r = cli_scan_bmap(image, src, &so, block_size, &bmap);
@@ -296,15 +269,6 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                         return r;
                 image_size = bmap.image_size;
                 bmap_name = scan_bmap ? scan_bmap : "the checksums of this copy";
-        } else if (!nobmap && !bmap_path) {
-                if (!stream_simg_info(src)) {
-                        cli_no_bmap_error(image, tried);
-                        return strcmp(image, "-") == 0 ? EXIT_USAGE : EXIT_FAILED;
-                }
-                log_info("%s: no bmap: the Android sparse image's chunks are the map (RAW and FILL chunks are "
-                         "written, DONT_CARE chunks left as they are on DEST)",
-                         image);
-                nobmap = true;
         }
         uint64_t hint = stream_size_hint(src);
         if (scan && hint != image_size) {

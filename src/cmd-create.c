@@ -10,13 +10,15 @@
 #include "commands.h"
 #include "filemap.h"
 #include "hash.h"
+#include "image.h"
 
 int cmd_create(const CliCommand *self, int argc, char **argv) {
         CliParser p = { .command = self, .argc = argc, .argv = argv };
         const char *output = NULL, *image;
         bool checksums = true;
         _cleanup_close_ int fd = -1;
-        _cleanup_extents_ Extents blocks = EXTENTS_INIT;
+        _cleanup_(image_done) Image img = {};
+        _cleanup_extents_ Extents blocks = EXTENTS_INIT, data = EXTENTS_INIT;
         _cleanup_free_ uint8_t(*digests)[CHECKSUM_MAX_SIZE] = NULL;
         _cleanup_free_ char *text = NULL;
         FilemapMethod method;
@@ -70,18 +72,44 @@ int cmd_create(const CliCommand *self, int argc, char **argv) {
                 log_error("cannot get the block size of '%s': %s", image, strerror(-r));
                 return EXIT_FAILED;
         }
-        r = filemap_mapped_blocks(fd, (uint64_t) st.st_size, block_size, &blocks, &method, &d);
+        r = image_open_fd(fd, image, (uint64_t) st.st_size, &img, &d);
         if (r < 0) {
-                log_error("%s: %s", image, d.msg);
+                log_error("%s", d.msg);
                 return EXIT_FAILED;
         }
-        blocks_count = div_round_up((uint64_t) st.st_size, block_size);
+        if (img.qcow2) {
+                /* Its allocated clusters are what a raw file's non-holes are:
+                 * zero-flagged and unallocated ones (with nothing below them
+                 * in a backing file) read as zeros. */
+                r = image_qcow2_data(&img, &data, &d);
+                if (r >= 0)
+                        r = extents_to_blocks(&blocks, &data, block_size);
+                if (r < 0) {
+                        log_error("%s", d.msg[0] ? d.msg : strerror(-r));
+                        return EXIT_FAILED;
+                }
+                method = FILEMAP_FIEMAP; /* any: only the log line below tells */
+        } else {
+                r = filemap_mapped_blocks(fd, img.size, block_size, &blocks, &method, &d);
+                if (r < 0) {
+                        log_error("%s: %s", image, d.msg);
+                        return EXIT_FAILED;
+                }
+        }
+        blocks_count = div_round_up(img.size, block_size);
+        if (img.size == 0) {
+                log_error("'%s' is empty: there is nothing to map (a qcow2 image of 0 bytes)", image);
+                return EXIT_FAILED;
+        }
         if (method == FILEMAP_NONE)
                 log_warning("the filesystem holding '%s' cannot report holes: every block is mapped", image);
         log_verbose("%s: %llu of %llu blocks of %llu bytes hold data, in %zu ranges (found with %s)", image,
                     (unsigned long long) extents_total(&blocks), (unsigned long long) blocks_count,
                     (unsigned long long) block_size, blocks.n,
-                    method == FILEMAP_FIEMAP ? "FIEMAP" : method == FILEMAP_SEEK ? "SEEK_DATA" : "nothing");
+                    img.qcow2 ? "the qcow2 tables"
+                    : method == FILEMAP_FIEMAP ? "FIEMAP"
+                    : method == FILEMAP_SEEK ? "SEEK_DATA"
+                                             : "nothing");
 
         if (checksums && blocks.n > 0) {
                 digests = calloc(blocks.n, sizeof(*digests));
@@ -89,14 +117,13 @@ int cmd_create(const CliCommand *self, int argc, char **argv) {
                         log_error("out of memory");
                         return EXIT_FAILED;
                 }
-                r = hash_block_ranges(fd, image, (uint64_t) st.st_size, block_size, &blocks, CHECKSUM_SHA256, 0,
-                                      digests, &d);
+                r = hash_image_ranges(&img, image, block_size, &blocks, CHECKSUM_SHA256, 0, digests, &d);
                 if (r < 0) {
                         log_error("%s", d.msg);
                         return EXIT_FAILED;
                 }
         }
-        r = bmap_render((uint64_t) st.st_size, block_size, &blocks, checksums ? (const uint8_t(*)[32]) digests : NULL,
+        r = bmap_render(img.size, block_size, &blocks, checksums ? (const uint8_t(*)[32]) digests : NULL,
                         &text, &len);
         if (r < 0) {
                 log_error("cannot render the bmap of '%s': %s", image, strerror(-r));
@@ -108,7 +135,7 @@ int cmd_create(const CliCommand *self, int argc, char **argv) {
 
         if (extents_total(&blocks) == blocks_count) {
                 char human[32];
-                format_human_size((uint64_t) st.st_size, human, sizeof(human));
+                format_human_size(img.size, human, sizeof(human));
                 log_warning("all %s of '%s' are mapped: it has no holes (were they expanded into zeros?)", human,
                             image);
         }

@@ -10,10 +10,12 @@
 #include "bmap-open.h"
 #include "bmap-sig.h"
 #include "bmap.h"
+#include "cli-bmap.h"
 #include "cli-scan.h"
 #include "cli-simg.h"
 #include "cli.h"
 #include "commands.h"
+#include "image.h"
 #include "json.h"
 #include "report.h"
 #include "scan.h"
@@ -38,7 +40,9 @@ static const char *problem_text(const char *path, const SigResult *sig) {
         return sig->problem;
 }
 
-static void print_text(const char *path, const Bmap *b, const SigResult *sig) {
+/* path: the bmap as named on the command line, or where it is in an
+ * archive ("disk.zip member disk.img.bmap"), with image_member then. */
+static void print_text(const char *path, const char *image_member, const Bmap *b, const SigResult *sig) {
         char human[32], mapped_human[32];
         size_t with = ranges_with_checksum(b);
         double pct = b->blocks_count ? (double) b->mapped_count * 100.0 / (double) b->blocks_count : 0.0;
@@ -53,6 +57,8 @@ static void print_text(const char *path, const Bmap *b, const SigResult *sig) {
         format_human_size(b->image_size, human, sizeof(human));
         format_human_size(b->mapped_count * b->block_size, mapped_human, sizeof(mapped_human));
         printf("bmap:            %s\n", name ? name : "?");
+        if (image_member)
+                printf("image member:    %s\n", image_member);
         printf("format version:  %u.%u\n", b->version_major, b->version_minor);
         printf("image size:      %" PRIu64 " bytes (%s)\n", b->image_size, human);
         printf("block size:      %" PRIu64 " bytes\n", b->block_size);
@@ -85,9 +91,17 @@ static void print_json_string_or_null(const char *s) {
                 fputs("null", stdout);
 }
 
-static void print_json(const char *path, const Bmap *b, const SigResult *sig, const char *error) {
+/* bmap_name and image_member: a bmap out of the archive at path. */
+static void print_json(const char *path, const char *bmap_name, const char *image_member, const Bmap *b,
+                       const SigResult *sig, const char *error) {
         fputs("{\"path\":", stdout);
         json_print_string(stdout, path);
+        if (bmap_name && image_member) {
+                fputs(",\"bmap\":", stdout);
+                json_print_string(stdout, bmap_name);
+                fputs(",\"image_member\":", stdout);
+                json_print_string(stdout, image_member);
+        }
         if (b) {
                 printf(",\"version\":\"%u.%u\",\"image_size\":%" PRIu64 ",\"block_size\":%" PRIu64
                        ",\"blocks_count\":%" PRIu64 ",\"mapped_blocks\":%" PRIu64 ",\"mapped_bytes\":%" PRIu64
@@ -106,7 +120,7 @@ static void print_json(const char *path, const Bmap *b, const SigResult *sig, co
                 fputs(",\"fingerprint\":", stdout);
                 print_json_string_or_null(sig->verified ? sig->fingerprint : NULL);
                 fputs(",\"problem\":", stdout);
-                print_json_string_or_null(sig->verified ? NULL : problem_text(path, sig));
+                print_json_string_or_null(sig->verified ? NULL : problem_text(bmap_name ? bmap_name : path, sig));
                 fputs("}", stdout);
         }
         printf(",\"valid\":%s,\"error\":", error ? "false" : "true");
@@ -135,19 +149,39 @@ static int looks_like_bmap(int fd, bool *ret) {
         return 0;
 }
 
+/* What a qcow2 holds besides its virtual disk. */
+static void print_qcow2(const Qcow2 *q) {
+        Qcow2Info qi;
+        char cs[32], vs[32];
+
+        qcow2_get_info(q, &qi);
+        format_human_size(qi.cluster_size, cs, sizeof(cs));
+        format_human_size(qi.size, vs, sizeof(vs));
+        printf("qcow2: version %u, %s clusters%s, virtual size %s (%llu bytes)%s\n", qi.version, cs,
+               qi.extended_l2 ? " (extended L2: 32 subclusters each)" : "", vs, (unsigned long long) qi.size,
+               qi.dirty ? ", marked dirty (refcounts stale; tables read as they are)" : "");
+        printf("qcow2 clusters: %llu of %llu allocated (%llu compressed, %s), %llu zero-flagged\n",
+               (unsigned long long) qi.allocated, (unsigned long long) qi.clusters, (unsigned long long) qi.compressed,
+               qi.compression, (unsigned long long) qi.zero);
+        printf("qcow2 backing chain: %s\n", qi.backing[0] ? qi.backing : "none");
+        if (qi.n_snapshots)
+                printf("qcow2 snapshots: %u internal: the active state is read, not the snapshots\n", qi.n_snapshots);
+}
+
 static int info_image(const char *path, const ScanOptions *so, bool json) {
-        _cleanup_close_ int fd = -1;
+        _cleanup_(image_done) Image img = {};
         _cleanup_(scan_done) Scan s = {};
-        uint64_t size;
         int r;
 
-        r = cli_open_and_scan(path, false, so, &fd, &size, &s);
+        r = cli_open_image_and_scan(path, false, so, &img, &s);
         if (r != EXIT_OK)
                 return r;
         if (json) {
                 report_json(stdout, path, &s, 0, NULL);
                 return EXIT_OK;
         }
+        if (img.qcow2)
+                print_qcow2(img.qcow2);
         report_text(stdout, path, &s, 0, NULL);
         report_picture(stdout, &s, 64);
         return EXIT_OK;
@@ -198,28 +232,37 @@ int cmd_info(const CliCommand *self, int argc, char **argv) {
                 snprintf(problem, sizeof(problem), "cannot read '%s': %s", path, strerror(-r));
         if (problem[0]) {
                 if (json)
-                        print_json(path, NULL, NULL, problem);
+                        print_json(path, NULL, NULL, NULL, NULL, problem);
                 log_error("%s", problem);
                 return EXIT_FAILED;
-        }
-        if (!is_bmap) {
-                bool simg;
-                r = cli_info_simg(path, json, &simg);
-                if (simg)
-                        return r;
-                return info_image(path, &so, json);
         }
 
         /* A clearsigned bmap: its signed text, and what its signature is
          * worth with the default keyring, reported rather than enforced;
          * a wrong file checksum is reported too. A local file: no
-         * transfer options. */
+         * transfer options. A tar or zip holding the image's bmap is
+         * described by that bmap. */
         _cleanup_(bmap_open_info_done) BmapOpenInfo opened = {};
-        r = bmap_open(path, &(SigOptions) { .report_only = true }, NULL, true, &b, &opened, &d);
+        _cleanup_free_ char *inside = NULL, *image_member = NULL;
+        const SigOptions report = { .report_only = true };
+        if (is_bmap)
+                r = bmap_open(path, &report, NULL, true, &b, &opened, &d);
+        else {
+                /* An Android sparse image, bare or compressed, is described
+                 * by its chunks. */
+                bool simg;
+                r = cli_info_simg(path, json, &simg);
+                if (simg)
+                        return r;
+                r = cli_archive_bmap_open(path, &fd, &report, true, &b, &opened, &inside, &image_member, &d);
+                if (r == 0)
+                        return info_image(path, &so, json);
+        }
+        const char *name = inside ? inside : path;
         const SigResult *sigp = opened.sig.kind == SIG_KIND_CLEARSIGNED ? &opened.sig : NULL;
         if (r < 0) {
                 if (json)
-                        print_json(path, NULL, NULL, d.msg);
+                        print_json(path, NULL, NULL, NULL, NULL, d.msg);
                 log_error("%s", d.msg);
                 return EXIT_FAILED;
         }
@@ -227,19 +270,19 @@ int cmd_info(const CliCommand *self, int argc, char **argv) {
                 const char *why = "the bmap's own checksum does not match its contents: it was changed after it "
                                   "was written";
                 if (json)
-                        print_json(path, &b, sigp, why);
+                        print_json(path, inside, image_member, &b, sigp, why);
                 else
-                        print_text(path, &b, sigp);
-                log_error("%s: %s", path, why);
+                        print_text(name, image_member, &b, sigp);
+                log_error("%s: %s", name, why);
                 return EXIT_FAILED;
         }
         if (json)
-                print_json(path, &b, sigp, NULL);
+                print_json(path, inside, image_member, &b, sigp, NULL);
         else
-                print_text(path, &b, sigp);
+                print_text(name, image_member, &b, sigp);
         if (sigp && !sigp->verified)
                 log_warning("%s", sigp->problem);
         if (opened.file_checksum_missing)
-                log_warning("%s: the bmap has no file checksum: its integrity cannot be checked", path);
+                log_warning("%s: the bmap has no file checksum: its integrity cannot be checked", name);
         return EXIT_OK;
 }

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "hash.h"
+#include "image.h"
 #include "report.h"
 #include "scan.h"
 
@@ -16,9 +17,9 @@ int cmd_scan(const CliCommand *self, int argc, char **argv) {
         CliParser p = { .command = self, .argc = argc, .argv = argv };
         const char *output = NULL, *image;
         bool checksums = true, sparse = false, json = false;
+        uint64_t block_size = 4096;
+        _cleanup_(image_done) Image img = {};
         CliSimgOptions simg = {};
-        uint64_t block_size = 4096, size;
-        _cleanup_close_ int fd = -1;
         _cleanup_(scan_done) Scan s = {};
         _cleanup_(scan_options_done) ScanOptions so = {};
         _cleanup_extents_ Extents blocks = EXTENTS_INIT, ranges = EXTENTS_INIT;
@@ -76,7 +77,7 @@ int cmd_scan(const CliCommand *self, int argc, char **argv) {
         if (r != CLI_CONTINUE)
                 return r;
 
-        r = cli_open_and_scan(image, sparse, &so, &fd, &size, &s);
+        r = cli_open_image_and_scan(image, sparse, &so, &img, &s);
         if (r != EXIT_OK)
                 return r;
         r = cli_scan_ranges(&s, block_size, &blocks, &ranges);
@@ -97,13 +98,13 @@ int cmd_scan(const CliCommand *self, int argc, char **argv) {
                                 log_error("out of memory");
                                 return EXIT_FAILED;
                         }
-                        r = hash_block_ranges(fd, image, size, block_size, &ranges, CHECKSUM_SHA256, 0, digests, &d);
+                        r = hash_image_ranges(&img, image, block_size, &ranges, CHECKSUM_SHA256, 0, digests, &d);
                         if (r < 0) {
                                 log_error("%s", d.msg);
                                 return EXIT_FAILED;
                         }
                 }
-                r = bmap_render(size, block_size, &ranges, checksums ? (const uint8_t(*)[32]) digests : NULL, &text,
+                r = bmap_render(img.size, block_size, &ranges, checksums ? (const uint8_t(*)[32]) digests : NULL, &text,
                                 &len);
                 if (r < 0) {
                         log_error("cannot render the bmap of '%s': %s", image, strerror(-r));
@@ -114,11 +115,11 @@ int cmd_scan(const CliCommand *self, int argc, char **argv) {
                         return r;
         }
         if (simg.path) {
-                r = cli_write_simg(fd, image, size, &s.mapped, &simg);
+                r = cli_write_simg(&img, image, &s.mapped, &simg);
                 if (r != EXIT_OK)
                         return r;
         }
         if (sparse)
-                return cli_punch(fd, image, size, block_size, &blocks, false);
+                return cli_punch(img.fd, image, img.size, block_size, &blocks, false);
         return EXIT_OK;
 }

@@ -1,7 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <stdio.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "bmap-sig.h"
 #include "bmap.h"
@@ -58,39 +56,15 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
          * as in copy: a transfer notices it, in a stall too, and stops
          * with its message (removing a temporary GnuPG home on the way). */
         cli_catch_signals();
-        /* Without a bmap, an Android sparse image's chunks are what DEST
-         * must hold: whether it is one is known once its stream is open. */
-        char tried[4096] = "";
+        /* With --member, the image is opened up to the member's header
+         * (is it there at all?); without a bmap from outside, up to the
+         * image member too, for the bmap inside the archive. */
         _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1, .cancel = &cli_interrupted };
         _cleanup_(input_close) Input in = {};
         _cleanup_stream_ Stream *src = NULL;
-        r = cli_look_for_bmap(argv[optind], member, bmap_arg, http_ctx, &bmap_path, tried, sizeof(tried));
-        if (r == EXIT_OK && bmap_path)
-                r = cli_load_bmap(bmap_path, &sopts, http_ctx, &bmap);
-        if (r == EXIT_OK && !bmap_path && strcmp(argv[optind], "-") == 0 && isatty(STDIN_FILENO)) {
-                /* A terminal sends no sparse image: do not wait for one. */
-                cli_no_bmap_error(argv[optind], tried);
-                r = EXIT_USAGE;
-        }
-        if (r == EXIT_OK && (member || !bmap_path)) {
-                /* With a bmap, only up to the member's header: is it there
-                 * at all? */
-                StreamOptions so = { .member = member, .max_size = UINT64_MAX };
-                r = cli_open_source(argv[optind], http_ctx, &fsrc, &in);
-                if (r == EXIT_OK && stream_open(&in, &so, &src, &d) < 0) {
-                        if (!bmap_path && strcmp(argv[optind], "-") == 0) {
-                                cli_no_bmap_error(argv[optind], tried);
-                                r = EXIT_USAGE;
-                        } else {
-                                log_error("%s", d.msg);
-                                r = EXIT_FAILED;
-                        }
-                }
-        }
-        if (r == EXIT_OK && !bmap_path && !stream_simg_info(src)) {
-                cli_no_bmap_error(argv[optind], tried);
-                r = strcmp(argv[optind], "-") == 0 ? EXIT_USAGE : EXIT_FAILED;
-        }
+        CliImage source = { .image = argv[optind], .member = member, .bmap = bmap_arg,
+                            .need_stream = member != NULL, .sig = &sopts, .after = "" };
+        r = cli_open_image(&source, http_ctx, &fsrc, &in, &src, &bmap, &bmap_path);
         /* Reading the target back writes nothing: a signal may end it. */
         cli_release_signals();
         if (r != EXIT_OK)
@@ -99,6 +73,8 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
                 log_error("interrupted by %s; nothing was read back", cli_interrupted_name());
                 return EXIT_FAILED;
         }
+        /* No bmap, and no error: an Android sparse image, whose RAW and
+         * FILL chunks are then what DEST must hold (read as it streams). */
         if (!bmap_path)
                 return cli_verify_simg(src, argv[optind], argv[optind + 1]);
         return cli_verify_target(&bmap, bmap_path, argv[optind + 1]);

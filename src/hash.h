@@ -16,3 +16,8 @@ int digest_buffer(ChecksumType t, const void *data, size_t len, uint8_t *ret);
  * hashed by one worker, so the result never depends on the thread count. */
 int hash_block_ranges(int fd, const char *name, uint64_t image_size, uint64_t block_size, const Extents *blocks,
                       ChecksumType t, unsigned threads, uint8_t (*ret)[CHECKSUM_MAX_SIZE], Diag *d);
+/* The same over an Image: a qcow2's virtual disk, whose known-zero clusters
+ * are not read. */
+struct Image;
+int hash_image_ranges(const struct Image *img, const char *name, uint64_t block_size, const Extents *blocks,
+                      ChecksumType t, unsigned threads, uint8_t (*ret)[CHECKSUM_MAX_SIZE], Diag *d);

@@ -144,8 +144,10 @@ typedef struct Http {
         bool head;   /* only asking whether it exists */
         /* ftp:// and sftp:// share the transfer, the stall and the resuming
          * with http; they have no status codes, redirects or validators:
-         * a resumed transfer must come from a file of the same size. */
+         * a resumed transfer must come from a file of the same size and
+         * modification time. */
         enum { PROTO_HTTP, PROTO_FTP, PROTO_SFTP } proto;
+        curl_off_t mtime; /* ftp, sftp: from the first response, -1 when not told */
         SshSetup *ssh; /* sftp: host key and user keys */
         CURLM *multi;
         CURL *easy; /* the transfer under way, if any */
@@ -319,19 +321,30 @@ static int check_range_response(Http *h, long code) {
         return status_error(h, code);
 }
 
-/* FTP and SFTP: the size comes from SIZE or a stat, and is all there is
- * to tell that a resumed transfer continues the same file (libcurl reports
- * the bytes it will send from the offset on). */
+/* FTP and SFTP: the size (SIZE or a stat) and the modification time
+ * (MDTM or the same stat) are all there is to tell that a resumed transfer
+ * continues the same file (libcurl reports the bytes it will send from the
+ * offset on). The size alone would splice a rebuilt image of a fixed size. */
 static int check_file_response(Http *h) {
-        curl_off_t len = -1;
+        curl_off_t len = -1, mtime = -1;
 
         curl_easy_getinfo(h->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+        if (curl_easy_getinfo(h->easy, CURLINFO_FILETIME_T, &mtime) != CURLE_OK)
+                mtime = -1;
         if (!h->known) {
                 h->known = true;
                 h->total = len > 0 ? (uint64_t) len : 0;
                 h->ranges = h->total > 0;
+                h->mtime = mtime;
                 return 0;
         }
+        if (h->mtime != -1 && mtime != h->mtime)
+                return note(h, -ESTALE,
+                            "%s: asked for the rest from byte %" PRIu64 ", the server %s: the file changed on the "
+                            "server: start again",
+                            h->shown, h->start,
+                            mtime == -1 ? "no longer tells the file's modification time"
+                                        : "has another modification time for the file");
         if (len >= 0 && (uint64_t) len <= h->total && h->start + (uint64_t) len == h->total)
                 return 0;
         return note(h, -ESTALE,
@@ -441,6 +454,9 @@ static int transfer_start(Http *h, uint64_t offset) {
         }
         if (h->ssh)
                 bad |= !ssh_setup_apply(h->ssh, h->easy);
+        /* ftp: MDTM, sftp: the stat's mtime; a validator for resuming. */
+        if (h->proto != PROTO_HTTP)
+                SET(CURLOPT_FILETIME, 1L);
         SET(CURLOPT_NETRC, (long) CURL_NETRC_OPTIONAL);
         /* Signals are ours (SIGINT stops a copy), and there are threads. */
         SET(CURLOPT_NOSIGNAL, 1L);
@@ -837,6 +853,15 @@ static int http_begin(const char *url, HttpContext *http, bool head, Http **ret,
                                                      : PROTO_HTTP;
         if (h->proto == PROTO_SFTP && !(h->ssh = ssh_setup_new(url)))
                 return diag_set(d, -ENOMEM, "out of memory");
+        /* libcurl takes ";type=" in an ftp URL as the transfer mode: 'd'
+         * lists the directory and 'a' transfers text, bytes other than the
+         * file's; and a name looked for beside the image ("x.img;type=i"
+         * plus ".bmap") would still fetch x.img. Only binary is right. */
+        if (h->proto == PROTO_FTP && strstr(url, ";type="))
+                return diag_set(d, -EINVAL,
+                                "%s: ';type=' in an ftp:// URL changes how the file is transferred (a listing or "
+                                "text): remove it, images are read as they are stored",
+                                h->shown);
         int r = transfer_start(h, 0);
         if (r >= 0)
                 r = pump(h);

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "image.h"
 #include "layout.h"
 #include "util.h"
 
@@ -221,10 +222,21 @@ static bool next_data(const Reader *r, uint64_t pos, uint64_t end, uint64_t *ret
 
                 *ret_start = pos;
                 *ret_end = end;
-                if (r->fd < 0 || reader_locate(r, pos - r->base, &at, &len) < 0)
+                if ((r->fd < 0 && !r->img) || reader_locate(r, pos - r->base, &at, &len) < 0)
                         return true;
                 uint64_t stop = len < end - pos ? pos + len : end;
                 uint64_t at_end = at + (stop - pos);
+                if (r->img) {
+                        /* A qcow2: its zero and unallocated clusters. */
+                        uint64_t ds, de;
+                        if (image_next_data(r->img, at, at_end, &ds, &de) == 0) {
+                                pos = stop;
+                                continue;
+                        }
+                        *ret_start = pos + (ds - at);
+                        *ret_end = pos + (de - at);
+                        return true;
+                }
                 d = lseek(r->fd, (off_t) at, SEEK_DATA);
                 if (d < 0 && errno != ENXIO)
                         return true; /* no SEEK_DATA: read it all */

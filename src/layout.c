@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "image.h"
+
 void layout_done(Layout *l) {
         if (!l)
                 return;
@@ -333,7 +335,140 @@ static int read_partitions(const Table *t, Layout *l) {
         return r;
 }
 
+/* libfdisk and libblkid read a descriptor. A qcow2's virtual disk is
+ * given to them as a sparse memfd of its size holding what they read to
+ * find the partitions: the first TABLE_HEAD bytes (MBR, GPT and its usual
+ * entries, a whole-disk filesystem's superblocks), the last TABLE_TAIL
+ * (the backup GPT), the GPT entry arrays wherever the headers put them,
+ * and the chain of EBRs. Anything else reads as zeros there: a partition
+ * that could not be seen is no partition, and its bytes then lie in a gap
+ * or a container, which are mapped: it can only map more. Each partition's
+ * own type is probed through the image (layout_probe_reader_fstype). */
+#define TABLE_HEAD (UINT64_C(8) << 20)
+#define TABLE_TAIL (UINT64_C(1) << 20)
+#define TABLE_MAX_ENTRIES_BYTES (UINT64_C(4) << 20)
+#define TABLE_MAX_EBRS 1024
+
+static int copy_sector_run(const Reader *whole, int out, uint64_t from, uint64_t len) {
+        if (from >= whole->size)
+                return 0;
+        if (len > whole->size - from)
+                len = whole->size - from;
+        return copy_through(whole, out, from, from + len);
+}
+
+static int copy_gpt(const Reader *whole, int out) {
+        uint64_t size = whole->size;
+        static const unsigned sizes[] = { 512, 4096 };
+        int r;
+
+        for (size_t s = 0; s < ELEMENTSOF(sizes); s++) {
+                uint64_t ss = sizes[s];
+                uint64_t at[3] = { ss, size >= ss ? size - ss : 0, 0 };
+                for (size_t i = 0; i < 3; i++) {
+                        uint8_t h[92];
+                        if (at[i] == 0 || reader_read(whole, at[i], h, sizeof(h)) < 0 || memcmp(h, "EFI PART", 8) != 0)
+                                continue;
+                        /* The other header, where this one says it is. */
+                        uint64_t alt = get_le64(h + 32);
+                        if (i == 0 && alt > 1 && alt < size / ss && alt * ss != at[1])
+                                at[2] = alt * ss;
+                        uint64_t lba = get_le64(h + 72), n = get_le32(h + 80), esz = get_le32(h + 84);
+                        uint64_t bytes = n * esz;
+                        if (lba == 0 || lba >= size / ss || bytes == 0)
+                                continue;
+                        if (bytes > TABLE_MAX_ENTRIES_BYTES)
+                                bytes = TABLE_MAX_ENTRIES_BYTES;
+                        r = copy_sector_run(whole, out, lba * ss, bytes);
+                        if (r < 0)
+                                return r;
+                }
+                r = copy_sector_run(whole, out, at[2], ss);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static bool is_extended_type(uint8_t t) {
+        return t == 0x05 || t == 0x0f || t == 0x85;
+}
+
+static int copy_ebrs(const Reader *whole, int out) {
+        uint8_t mbr[512];
+        static const unsigned sizes[] = { 512, 4096 };
+        int r;
+
+        if (reader_read(whole, 0, mbr, sizeof(mbr)) < 0 || mbr[510] != 0x55 || mbr[511] != 0xaa)
+                return 0;
+        for (size_t s = 0; s < ELEMENTSOF(sizes); s++) {
+                uint64_t ss = sizes[s];
+                for (int i = 0; i < 4; i++) {
+                        const uint8_t *e = mbr + 446 + 16 * i;
+                        if (!is_extended_type(e[4]) || get_le32(e + 8) == 0)
+                                continue;
+                        uint64_t ext = (uint64_t) get_le32(e + 8) * ss, cur = ext;
+                        for (unsigned k = 0; k < TABLE_MAX_EBRS && cur < whole->size; k++) {
+                                uint8_t ebr[512];
+                                r = copy_sector_run(whole, out, cur, ss);
+                                if (r < 0)
+                                        return r;
+                                if (reader_read(whole, cur, ebr, sizeof(ebr)) < 0 || ebr[510] != 0x55 || ebr[511] != 0xaa)
+                                        break;
+                                const uint8_t *next = ebr + 446 + 16;
+                                if (!is_extended_type(next[4]) || get_le32(next + 8) == 0)
+                                        break;
+                                cur = ext + (uint64_t) get_le32(next + 8) * ss;
+                        }
+                }
+        }
+        return 0;
+}
+
+static int table_memfd(const Image *img, int *ret) {
+        _cleanup_close_ int mfd = -1;
+        Reader whole = reader_from_image(img, 0, img->size);
+        int r;
+
+        if (img->size > INT64_MAX)
+                return -EFBIG;
+        mfd = memfd_create("bmapscan-table", MFD_CLOEXEC);
+        if (mfd < 0)
+                return -errno;
+        if (ftruncate(mfd, (off_t) img->size) < 0)
+                return -errno;
+        uint64_t head = img->size < TABLE_HEAD ? img->size : TABLE_HEAD;
+        uint64_t tail = img->size - head < TABLE_TAIL ? img->size - head : TABLE_TAIL;
+        r = copy_through(&whole, mfd, 0, head);
+        if (r >= 0)
+                r = copy_through(&whole, mfd, img->size - tail, img->size);
+        if (r >= 0)
+                r = copy_gpt(&whole, mfd);
+        if (r >= 0)
+                r = copy_ebrs(&whole, mfd);
+        if (r < 0)
+                return r;
+        *ret = TAKE_FD(mfd);
+        return 0;
+}
+
+static int read_layout(int fd, const Image *img, const char *path, uint64_t image_size, Layout *ret, Diag *d);
+
 int layout_read(int fd, const char *path, uint64_t image_size, Layout *ret, Diag *d) {
+        return read_layout(fd, NULL, path, image_size, ret, d);
+}
+
+int layout_read_image(const Image *img, const char *path, Layout *ret, Diag *d) {
+        _cleanup_close_ int mfd = -1;
+        if (!img->qcow2)
+                return read_layout(img->fd, NULL, path, img->size, ret, d);
+        int r = table_memfd(img, &mfd);
+        if (r < 0)
+                return diag_set(d, r, "%s: cannot read the partition table: %s", path, strerror(-r));
+        return read_layout(mfd, img, path, img->size, ret, d);
+}
+
+static int read_layout(int fd, const Image *img, const char *path, uint64_t image_size, Layout *ret, Diag *d) {
         _cleanup_(layout_done) Layout l = { .image_size = image_size, .sector_size = 512 };
         Table t = {};
         AskLog log = {};
@@ -438,7 +573,13 @@ int layout_read(int fd, const char *path, uint64_t image_size, Layout *ret, Diag
                                  disk_fs);
                         set_whole(p, why);
                 }
-                layout_probe_fstype(fd, p->start, len, l.sector_size, p->fstype, sizeof(p->fstype));
+                if (img) {
+                        Reader rd = reader_from_image(img, p->start, len);
+                        r = layout_probe_reader_fstype(&rd, l.sector_size, p->fstype, sizeof(p->fstype));
+                        if (r == -ENOMEM)
+                                return r;
+                } else
+                        layout_probe_fstype(fd, p->start, len, l.sector_size, p->fstype, sizeof(p->fstype));
         }
         *ret = l;
         l = (Layout) {};

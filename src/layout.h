@@ -38,6 +38,10 @@ void layout_done(Layout *l);
  * Partitions that overlap, reach outside their container or disagree with
  * a hybrid MBR are marked mapped_whole, with a note. */
 int layout_read(int fd, const char *path, uint64_t image_size, Layout *ret, Diag *d);
+/* The same for an Image: a raw one exactly as layout_read, a qcow2's
+ * virtual disk through a copy of its table sectors (see layout.c). */
+struct Image;
+int layout_read_image(const struct Image *img, const char *path, Layout *ret, Diag *d);
 
 /* The libblkid type of [offset, offset+size) of fd, "" if none or ambiguous. */
 int layout_probe_fstype(int fd, uint64_t offset, uint64_t size, unsigned sector_size, char *buf, size_t buflen);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "image.h"
 #include "util.h"
 
 Reader reader_from_fd(int fd, uint64_t image_size, uint64_t base, uint64_t size) {
@@ -12,6 +13,37 @@ Reader reader_from_fd(int fd, uint64_t image_size, uint64_t base, uint64_t size)
 
 Reader reader_from_mem(const void *mem, uint64_t image_size, uint64_t base, uint64_t size) {
         return (Reader) { .fd = -1, .mem = mem, .image_size = image_size, .base = base, .size = size };
+}
+
+Reader reader_from_image(const Image *img, uint64_t base, uint64_t size) {
+        if (!img->qcow2)
+                return reader_from_fd(img->fd, img->size, base, size);
+        return (Reader) { .fd = -1, .img = img, .image_size = img->size, .base = base, .size = size };
+}
+
+int reader_from_image_segments(const Image *img, const ReaderSeg *segs, size_t n, Reader *ret) {
+        int r = reader_from_segments(img->qcow2 ? -1 : img->fd, NULL, img->size, segs, n, ret);
+        if (r >= 0 && img->qcow2)
+                ret->img = img;
+        return r;
+}
+
+/* n bytes at image byte at: -ENODATA when the image ends first. */
+static int read_at(const Reader *r, uint8_t *buf, size_t n, uint64_t at) {
+        if (r->img) {
+                int k = image_read(r->img, buf, n, at, NULL);
+                return k == -ERANGE ? -ENODATA : k;
+        }
+        if (r->fd < 0) {
+                memcpy(buf, r->mem + at, n);
+                return 0;
+        }
+        ssize_t got = pread_full(r->fd, buf, n, at);
+        if (got < 0)
+                return (int) got;
+        if ((size_t) got < n)
+                return -ENODATA; /* the file shrank under us */
+        return 0;
 }
 
 int reader_from_segments(int fd, const void *mem, uint64_t image_size, const ReaderSeg *segs, size_t n, Reader *ret) {
@@ -78,15 +110,9 @@ static int read_segments(const Reader *r, uint64_t abs, uint8_t *buf, size_t n) 
                 uint64_t at = g->at + (v - g->start);
                 if (at > r->real_size || k > r->real_size - at)
                         return -ENODATA;
-                if (r->fd < 0)
-                        memcpy(buf, r->mem + at, k);
-                else {
-                        ssize_t got = pread_full(r->fd, buf, k, at);
-                        if (got < 0)
-                                return (int) got;
-                        if ((size_t) got < k)
-                                return -ENODATA;
-                }
+                int e = read_at(r, buf, k, at);
+                if (e < 0)
+                        return e;
                 buf += k;
                 v += k;
                 n -= k;
@@ -104,16 +130,7 @@ int reader_read(const Reader *r, uint64_t off, void *buf, size_t n) {
                 return -ENODATA;
         if (r->segs)
                 return read_segments(r, abs, buf, n);
-        if (r->fd < 0) {
-                memcpy(buf, r->mem + abs, n);
-                return 0;
-        }
-        ssize_t k = pread_full(r->fd, buf, n, abs);
-        if (k < 0)
-                return (int) k;
-        if ((size_t) k < n)
-                return -ENODATA; /* the file shrank under us */
-        return 0;
+        return read_at(r, buf, n, abs);
 }
 
 int reader_sub(const Reader *r, uint64_t off, uint64_t size, Reader *ret) {

@@ -20,8 +20,10 @@ typedef struct ReaderSeg {
  * contiguously from segs[0].at (so base is never 0 for a volume inside a
  * container, and base + size, image_size and reader_sub keep their
  * meaning); only reading translates virtual bytes into the segments. */
+struct Image;
+
 typedef struct Reader {
-        int fd;                 /* -1 when reading from mem */
+        int fd;                 /* -1 when reading from mem or img */
         const uint8_t *mem;     /* the whole image, when fd is -1 */
         uint64_t image_size;    /* bytes the image really has (virtual: up to where the volume's bytes stop) */
         uint64_t base;          /* where the region starts in the image */
@@ -30,10 +32,14 @@ typedef struct Reader {
         size_t n_segs;
         uint64_t origin;        /* the virtual offset of the volume's byte 0 */
         uint64_t real_size;     /* bytes the image really has, for a volume */
+        const struct Image *img; /* a qcow2's virtual disk (fd is then -1), or NULL */
 } Reader;
 
 Reader reader_from_fd(int fd, uint64_t image_size, uint64_t base, uint64_t size);
 Reader reader_from_mem(const void *mem, uint64_t image_size, uint64_t base, uint64_t size);
+/* Over an Image: a raw one's descriptor (exactly reader_from_fd), or a
+ * qcow2's virtual disk. */
+Reader reader_from_image(const struct Image *img, uint64_t base, uint64_t size);
 
 /* Reads exactly n bytes at off, relative to the region. Returns 0, or
  * -ERANGE when [off, off+n) is not inside the region, -ENODATA when it is
@@ -46,6 +52,8 @@ int reader_read(const Reader *r, uint64_t off, void *buf, size_t n);
  * read from fd or mem. segs must outlive the reader. -EINVAL when the
  * segments do not tile the volume. */
 int reader_from_segments(int fd, const void *mem, uint64_t image_size, const ReaderSeg *segs, size_t n, Reader *ret);
+/* The same over an Image. */
+int reader_from_image_segments(const struct Image *img, const ReaderSeg *segs, size_t n, Reader *ret);
 
 /* Where byte off of the region lies in the image, and how many bytes from
  * there on are contiguous in the image (up to the region's end). -ERANGE

@@ -14,4 +14,5 @@ int scan_add_region(Scan *s, uint64_t start, uint64_t end, const char *fmt, ...)
  * (relative to its start) that are free: unallocated extents, and the
  * free space of every linear LV whose filesystem a probe could read. A PV
  * that cannot be read frees nothing, with the reason in its how. */
-int scan_lvm_pv(int fd, Scan *s, size_t i, const Reader *rd, Extents *ret_free);
+struct Image;
+int scan_lvm_pv(const struct Image *img, Scan *s, size_t i, const Reader *rd, Extents *ret_free);

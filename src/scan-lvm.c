@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "image.h"
 #include "integrity.h"
 #include "layout.h"
 #include "lvm.h"
@@ -79,11 +80,10 @@ static int free_to_pv(const LvmLv *lv, const Extents *vfree, Extents *ret) {
 }
 
 /* Probes one linear LV; its free bytes (partition-relative) go to ret_free. */
-static int probe_lv(int fd, Scan *s, const Partition *p, const LvmLv *lv, ScanVolume *v, Extents *ret_free) {
+static int probe_lv(const Image *img, Scan *s, const Partition *p, const LvmLv *lv, ScanVolume *v, Extents *ret_free) {
         _cleanup_(probe_result_done) ProbeResult res = {};
         _cleanup_free_ ReaderSeg *segs = calloc(lv->n_segs, sizeof(ReaderSeg));
         _cleanup_extents_ Extents vfree = EXTENTS_INIT;
-        const uint64_t image_size = s->layout.image_size;
         const FsProbe *probe;
         Reader rd;
         int r;
@@ -94,8 +94,8 @@ static int probe_lv(int fd, Scan *s, const Partition *p, const LvmLv *lv, ScanVo
                 segs[i] = (ReaderSeg) { lv->segs[i].lv_start, lv->segs[i].size, p->start + lv->segs[i].pv_offset };
         /* One piece is a plain region: the reader every partition gets. */
         if (lv->n_segs == 1)
-                rd = reader_from_fd(fd, image_size, segs[0].at, segs[0].size);
-        else if (reader_from_segments(fd, NULL, image_size, segs, lv->n_segs, &rd) < 0) {
+                rd = reader_from_image(img, segs[0].at, segs[0].size);
+        else if (reader_from_image_segments(img, segs, lv->n_segs, &rd) < 0) {
                 vol_how(v, "its segments do not tile it: fully mapped");
                 return 0;
         }
@@ -168,7 +168,7 @@ static int probe_lv(int fd, Scan *s, const Partition *p, const LvmLv *lv, ScanVo
         return free_to_pv(lv, &vfree, ret_free);
 }
 
-int scan_lvm_pv(int fd, Scan *s, size_t i, const Reader *rd, Extents *ret_free) {
+int scan_lvm_pv(const Image *img, Scan *s, size_t i, const Reader *rd, Extents *ret_free) {
         _cleanup_(lvm_pv_done) LvmPv pv = {};
         _cleanup_extents_ Extents pv_free = EXTENTS_INIT, lv_free = EXTENTS_INIT;
         const Partition *p = &s->layout.parts[i];
@@ -236,7 +236,7 @@ int scan_lvm_pv(int fd, Scan *s, size_t i, const Reader *rd, Extents *ret_free) 
                                 vol_how(v, "%s: nothing of it on this PV", reason);
                         continue;
                 }
-                r = probe_lv(fd, s, p, lv, v, &lv_free);
+                r = probe_lv(img, s, p, lv, v, &lv_free);
                 if (r < 0)
                         return r;
                 n_probed += v->probed;

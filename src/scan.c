@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "image.h"
 #include "integrity.h"
 #include "probe.h"
 #include "reader.h"
@@ -365,14 +366,14 @@ static bool could_be_data(const Scan *s, const PartCheck *checks, size_t h, size
  * block of that one is needed. Pinned by a verity-sig partition's root
  * hash (the DPS partition UUIDs), else by the superblock's data size and
  * the DPS type pairing; what cannot be pinned maps every candidate. */
-static int pair_verity(int fd, Scan *s, PartCheck *checks) {
+static int pair_verity(const Image *img, Scan *s, PartCheck *checks) {
         const Layout *l = &s->layout;
         int r;
 
         /* The root hash in a verity-sig partition names both partitions. */
         for (size_t i = 0; i < l->n_parts; i++) {
                 const Partition *sig = &l->parts[i];
-                Reader rd = reader_from_fd(fd, l->image_size, sig->start, in_image(sig, l->image_size));
+                Reader rd = reader_from_image(img, sig->start, in_image(sig, l->image_size));
                 uint8_t hash[128];
                 size_t hlen;
                 char data_uuid[37], hash_uuid[37];
@@ -443,12 +444,18 @@ static int pair_verity(int fd, Scan *s, PartCheck *checks) {
 }
 
 int scan_image(int fd, const char *path, uint64_t image_size, const ScanOptions *o, Scan *ret, Diag *d) {
+        Image img = image_raw(fd, image_size);
+        return scan_disk_image(&img, path, o, ret, d);
+}
+
+int scan_disk_image(const Image *img, const char *path, const ScanOptions *o, Scan *ret, Diag *d) {
         _cleanup_(scan_done) Scan s = {};
         _cleanup_extents_ Extents free_space = EXTENTS_INIT, inside = EXTENTS_INIT, user = EXTENTS_INIT;
+        const uint64_t image_size = img->size;
         PartCheck *checks = NULL;
         int r;
 
-        r = layout_read(fd, path, image_size, &s.layout, d);
+        r = layout_read_image(img, path, &s.layout, d);
         if (r < 0)
                 return r;
         s.parts = calloc(s.layout.n_parts + 1, sizeof(ScanPart));
@@ -459,10 +466,10 @@ int scan_image(int fd, const char *path, uint64_t image_size, const ScanOptions 
 
         for (size_t i = 0; i < s.layout.n_parts; i++) {
                 const Partition *p = &s.layout.parts[i];
-                Reader rd = reader_from_fd(fd, image_size, p->start, p->size);
+                Reader rd = reader_from_image(img, p->start, p->size);
                 s.parts[i].part = p;
                 if (!p->container && !p->mapped_whole && strcmp(p->fstype, "LVM2_member") == 0)
-                        r = scan_lvm_pv(fd, &s, i, &rd, &checks[i].free);
+                        r = scan_lvm_pv(img, &s, i, &rd, &checks[i].free);
                 else
                         r = partition_free(&rd, p, &s.parts[i], &checks[i].free);
                 if (r >= 0)
@@ -475,7 +482,7 @@ int scan_image(int fd, const char *path, uint64_t image_size, const ScanOptions 
                                 goto fail;
                 }
         }
-        r = pair_verity(fd, &s, checks);
+        r = pair_verity(img, &s, checks);
         if (r < 0)
                 goto fail;
         for (size_t i = 0; i < s.layout.n_parts; i++) {

@@ -89,3 +89,8 @@ void scan_done(Scan *s);
  * past a filesystem's end, nor what o->maps names. Returns -EDOM (with d
  * saying why) when a --map request does not fit the image: a usage error. */
 int scan_image(int fd, const char *path, uint64_t image_size, const ScanOptions *o, Scan *ret, Diag *d);
+/* The same for an image already open (image.h): a raw file or device, or
+ * a qcow2's virtual disk, scanned exactly as the raw image it stands for.
+ * The entry point for every command that scans what it has opened. */
+struct Image;
+int scan_disk_image(const struct Image *img, const char *path, const ScanOptions *o, Scan *ret, Diag *d);

@@ -23,7 +23,12 @@
  * candidate comes (the copy then keeps a file target's old content and
  * reports a device as partly written).
  *
- * Directories, links and device nodes are never the image. */
+ * Directories, links and device nodes are never the image.
+ *
+ * When the caller asks (StreamOptions.keep_bmap), the bmap members and
+ * their detached signatures are kept as they pass (or read ahead with the
+ * member list), and the image's bmap is chosen among them once the image
+ * member is known (stream.h, ArchiveBmap). */
 #include <archive.h>
 #include <archive_entry.h>
 #include <inttypes.h>
@@ -31,6 +36,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bmap.h"
 #include "stream-internal.h"
 
 #define SMALL_FILE ((uint64_t) 1 << 20)
@@ -40,6 +46,18 @@
 /* libarchive gets the decoded bytes in pieces that are still in the CPU
  * cache when its blocks are copied out: 2 MiB pieces cost 5 % more time. */
 #define CHUNK ((size_t) 1 << 20)
+
+/* Bmap and signature members kept at most: a hostile archive of many
+ * cannot make us hold more (their bytes are bounded too, BMAP_MAX_SIZE in
+ * all). */
+#define SIDE_MAX 16
+
+typedef struct SideFile {
+        char *name;            /* as the archive lists it */
+        uint8_t *data;
+        size_t len;
+        bool too_big;          /* not kept: past what is kept in all */
+} SideFile;
 
 /* Member names for a message: "a.img, b.img", cut short with "...". */
 typedef struct NameList {
@@ -72,6 +90,13 @@ typedef struct ArchiveStage {
         bool check_rest;       /* chosen while streaming: no other candidate may follow */
         NameList seen;         /* the regular files passed, for messages */
         NameList candidates;
+        char *member_raw;      /* the image member as the archive names it */
+        SideFile side[SIDE_MAX]; /* keep_bmap: the bmap members and signatures seen */
+        size_t n_side;
+        uint64_t side_bytes;
+        bool listed;           /* the member list was read ahead to its end */
+        ArchiveBmap bmap;
+        char *looked_for, *bmap_shown, *sig_shown;
 } ArchiveStage;
 
 static bool has_suffix(const char *name, size_t len, const char *suffix) {
@@ -367,6 +392,14 @@ static void archive_stage_free(Stage *st) {
         free(as->member);
         free(as->held);
         free(as->want_buf);
+        free(as->member_raw);
+        for (size_t i = 0; i < as->n_side; i++) {
+                free(as->side[i].name);
+                free(as->side[i].data);
+        }
+        free(as->looked_for);
+        free(as->bmap_shown);
+        free(as->sig_shown);
         free(as);
 }
 
@@ -376,11 +409,172 @@ static const StageOps archive_stage_ops = {
         .free = archive_stage_free,
 };
 
+/* ---- The image's bmap, kept as the archive passes ---- */
+
+/* A bmap, or a detached signature of one: kept with keep_bmap. */
+static bool is_kept_name(const char *path) {
+        static const char *const suffixes[] = { ".bmap", ".bmap.asc", ".bmap.sig", ".bmap.gpg" };
+        size_t len = strlen(path);
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++)
+                if (has_suffix(path, len, suffixes[i]))
+                        return true;
+        return false;
+}
+
+static SideFile *side_find(ArchiveStage *as, const char *name) {
+        for (size_t i = 0; i < as->n_side; i++)
+                if (same_name(as->side[i].name, name))
+                        return &as->side[i];
+        return NULL;
+}
+
+/* Reads the current member of a (the stage's own reader, or the read-ahead
+ * one) into the side list; a later member of the same name replaces an
+ * earlier one, as when the tar is extracted. -ENOMEM, or -EIO for a read
+ * that failed (the caller has its reader's message). */
+static int keep_side(ArchiveStage *as, struct archive *a, const char *path, uint64_t size) {
+        SideFile *f = side_find(as, path);
+        if (f) {
+                as->side_bytes -= f->len;
+                free(f->data);
+                f->data = NULL;
+                f->len = 0;
+                f->too_big = false;
+        } else {
+                if (as->n_side == SIDE_MAX)
+                        return 0;
+                f = &as->side[as->n_side];
+                f->name = strdup(path);
+                if (!f->name)
+                        return -ENOMEM;
+                as->n_side++;
+        }
+        uint64_t room = BMAP_MAX_SIZE - as->side_bytes;
+        if (size != UINT64_MAX && size > room) {
+                f->too_big = true;
+                return 0;
+        }
+        /* A size the header does not tell (a zip streamed with data
+         * descriptors) grows the buffer as the bytes come. */
+        size_t cap = size != UINT64_MAX ? (size_t) size + 1 : (size_t) 64 << 10;
+        f->data = malloc(cap);
+        if (!f->data)
+                return -ENOMEM;
+        for (;;) {
+                if (f->len == cap) {
+                        size_t ncap = cap * 2 > room + 1 ? (size_t) room + 1 : cap * 2;
+                        uint8_t *p = ncap > cap ? realloc(f->data, ncap) : NULL;
+                        if (!p) {
+                                free(f->data);
+                                f->data = NULL;
+                                f->len = 0;
+                                if (ncap > cap)
+                                        return -ENOMEM;
+                                f->too_big = true;
+                                return 0;
+                        }
+                        f->data = p;
+                        cap = ncap;
+                }
+                la_ssize_t k = archive_read_data(a, f->data + f->len, cap - f->len);
+                if (k < 0)
+                        return -EIO;
+                if (k == 0)
+                        break;
+                f->len += (size_t) k;
+        }
+        if (f->len > room) {
+                free(f->data);
+                f->data = NULL;
+                f->len = 0;
+                f->too_big = true;
+                return 0;
+        }
+        as->side_bytes += f->len;
+        return 0;
+}
+
+static int add_looked_for(char **list, const char *name) {
+        _cleanup_free_ char *shown = shown_dup(name);
+        char *p;
+        if (!shown || asprintf(&p, "%s%s%s", *list ? *list : "", *list ? ", " : "", shown) < 0)
+                return -ENOMEM;
+        free(*list);
+        *list = p;
+        return 0;
+}
+
+/* Chooses the image's bmap among the members kept, now that the image
+ * member is known; all_listed: every member of the archive was seen. */
+static int resolve_bmap(ArchiveStage *as, bool all_listed, Diag *d) {
+        static const char *const sig_suffixes[] = { ".asc", ".sig", ".gpg" };
+        const char *name = as->st.stream->in.name, *image = as->member_raw ? as->member_raw : "";
+        const char *slash = strrchr(image, '/');
+        size_t base = slash ? (size_t) (slash - image) + 1 : 0, end = strlen(image);
+        SideFile *found = NULL;
+
+        as->bmap.container = as->zip ? "zip" : "tar";
+        /* disk.img.xz: disk.img.xz.bmap, disk.img.bmap, disk.bmap. */
+        for (;;) {
+                _cleanup_free_ char *candidate = NULL;
+                if (asprintf(&candidate, "%.*s.bmap", (int) end, image) < 0 ||
+                    add_looked_for(&as->looked_for, candidate) < 0)
+                        return diag_set(d, -ENOMEM, "%s: out of memory", name);
+                found = side_find(as, candidate);
+                if (found)
+                        break;
+                size_t dot = end;
+                while (dot > base && image[dot - 1] != '.')
+                        dot--;
+                if (dot <= base + 1)
+                        break;
+                end = dot - 1;
+        }
+        if (!found && as->zip) {
+                if (add_looked_for(&as->looked_for, ".meta/image.bmap") < 0)
+                        return diag_set(d, -ENOMEM, "%s: out of memory", name);
+                found = side_find(as, ".meta/image.bmap");
+        }
+        as->bmap.looked_for = as->looked_for;
+        if (!found) {
+                as->bmap.state = all_listed ? ARCHIVE_BMAP_NONE : ARCHIVE_BMAP_NOT_BEFORE;
+                return 0;
+        }
+        as->bmap_shown = shown_dup(found->name);
+        if (!as->bmap_shown)
+                return diag_set(d, -ENOMEM, "%s: out of memory", name);
+        if (found->too_big)
+                return diag_set(d, -EFBIG, "%s: %s member '%s' is larger than %u MiB: not a bmap: give --bmap FILE",
+                                name, kind(as->zip), as->bmap_shown, BMAP_MAX_SIZE >> 20);
+        as->bmap.state = ARCHIVE_BMAP_FOUND;
+        as->bmap.member = as->bmap_shown;
+        as->bmap.data = (const char *) found->data;
+        as->bmap.len = found->len;
+        for (size_t i = 0; i < ELEMENTSOF(sig_suffixes); i++) {
+                _cleanup_free_ char *sig = NULL;
+                if (asprintf(&sig, "%s%s", found->name, sig_suffixes[i]) < 0)
+                        return diag_set(d, -ENOMEM, "%s: out of memory", name);
+                SideFile *f = side_find(as, sig);
+                if (!f || f->too_big)
+                        continue;
+                as->sig_shown = shown_dup(f->name);
+                if (!as->sig_shown)
+                        return diag_set(d, -ENOMEM, "%s: out of memory", name);
+                as->bmap.sig_member = as->sig_shown;
+                as->bmap.sig = (const char *) f->data;
+                as->bmap.sig_len = f->len;
+                break;
+        }
+        return 0;
+}
+
 /* Reads a small member whole, for when no better one comes. */
 static int hold(ArchiveStage *as, const char *name, uint64_t size, Diag *d) {
         as->held = malloc(size > 0 ? (size_t) size : 1);
         as->member = shown_dup(name);
-        if (!as->held || !as->member)
+        free(as->member_raw);
+        as->member_raw = strdup(name);
+        if (!as->held || !as->member || !as->member_raw)
                 return diag_set(d, -ENOMEM, "%s: out of memory", as->st.stream->in.name);
         while (as->held_len < size) {
                 la_ssize_t k = archive_read_data(as->a, as->held + as->held_len, (size_t) size - as->held_len);
@@ -424,7 +618,9 @@ static int choose_member(ArchiveStage *as, Diag *d) {
                                                 kind(as->zip), path);
                         free(as->member);
                         as->member = shown_dup(path);
-                        if (!as->member)
+                        free(as->member_raw);
+                        as->member_raw = strdup(path);
+                        if (!as->member || !as->member_raw)
                                 return diag_set(d, -ENOMEM, "%s: out of memory", name);
                         as->size = size;
                         as->sparse = archive_entry_sparse_count(e) > 0;
@@ -436,6 +632,14 @@ static int choose_member(ArchiveStage *as, Diag *d) {
                                 as->check_rest = true;
                         }
                         return 0;
+                }
+                if (as->st.stream->keep_bmap && !as->listed && is_kept_name(path)) {
+                        r = keep_side(as, as->a, path, size);
+                        if (r == -ENOMEM)
+                                return diag_set(d, r, "%s: out of memory", name);
+                        if (r < 0)
+                                return archive_fail(as, d);
+                        continue;
                 }
                 if (!as->want && !as->member && !is_side_name(path) && !archive_entry_is_data_encrypted(e)) {
                         r = hold(as, path, size, d);
@@ -542,6 +746,12 @@ static int prescan(ArchiveStage *as, const char *want, char **ret_name, Diag *d)
                                 continue;
                         bool known = archive_entry_size_is_set(e) && archive_entry_size(e) >= 0;
                         uint64_t size = known ? (uint64_t) archive_entry_size(e) : UINT64_MAX;
+                        if (s->keep_bmap && is_kept_name(path)) {
+                                int k = keep_side(as, a, path, size);
+                                oom = oom || k == -ENOMEM;
+                                if (k < 0)
+                                        break;
+                        }
                         names_add(&seen, path);
                         if (want ? same_name(path, want) : could_be_image(path, size)) {
                                 if (!want)
@@ -562,6 +772,7 @@ static int prescan(ArchiveStage *as, const char *want, char **ret_name, Diag *d)
                 return r;
         if (!ok)
                 return 0;
+        as->listed = true;
         if (want && !found)
                 return refuse_missing(s->in.name, as->zip, want, &seen, d);
         if (!want && candidates.count > 1)
@@ -603,7 +814,9 @@ int archive_stage_new(Stage *lower, Stream *s, bool zip, const char *want, Stage
         /* Right above the input (lower replays the bytes looked at): an
          * uncompressed archive, whose headers can be read ahead. */
         bool raw = lower->lower && !lower->lower->lower;
-        if (raw && s->in.local && s->in.seek && s->in.size > 0) {
+        /* A zip's central directory is worth a few range requests when its
+         * bmap is looked for: the bmap is then read wherever it stands. */
+        if (raw && s->in.seek && s->in.size > 0 && (s->in.local || (zip && s->keep_bmap))) {
                 r = prescan(as, want, &as->want_buf, d);
                 if (r < 0) {
                         stage_free(&as->st);
@@ -615,7 +828,12 @@ int archive_stage_new(Stage *lower, Stream *s, bool zip, const char *want, Stage
                 }
         }
         r = choose_member(as, d);
+        if (r >= 0 && s->keep_bmap) {
+                r = resolve_bmap(as, as->listed || as->from_held, d);
+                s->archive_bmap = &as->bmap;
+        }
         if (r < 0) {
+                s->archive_bmap = NULL;
                 stage_free(&as->st);
                 return r;
         }

@@ -137,7 +137,8 @@ static const struct {
         { "Rar!\x1a\x07", 6, "a RAR archive: extract the image first" },
         { "LZIP", 4, "lzip data: decompress it first" },
         { "\x1f\x9d", 2, "compress (.Z) data: decompress it first" },
-        { "QFI\xfb", 4, "a qcow2 image: convert it with 'qemu-img convert -O raw'" },
+        /* Read as an image when it is the input itself (stream-qcow2.c). */
+        { "QFI\xfb", 4, "a qcow2 image, which is read at random: decompress or extract it first: qcow2 needs random access" },
         { "KDMV", 4, "a VMDK image: convert it with 'qemu-img convert -O raw'" },
         { "vhdxfile", 8, "a VHDX image: convert it with 'qemu-img convert -O raw'" },
 };

@@ -44,6 +44,8 @@ struct Stream {
         const char *container; /* "tar" or "zip" when the image is in one */
         const char *member;    /* the archive member that is the image, or NULL */
         uint64_t max_size;     /* StreamOptions.max_size */
+        bool keep_bmap;        /* StreamOptions.keep_bmap */
+        const ArchiveBmap *archive_bmap; /* set by the archive stage, which owns it */
         char describe[160];
         uint64_t offset;
         int err;               /* sticky: once failed, every call fails */
@@ -150,6 +152,10 @@ int lzo_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag 
  * NULL when st is no such stage. */
 int simg_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
 const struct SimgInfo *simg_stage_info(const Stage *st);
+/* A qcow2's virtual disk, read through the seekable input below lower
+ * (which it owns from then on, also on failure); refused when the input
+ * cannot seek. */
+int qcow2_stage_new(Stage *lower, Stream *s, Stage **ret, Diag *d);
 /* The image inside a tar or zip archive read from lower: the member named
  * want, or else the one that could be the image; ret_member names the
  * chosen entry (owned by the stage). */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "qcow2.h"
 #include "simg.h"
 #include "stream-internal.h"
 
@@ -37,6 +38,7 @@ int stream_open(const Input *in, const StreamOptions *o, Stream **ret, Diag *d) 
                 return diag_set(d, -ENOMEM, "%s: out of memory", in->name);
         s->in = *in;
         s->max_size = o ? o->max_size : UINT64_MAX;
+        s->keep_bmap = o && o->keep_bmap;
         s->image = s->top;
 
         /* Layer 1: the compression of the input. */
@@ -48,6 +50,22 @@ int stream_open(const Input *in, const StreamOptions *o, Stream **ret, Diag *d) 
         if (head_len == 0)
                 return diag_set(d, -ENODATA, "%s: the input is empty: the file is incomplete: download it again",
                                 in->name);
+        if (qcow2_detect(head, head_len)) {
+                if (o && o->member)
+                        return diag_set(d, -EINVAL,
+                                        "%s: a member ('%s') was asked for, but this is no tar or zip archive (it is "
+                                        "qcow2): drop --member",
+                                        in->name, o->member);
+                r = qcow2_stage_new(s->top, s, &s->top, d);
+                if (r < 0) {
+                        s->top = NULL;
+                        return r;
+                }
+                s->image = s->top;
+                snprintf(s->describe, sizeof(s->describe), "qcow2");
+                *ret = TAKE_PTR(s);
+                return 0;
+        }
         StreamFormat outer = detect_compression(head, head_len, &refuse);
         if (refuse)
                 return diag_set(d, -EPROTONOSUPPORT, "%s: this is %s", in->name, refuse);
@@ -67,6 +85,9 @@ int stream_open(const Input *in, const StreamOptions *o, Stream **ret, Diag *d) 
                 }
         }
 
+        if (outer != STREAM_RAW && qcow2_detect(head, head_len))
+                return diag_set(d, -EPROTONOSUPPORT, "%s: this is a qcow2 image in %s: decompress it first: qcow2 needs "
+                                "random access", in->name, stream_format_name(outer));
         Container c = detect_container(head, head_len);
         if (outer == STREAM_XZ && c == CONTAINER_NONE && in->seek && in->size > 0) {
                 r = xz_stage_read_index(outer_stage, d);
@@ -269,6 +290,14 @@ const char *stream_member(const Stream *s) {
 
 const char *stream_describe(const Stream *s) {
         return s->describe;
+}
+
+void stream_archive_bmap(const Stream *s, ArchiveBmap *ret) {
+        *ret = s->archive_bmap ? *s->archive_bmap : (ArchiveBmap) { .state = ARCHIVE_BMAP_NO_ARCHIVE };
+}
+
+void stream_set_max_size(Stream *s, uint64_t max_size) {
+        s->max_size = max_size;
 }
 
 uint64_t stream_size_hint(const Stream *s) {

@@ -114,7 +114,41 @@ typedef struct StreamOptions {
          * decodes to more is refused as soon as it does, so that a
          * decompression bomb is not decoded to its end first. */
         uint64_t max_size;
+        /* Keep the image's bmap when the archive holds one (see
+         * stream_archive_bmap): the bmap members and their detached
+         * signatures are read as the archive reader passes them. */
+        bool keep_bmap;
 } StreamOptions;
+
+typedef enum ArchiveBmapState {
+        ARCHIVE_BMAP_NO_ARCHIVE, /* the image is in no tar or zip (or keep_bmap was not asked) */
+        ARCHIVE_BMAP_FOUND,
+        ARCHIVE_BMAP_NONE,       /* every member was listed: none is the image's bmap */
+        ARCHIVE_BMAP_NOT_BEFORE, /* read as a stream: none came before the image, and what
+                                  * follows it cannot be read before the image is */
+} ArchiveBmapState;
+
+/* The image's bmap inside its own archive: the first member named as the
+ * image member plus ".bmap", with one extension stripped at a time as
+ * bmap_find does beside a file ("disk.img.xz" gives "disk.img.xz.bmap",
+ * "disk.img.bmap", "disk.bmap"), then, in a zip, ".meta/image.bmap"
+ * (etcher's convention); its detached signature is the member named as
+ * the bmap plus ".asc", ".sig" or ".gpg". A local uncompressed archive,
+ * and a zip whose input can seek (HTTP ranges), are listed first, so the
+ * bmap is read wherever it stands; a streamed archive (stdin, compressed,
+ * a tar over HTTP) gives only the members before the image. Each bmap
+ * member is kept up to BMAP_MAX_SIZE bytes, all of them together too. */
+typedef struct ArchiveBmap {
+        ArchiveBmapState state;
+        const char *container;   /* "tar" or "zip" */
+        const char *looked_for;  /* the member names tried, for messages */
+        const char *member;      /* FOUND: the bmap member, as shown */
+        const char *data;        /* FOUND: its bytes */
+        size_t len;
+        const char *sig_member;  /* its detached signature member, or NULL */
+        const char *sig;
+        size_t sig_len;
+} ArchiveBmap;
 
 /* o may be NULL: choose the member, no size limit. */
 int stream_open(const Input *in, const StreamOptions *o, Stream **ret, Diag *d);
@@ -123,6 +157,14 @@ static inline void stream_freep(Stream **s) {
         stream_free(*s);
 }
 #define _cleanup_stream_ __attribute__((cleanup(stream_freep)))
+
+/* What stream_open found of the image's bmap inside its archive (with
+ * StreamOptions.keep_bmap); the pointers live as long as s. */
+void stream_archive_bmap(const Stream *s, ArchiveBmap *ret);
+
+/* Sets StreamOptions.max_size once the bmap is known, when that bmap came
+ * out of the stream's own archive: before the first read. */
+void stream_set_max_size(Stream *s, uint64_t max_size);
 
 /* Reads up to n bytes of the image: returns the count (less than n only at
  * the end), 0 at the end, or a negative errno with a message that names

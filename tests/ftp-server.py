@@ -5,7 +5,9 @@ written to --port-file once it listens, with test hooks: --break-at N ends
 the first download of --break-file after N bytes, as a dropped connection
 would (the server says the transfer completed: only the size tells), and
 --grow then appends a byte to that file, so that a resumed download would
-splice two versions."""
+splice two versions; --replace instead rewrites it with other bytes of the
+same length and a later modification time, as a rebuilt image of a fixed
+size would be."""
 import argparse
 import logging
 import os
@@ -23,6 +25,7 @@ ap.add_argument("--password", default="secret")
 ap.add_argument("--break-file", default=None)
 ap.add_argument("--break-at", type=int, default=0)
 ap.add_argument("--grow", action="store_true")
+ap.add_argument("--replace", action="store_true")
 args = ap.parse_args()
 
 logging.basicConfig(filename=args.log, level=logging.INFO)
@@ -54,9 +57,15 @@ class Handler(FTPHandler):
             def push_cut(data, isproducer=False, file=None, cmd=None):
                 data.file = Cut(data.file, args.break_at - rest)
                 logging.info("test hook: cutting %s after byte %d", args.break_file, args.break_at)
+                path = os.path.join(args.root, args.break_file)
                 if args.grow:
-                    with open(os.path.join(args.root, args.break_file), "ab") as g:
+                    with open(path, "ab") as g:
                         g.write(b"x")
+                if args.replace:
+                    st = os.stat(path)
+                    with open(path, "r+b") as g:
+                        g.write(b"\xa5" * st.st_size)
+                    os.utime(path, (st.st_atime + 1000, st.st_mtime + 1000))
                 return real_push(data, isproducer=isproducer, file=file, cmd=cmd)
 
             self.push_dtp_data = push_cut

@@ -27,6 +27,21 @@ fuzz-simg)
         truncate -s 64K s.img
         "$BMAPSCAN" scan -q --simg corpus/crc --simg-crc s.img >/dev/null 2>&1 || true
         "$BMAPSCAN" scan -q --simg corpus/b512 --simg-block-size 512 s.img >/dev/null 2>&1 || true
+fuzz-qcow2)
+        # Small qemu-img images of one pattern file: plain, compressed
+        # (deflate and zstd), extended L2, 512-byte clusters, version 2.
+        if command -v qemu-img >/dev/null; then
+                head -c 262144 /dev/urandom >r.img && head -c 262144 /dev/zero >>r.img
+                { yes bmapscan || true; } | head -c 262144 >>r.img
+                # Whole files (a few hundred KiB): cut, their tables would
+                # point past their ends and only the refusals be reached.
+                qemu-img convert -O qcow2 r.img corpus/plain
+                qemu-img convert -c -O qcow2 -o cluster_size=4096 r.img corpus/deflate
+                qemu-img convert -c -O qcow2 -o cluster_size=4096,compression_type=zstd r.img corpus/zstd
+                qemu-img convert -O qcow2 -o extended_l2=on,cluster_size=16384 r.img corpus/extl2
+                qemu-img convert -O qcow2 -o cluster_size=512 r.img corpus/c512
+                qemu-img convert -O qcow2 -o compat=0.10 r.img corpus/v2
+        fi
         ;;
 fuzz-fat)
         for f in 12 16 32; do

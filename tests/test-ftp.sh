@@ -48,6 +48,7 @@ done
 cp --sparse=always "$big" "$SRV/big.img"
 zstd -q -1 -c "$big" >"$SRV/big.img.zst"
 cp "$big" "$SRV/grow.img"
+cp "$big" "$SRV/same.img"
 cp "$SRV/big.img.bmap" "$SRV/grow.img.bmap"
 
 SKIPPED=0
@@ -134,6 +135,28 @@ else
         # The resumption's warning, then the error: one line.
         n=$(grep -vc "^bmapscan: warning: " "$WORK/err" || true)
         [ "$n" = 1 ] && pass "ftp: a file changed: one error line" || fail "ftp: a file changed: $(cat "$WORK/err")"
+
+        # Replaced by another file of the same size (a rebuilt image of a
+        # fixed size): its modification time (MDTM) tells, not its size.
+        start_ftp same --break-file same.img --break-at 5242880 --replace
+        run_cmd "$BMAPSCAN" copy --nobmap "ftp://user:pa%3Ass%40w0rd@127.0.0.1:$PORT/same.img" "$WORK/f8"
+        expect "ftp: a file replaced by one of the same size is refused" 1 "has another modification time for the file: the file changed on the server"
+        grep -q "cutting same.img" "$WORK/same.log" && pass "ftp: the server did replace the file" ||
+                fail "ftp: the server did not replace the file"
+
+        # ';type=' in an ftp URL makes libcurl list the directory (d) or
+        # transfer text (a), other bytes than the file's; it also rode along
+        # on the bmap looked for beside the image ("x.img;type=i.bmap" is
+        # x.img itself). Refused in one line, nothing written.
+        for t in d a i; do
+                run_cmd "$BMAPSCAN" copy --nobmap "$U/big.img;type=$t" "$WORK/f9"
+                expect "ftp: ;type=$t refused" 1 "type="
+                one_line "ftp: ;type=$t"
+                [ ! -e "$WORK/f9" ] && pass "ftp: ;type=$t: no target" || { fail "ftp: ;type=$t wrote a target"; rm -f "$WORK/f9"; }
+        done
+        run_cmd "$BMAPSCAN" copy "$U/big.img;type=i" "$WORK/f9"
+        expect "ftp: ;type=i with the bmap looked for beside it refused" 1 "type="
+        one_line "ftp: ;type=i with a bmap lookup"
 fi
 
 # --- SFTP ------------------------------------------------------------------

@@ -135,15 +135,21 @@ grep -q "^HEAD /a.img.bmap?token=42 " "$WORK/http.log" && pass "the query is kep
 # Extensions are stripped from the path only, never from the host.
 run_cmd "$BMAPSCAN" copy "$U/noext" "$WORK/t9"
 expect "a name without an extension" 1 "(looked for $U/noext.bmap)"
+# The bmap is looked for beside the URL, then (none there) inside the
+# image, which is not there either.
 run_cmd "$BMAPSCAN" copy "$U/" "$WORK/t9"
-expect "a URL that names no file" 1 "the URL names no file"
+expect "a URL that names no file" 1 "$U/: HTTP 404: the image is not there"
 run_cmd "$BMAPSCAN" copy "http://127.0.0.1:1/a.img.gz" "$WORK/t9"
 expect "nothing listening" 1 "cannot connect"
 one_line "nothing listening"
 
-run_cmd "$BMAPSCAN" copy "$U/missing.img.gz" "$WORK/t9"
-expect "no bmap beside the URL" 1 "no bmap found (looked for $U/missing.img.gz.bmap, $U/missing.img.bmap, $U/missing.bmap)"
+cp "$SRV/a.img.gz" "$SRV/alone.img.gz"
+run_cmd "$BMAPSCAN" copy "$U/alone.img.gz" "$WORK/t9"
+expect "no bmap beside the URL" 1 "no bmap found (looked for $U/alone.img.gz.bmap, $U/alone.img.bmap, $U/alone.bmap)"
 one_line "no bmap beside the URL"
+run_cmd "$BMAPSCAN" copy "$U/missing.img.gz" "$WORK/t9"
+expect "no bmap beside a URL that is not there" 1 "$U/missing.img.gz: HTTP 404: the image is not there"
+one_line "no bmap beside a URL that is not there"
 
 run_cmd "$BMAPSCAN" copy --nobmap "$U/missing.img.gz" "$WORK/t9"
 expect "a 404 image" 1 "$U/missing.img.gz: HTTP 404: the image is not there: check the URL"
@@ -155,7 +161,7 @@ expect "a redirect" 0
 expect_same "a redirect: the image" "$small" "$WORK/t10"
 
 run_cmd "$BMAPSCAN" copy --nobmap "$U/redirect-file/a.img.gz" "$WORK/t10b"
-expect "a redirect to file:// refused" 1 "only http:// and https:// are followed"
+expect "a redirect to file:// refused" 1 "redirects only to http:// and https://"
 one_line "redirect to file://"
 
 run_cmd "$BMAPSCAN" copy "$U/noranges/x.img.xz" "$WORK/t10c"

@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The qcow2 reader on images built in memory: every header check refuses
+ * with a message naming the file; L2 entries of each kind read as they
+ * should (data, zero flag, unallocated, compressed deflate and zstd at the
+ * offset FORMATS §12's verified example decodes to, extended L2
+ * subclusters); the map query tells data from known zeros; a backing chain
+ * (raw and qcow2, its depth bounded) is read through; damaged tables are
+ * refused at open. */
+#include <fcntl.h>
+#include <isa-l.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "check.h"
+#include "qcow2.h"
+
+typedef struct Mem {
+        uint8_t *b;
+        size_t size;
+} Mem;
+
+static ssize_t mem_pread(void *ctx, uint64_t off, void *buf, size_t n) {
+        const Mem *m = ctx;
+        if (off >= m->size)
+                return 0;
+        if (n > m->size - off)
+                n = (size_t) (m->size - off);
+        memcpy(buf, m->b + off, n);
+        return (ssize_t) n;
+}
+
+static void put32(uint8_t *p, uint32_t v) {
+        for (int i = 0; i < 4; i++)
+                p[i] = (uint8_t) (v >> (24 - 8 * i));
+}
+static void put64(uint8_t *p, uint64_t v) {
+        put32(p, (uint32_t) (v >> 32));
+        put32(p + 4, (uint32_t) v);
+}
+
+/* A v3 image: header in cluster 0, L1 in cluster 1, the L2 table of the
+ * first L1 entry in cluster 2, data from cluster 3; nclusters in all. */
+static Mem mk(unsigned cb, uint64_t vsize, bool extended, size_t nclusters) {
+        uint64_t cs = UINT64_C(1) << cb;
+        Mem m = { calloc(nclusters, (size_t) cs), nclusters * (size_t) cs };
+        uint64_t l2_entries = cs / (extended ? 16 : 8);
+        uint64_t l1 = ((vsize + cs - 1) / cs + l2_entries - 1) / l2_entries;
+        put32(m.b, 0x514649fb);
+        put32(m.b + 4, 3);
+        put32(m.b + 20, cb);
+        put64(m.b + 24, vsize);
+        put32(m.b + 36, (uint32_t) l1);
+        put64(m.b + 40, cs);
+        put64(m.b + 72, extended ? 16 : 0);
+        put32(m.b + 96, 4);
+        put32(m.b + 100, 112);
+        put64(m.b + cs, 2 * cs | (UINT64_C(1) << 63));
+        return m;
+}
+
+static uint64_t cs_of(const Mem *m) {
+        return UINT64_C(1) << (m->b[23]);
+}
+
+static void l2(Mem *m, unsigned i, uint64_t w) {
+        put64(m->b + 2 * cs_of(m) + 8 * i, w);
+}
+static void l2x(Mem *m, unsigned i, uint64_t w, uint64_t w2) {
+        put64(m->b + 2 * cs_of(m) + 16 * i, w);
+        put64(m->b + 2 * cs_of(m) + 16 * i + 8, w2);
+}
+
+static int open_mem(Mem *m, const char *dir, Qcow2 **q, Diag *d) {
+        Qcow2Host h = { .name = "mem.qcow2", .pread = mem_pread, .ctx = m, .size = m->size, .dir = dir };
+        *d = (Diag) {};
+        return qcow2_open(&h, q, d);
+}
+
+/* Opening fails with a message naming the file and saying want. */
+static void expect_refused(Mem *m, const char *want, const char *what) {
+        Qcow2 *q = NULL;
+        Diag d;
+        int r = open_mem(m, NULL, &q, &d);
+        CHECK(r < 0, "%s: opened", what);
+        CHECK_STR_CONTAINS(d.msg, "mem.qcow2");
+        CHECK_STR_CONTAINS(d.msg, want);
+        CHECK(!strchr(d.msg, '\n'), "%s: more than one line", what);
+        qcow2_free(q);
+}
+
+static void test_header_checks(void) {
+        struct {
+                size_t at;
+                int width;
+                uint64_t v;
+                const char *want;
+        } cases[] = {
+                { 0, 4, 0x514649fa, "not a qcow2 file" },
+                { 4, 4, 4, "version 4" },
+                { 20, 4, 8, "cluster bits 8 out of range" },
+                { 20, 4, 22, "cluster bits 22 out of range" },
+                { 32, 4, 1, "encrypted (AES)" },
+                { 32, 4, 2, "encrypted (LUKS)" },
+                { 72, 8, 2, "marked corrupt" },
+                { 72, 8, 4, "external data file" },
+                { 72, 8, 1 << 7, "unknown incompatible feature (bit 7" },
+                { 72, 8, 8, "compression type (0) and its feature bit disagree" },
+                { 100, 4, 100, "header length 100" },
+                { 96, 4, 7, "refcount order 7" },
+                { 36, 4, 0, "L1 table (0 entries) is too small" },
+                { 40, 8, 4096 + 8, "L1 table (byte 4104) is not aligned" },
+                { 40, 8, 0, "L1 table (byte 0) points into the header" },
+                { 40, 8, 4096 * 100, "L1 table (byte 409600) points past the end" },
+                { 8, 8, 4090, "backing file name" },
+                { 24, 8, UINT64_C(1) << 63, "too large" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                Mem m = mk(12, 1 << 20, false, 8);
+                if (cases[i].width == 4)
+                        put32(m.b + cases[i].at, (uint32_t) cases[i].v);
+                else
+                        put64(m.b + cases[i].at, cases[i].v);
+                if (cases[i].at == 8)
+                        put32(m.b + 16, 100); /* 100 bytes at 4090: past cluster 0 */
+                expect_refused(&m, cases[i].want, cases[i].want);
+                free(m.b);
+        }
+
+        /* Extended L2 needs clusters of 16 KiB or more. */
+        Mem m = mk(12, 1 << 20, true, 8);
+        expect_refused(&m, "extended L2 entries with 4096-byte clusters", "extended 4k");
+        free(m.b);
+
+        /* The unknown bit named by the feature name table. */
+        m = mk(12, 1 << 20, false, 8);
+        put64(m.b + 72, 1 << 9);
+        put32(m.b + 112, 0x6803f857);
+        put32(m.b + 116, 48);
+        m.b[120] = 0;
+        m.b[121] = 9;
+        memcpy(m.b + 122, "frobnicated", 11);
+        expect_refused(&m, "bit 9 ('frobnicated')", "feature name");
+        free(m.b);
+
+        /* Snapshots are not refused; dirty is not either. */
+        m = mk(12, 1 << 20, false, 8);
+        put32(m.b + 60, 2);
+        put64(m.b + 64, 3 * 4096);
+        put64(m.b + 72, 1);
+        Qcow2 *q = NULL;
+        Diag d;
+        CHECK(open_mem(&m, NULL, &q, &d) == 0, "snapshots: %s", d.msg);
+        if (q) {
+                Qcow2Info qi;
+                qcow2_get_info(q, &qi);
+                CHECK_U64(qi.n_snapshots, 2);
+                CHECK(qi.dirty, "dirty");
+                CHECK_U64(qi.cluster_size, 4096);
+                CHECK_U64(qi.size, 1 << 20);
+        }
+        qcow2_free(q);
+        free(m.b);
+}
+
+static bool all_bytes(const uint8_t *p, size_t n, uint8_t v) {
+        for (size_t i = 0; i < n; i++)
+                if (p[i] != v)
+                        return false;
+        return true;
+}
+
+static void test_entries(void) {
+        const uint64_t cs = 4096;
+        Mem m = mk(12, 8 * cs, false, 8);
+        memset(m.b + 3 * cs, 0xa1, cs);
+        memset(m.b + 4 * cs, 0xb2, cs);
+        memset(m.b + 5 * cs, 0xc3, cs);
+        l2(&m, 0, 3 * cs | (UINT64_C(1) << 63));       /* data */
+        l2(&m, 1, 4 * cs);                             /* data, host-contiguous with 0 */
+        l2(&m, 2, 5 * cs | 1);                         /* zero flag over a preallocated cluster */
+        l2(&m, 3, 0);                                  /* unallocated */
+        l2(&m, 4, 1);                                  /* zero flag, no host cluster */
+        l2(&m, 5, 5 * cs);                             /* data again */
+        Qcow2 *q = NULL;
+        Diag d;
+        int r = open_mem(&m, NULL, &q, &d);
+        CHECK(r == 0, "open: %s", d.msg);
+        if (r < 0)
+                return;
+        uint8_t buf[8 * 4096];
+        CHECK(qcow2_pread(q, buf, sizeof(buf), 0, &d) == 0, "read: %s", d.msg);
+        CHECK(all_bytes(buf, cs, 0xa1), "cluster 0");
+        CHECK(all_bytes(buf + cs, cs, 0xb2), "cluster 1");
+        CHECK(all_bytes(buf + 2 * cs, 3 * cs, 0), "clusters 2-4 zeros");
+        CHECK(all_bytes(buf + 5 * cs, cs, 0xc3), "cluster 5");
+        CHECK(all_bytes(buf + 6 * cs, 2 * cs, 0), "clusters 6-7 zeros");
+        /* Unaligned, crossing clusters. */
+        CHECK(qcow2_pread(q, buf, 10, cs - 5, &d) == 0, "unaligned");
+        CHECK(all_bytes(buf, 5, 0xa1) && all_bytes(buf + 5, 5, 0xb2), "unaligned bytes");
+        CHECK(qcow2_pread(q, buf, 1, 8 * cs, &d) == -ERANGE, "past the end");
+
+        uint64_t len;
+        Qcow2Kind k;
+        CHECK(qcow2_map(q, 0, UINT64_MAX, &len, &k, &d) == 0 && k == QCOW2_DATA && len == 2 * cs, "map data");
+        CHECK(qcow2_map(q, 2 * cs, UINT64_MAX, &len, &k, &d) == 0 && k == QCOW2_ZERO && len == 3 * cs, "map zero");
+        CHECK(qcow2_map(q, 5 * cs + 7, UINT64_MAX, &len, &k, &d) == 0 && k == QCOW2_DATA && len == cs - 7, "map data 2");
+        CHECK(qcow2_map(q, 6 * cs, UINT64_MAX, &len, &k, &d) == 0 && k == QCOW2_ZERO && len == 2 * cs, "map tail");
+        Qcow2Info qi;
+        qcow2_get_info(q, &qi);
+        CHECK_U64(qi.allocated, 3);
+        CHECK_U64(qi.zero, 2);
+        qcow2_free(q);
+        free(m.b);
+}
+
+static size_t deflate_raw(const uint8_t *in, size_t n, uint8_t *out, size_t cap) {
+        struct isal_zstream z;
+        isal_deflate_init(&z);
+        z.end_of_stream = 1;
+        z.flush = NO_FLUSH;
+        z.gzip_flag = IGZIP_DEFLATE;
+        z.next_in = (uint8_t *) in;
+        z.avail_in = (uint32_t) n;
+        z.next_out = out;
+        z.avail_out = (uint32_t) cap;
+        if (isal_deflate_stateless(&z) != COMP_OK)
+                return 0;
+        return z.total_out;
+}
+
+/* FORMATS §12: with 64 KiB clusters, 0x41C000000005004F is a compressed
+ * cluster at byte 327759 in 8 sectors: [327759, 331776). */
+static void test_compressed(bool zstd) {
+        const uint64_t cs = 65536, word = UINT64_C(0x41C000000005004F);
+        Mem m = mk(16, 2 * cs, false, 6);
+        uint8_t *plain = malloc(cs), *packed = malloc(cs);
+        for (size_t i = 0; i < cs; i++)
+                plain[i] = (uint8_t) ((i / 100) * 7);
+        size_t n = zstd ? ZSTD_compress(packed, cs, plain, cs, 3) : deflate_raw(plain, cs, packed, cs);
+        CHECK(n > 0 && n <= 331776 - 327759, "compressed to %zu bytes", n);
+        memcpy(m.b + 327759, packed, n);
+        l2(&m, 1, word);
+        if (zstd) {
+                put64(m.b + 72, 8);
+                m.b[104] = 1;
+        }
+        Qcow2 *q = NULL;
+        Diag d;
+        int r = open_mem(&m, NULL, &q, &d);
+        CHECK(r == 0, "open: %s", d.msg);
+        if (r == 0) {
+                uint8_t *got = malloc(cs);
+                CHECK(qcow2_pread(q, got, cs, cs, &d) == 0, "read: %s", d.msg);
+                CHECK(memcmp(got, plain, cs) == 0, "%s cluster decompressed", zstd ? "zstd" : "deflate");
+                /* A small read inside it, after another. */
+                CHECK(qcow2_pread(q, got, 3, cs + 1000, &d) == 0 && memcmp(got, plain + 1000, 3) == 0, "small read");
+                Qcow2Info qi;
+                qcow2_get_info(q, &qi);
+                CHECK_U64(qi.compressed, 1);
+                /* Damaged data: one line naming the guest and file bytes. */
+                memset(m.b + 327759, 0xff, 64);
+                qcow2_free(q);
+                q = NULL;
+                CHECK(open_mem(&m, NULL, &q, &d) == 0, "reopen");
+                r = q ? qcow2_pread(q, got, cs, cs, &d) : 0;
+                CHECK(r == -EIO, "damaged data read: %d", r);
+                CHECK_STR_CONTAINS(d.msg, "guest byte 65536 (file byte 327759) does not decompress");
+                free(got);
+        }
+        qcow2_free(q);
+        /* Past the end of the file: refused at open. */
+        l2(&m, 1, (word & ~UINT64_C(0x3fffffffffffff)) | (m.size + 10));
+        expect_refused(&m, "a compressed cluster past the end of the file", "compressed past EOF");
+        free(m.b);
+        free(plain);
+        free(packed);
+}
+
+static void test_subclusters(void) {
+        const uint64_t cs = 65536, sc = cs / 32;
+        Mem m = mk(16, 3 * cs, true, 5);
+        memset(m.b + 3 * cs, 0x77, cs);
+        l2x(&m, 0, 3 * cs, 0x000000000000000C);   /* FORMATS: 4 KiB at 4096 */
+        l2x(&m, 1, 0, 0xFFFFFFFF00000000);         /* a zeroed cluster */
+        l2x(&m, 2, 4 * cs, 0x0000000100000002);    /* sub 0 zero, sub 1 data */
+        memset(m.b + 4 * cs, 0x99, cs);
+        Qcow2 *q = NULL;
+        Diag d;
+        int r = open_mem(&m, NULL, &q, &d);
+        CHECK(r == 0, "open: %s", d.msg);
+        if (r < 0)
+                return;
+        uint8_t *buf = malloc(3 * cs);
+        CHECK(qcow2_pread(q, buf, 3 * cs, 0, &d) == 0, "read: %s", d.msg);
+        CHECK(all_bytes(buf, 4096, 0), "subclusters 0-1 unallocated");
+        CHECK(all_bytes(buf + 4096, 4096, 0x77), "subclusters 2-3 data");
+        CHECK(all_bytes(buf + 8192, cs - 8192, 0), "rest unallocated");
+        CHECK(all_bytes(buf + cs, cs, 0), "zeroed cluster");
+        CHECK(all_bytes(buf + 2 * cs, sc, 0), "zero subcluster");
+        CHECK(all_bytes(buf + 2 * cs + sc, sc, 0x99), "data subcluster at its host offset");
+        uint64_t len;
+        Qcow2Kind k;
+        CHECK(qcow2_map(q, 0, UINT64_MAX, &len, &k, &d) == 0 && k == QCOW2_ZERO && len == 4096, "map sub 0-1");
+        CHECK(qcow2_map(q, 4096, UINT64_MAX, &len, &k, &d) == 0 && k == QCOW2_DATA && len == 4096, "map sub 2-3");
+        CHECK(qcow2_map(q, 8192, UINT64_MAX, &len, &k, &d) == 0 && k == QCOW2_ZERO && len == 2 * cs - 8192 + sc,
+              "map to the data subcluster: %" PRIu64, len);
+        free(buf);
+        qcow2_free(q);
+        /* Both allocated and zero. */
+        l2x(&m, 0, 3 * cs, 0x0000000400000004);
+        expect_refused(&m, "both allocated and zero", "alloc and zero");
+        free(m.b);
+}
+
+static void test_corrupt_tables(void) {
+        const uint64_t cs = 4096;
+        Mem m = mk(12, 4 * cs, false, 6);
+        put64(m.b + cs, 100 * cs);
+        expect_refused(&m, "L1 entry 0 (guest byte 0): its L2 table points past the end of the file", "L1 past EOF");
+        put64(m.b + cs, 2 * cs + 512);
+        expect_refused(&m, "its L2 table is not aligned to a cluster", "misaligned L2");
+        free(m.b);
+
+        m = mk(12, 4 * cs, false, 6);
+        l2(&m, 1, 3 * cs + 512);
+        expect_refused(&m, "entry 1 (guest byte 4096): is not aligned", "misaligned data");
+        l2(&m, 1, 50 * cs);
+        expect_refused(&m, "points past the end of the file", "data past EOF");
+        l2(&m, 1, UINT64_C(1) << 63);
+        expect_refused(&m, "external-data-file entry", "copied with no offset");
+        free(m.b);
+}
+
+static int write_file(const char *path, const void *p, size_t n) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return -1;
+        ssize_t k = write(fd, p, n);
+        close(fd);
+        return k == (ssize_t) n ? 0 : -1;
+}
+
+/* A qcow2 whose backing name is set in cluster 0 (after the header). */
+static void set_backing(Mem *m, const char *name, const char *format) {
+        size_t at = 112;
+        if (format) {
+                put32(m->b + at, 0xe2792aca);
+                put32(m->b + at + 4, (uint32_t) strlen(format));
+                memcpy(m->b + at + 8, format, strlen(format));
+                at += 8 + (strlen(format) + 7) / 8 * 8;
+        }
+        memset(m->b + at, 0, 8);
+        put64(m->b + 8, 512);
+        put32(m->b + 16, (uint32_t) strlen(name));
+        memcpy(m->b + 512, name, strlen(name));
+}
+
+static void test_backing(void) {
+        const uint64_t cs = 4096;
+        char dir[] = "/tmp/test-qcow2-XXXXXX", path[128];
+        Qcow2 *q = NULL;
+        Diag d;
+        if (!mkdtemp(dir)) {
+                CHECK(false, "mkdtemp");
+                return;
+        }
+        /* base.raw: 2.5 clusters of 0x42, shorter than the disk. */
+        uint8_t raw[2 * 4096 + 2048];
+        memset(raw, 0x42, sizeof(raw));
+        snprintf(path, sizeof(path), "%s/base.raw", dir);
+        CHECK(write_file(path, raw, sizeof(raw)) == 0, "write base.raw");
+
+        /* mid.qcow2 over base.raw: cluster 1 is its own. */
+        Mem mid = mk(12, 4 * cs, false, 5);
+        memset(mid.b + 3 * cs, 0x11, cs);
+        l2(&mid, 1, 3 * cs);
+        set_backing(&mid, "base.raw", "raw");
+        snprintf(path, sizeof(path), "%s/mid.qcow2", dir);
+        CHECK(write_file(path, mid.b, mid.size) == 0, "write mid");
+
+        /* top over mid.qcow2 (format told by content): cluster 0 zeroed. */
+        Mem top = mk(12, 4 * cs, false, 4);
+        l2(&top, 0, 1);
+        set_backing(&top, "mid.qcow2", NULL);
+        int r = open_mem(&top, dir, &q, &d);
+        CHECK(r == 0, "open top: %s", d.msg);
+        if (r == 0) {
+                uint8_t buf[4 * 4096];
+                CHECK(qcow2_pread(q, buf, sizeof(buf), 0, &d) == 0, "read: %s", d.msg);
+                CHECK(all_bytes(buf, cs, 0), "zeroed in top, not backing");
+                CHECK(all_bytes(buf + cs, cs, 0x11), "mid's own cluster");
+                CHECK(all_bytes(buf + 2 * cs, 2048, 0x42), "base.raw through two levels");
+                CHECK(all_bytes(buf + 2 * cs + 2048, cs + 2048, 0), "past base.raw's end: zeros");
+                uint64_t len;
+                Qcow2Kind k;
+                CHECK(qcow2_map(q, 0, UINT64_MAX, &len, &k, &d) == 0 && k == QCOW2_ZERO && len == cs, "map zero");
+                CHECK(qcow2_map(q, cs, UINT64_MAX, &len, &k, &d) == 0 && k == QCOW2_DATA && len == cs + 2048,
+                      "map data through the chain: %" PRIu64, len);
+                Qcow2Info qi;
+                qcow2_get_info(q, &qi);
+                CHECK_STR_CONTAINS(qi.backing, "mid.qcow2 (qcow2) -> base.raw (raw)");
+        }
+        qcow2_free(q);
+        q = NULL;
+
+        /* Refusals, each naming the backing file. */
+        struct {
+                const char *name, *format, *want;
+        } bad[] = {
+                { "https://example.com/base.qcow2", NULL, "'https://example.com/base.qcow2' is not a local path" },
+                { "nbd:localhost:10809", NULL, "'nbd:localhost:10809' is not a local path" },
+                { "json:{\"file\":{}}", NULL, "is not a local path" },
+                { "missing.qcow2", NULL, "cannot open its backing file 'missing.qcow2'" },
+                { "base.raw", "vmdk", "'base.raw' is in format 'vmdk'" },
+                { "base.raw", "qcow2", "'base.raw' should be qcow2" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                Mem t = mk(12, 4 * cs, false, 4);
+                set_backing(&t, bad[i].name, bad[i].format);
+                r = open_mem(&t, dir, &q, &d);
+                CHECK(r < 0, "%s: opened", bad[i].name);
+                CHECK_STR_CONTAINS(d.msg, bad[i].want);
+                qcow2_free(q);
+                q = NULL;
+                free(t.b);
+        }
+        /* Without a directory (not a local file), no backing file at all. */
+        r = open_mem(&top, NULL, &q, &d);
+        CHECK(r < 0, "backing without a directory");
+        CHECK_STR_CONTAINS(d.msg, "has a backing file ('mid.qcow2')");
+
+        /* A file that is its own backing file: the depth bound ends it. */
+        Mem loop = mk(12, 4 * cs, false, 4);
+        set_backing(&loop, "loop.qcow2", "qcow2");
+        snprintf(path, sizeof(path), "%s/loop.qcow2", dir);
+        CHECK(write_file(path, loop.b, loop.size) == 0, "write loop");
+        r = qcow2_open_path(path, &q, &d);
+        CHECK(r == -ELOOP, "loop: %d", r);
+        CHECK_STR_CONTAINS(d.msg, "deeper than 8 files");
+        qcow2_free(q);
+
+        free(loop.b);
+        free(top.b);
+        free(mid.b);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/mid.qcow2", dir);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/base.raw", dir);
+        unlink(path);
+        rmdir(dir);
+}
+
+int main(void) {
+        test_header_checks();
+        test_entries();
+        test_compressed(false);
+        test_compressed(true);
+        test_subclusters();
+        test_corrupt_tables();
+        test_backing();
+        return check_exit("test-qcow2");
+}
