@@ -27,6 +27,7 @@ fuzz-simg)
         truncate -s 64K s.img
         "$BMAPSCAN" scan -q --simg corpus/crc --simg-crc s.img >/dev/null 2>&1 || true
         "$BMAPSCAN" scan -q --simg corpus/b512 --simg-block-size 512 s.img >/dev/null 2>&1 || true
+        ;;
 fuzz-qcow2)
         # Small qemu-img images of one pattern file: plain, compressed
         # (deflate and zstd), extended L2, 512-byte clusters, version 2.
