@@ -237,6 +237,14 @@ int cli_open_image(const CliImage *o, HttpContext *http, FdSource *src, Input *i
                 _cleanup_(bmap_open_info_done) BmapOpenInfo opened = {};
                 ArchiveBmap ab;
                 stream_archive_bmap(s, &ab);
+                if (ab.state != ARCHIVE_BMAP_FOUND && stream_simg_info(s)) {
+                        /* An Android sparse image's chunks are its map: no
+                         * bmap, and the caller says so. */
+                        *ret_stream = TAKE_PTR(s);
+                        *ret_bmap = (Bmap) {};
+                        *ret_bmap_name = NULL;
+                        return EXIT_OK;
+                }
                 if (ab.state != ARCHIVE_BMAP_FOUND)
                         return log_no_bmap(o, tried, s, &ab);
                 bmap_path = cli_archive_bmap_name(o->image, &ab);

@@ -46,7 +46,8 @@ typedef struct CliImage {
  * image was not opened (a bmap from outside, !need_stream);
  * *ret_bmap_name says where the bmap came from ("disk.zip member
  * disk.img.bmap" for one inside); nothing is set with nobmap but the
- * stream. */
+ * stream. An Android sparse image with no bmap anywhere is no error: its
+ * chunks are its map (stream_simg_info); *ret_bmap_name is then NULL. */
 int cli_open_image(const CliImage *o, struct HttpContext *http, struct FdSource *src, struct Input *in,
                    struct Stream **ret_stream, struct Bmap *ret_bmap, char **ret_bmap_name);
 /* "disk.zip member disk.img.bmap" (passwords of a URL hidden), or NULL

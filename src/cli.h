@@ -91,6 +91,9 @@ typedef enum CliOptionId {
         CLI_OPT_PROGRESS,
         CLI_OPT_PROGRESS_FD,
         CLI_OPT_PROGRESS_FILE,
+        CLI_OPT_SIMG,
+        CLI_OPT_SIMG_BLOCK_SIZE,
+        CLI_OPT_SIMG_CRC,
 } CliOptionId;
 
 /* What a value is, for the shell completions. */

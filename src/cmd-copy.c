@@ -315,6 +315,12 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         r = cli_open_image(&source, http_ctx, &fsrc, &in, &src, &bmap, &bmap_path);
         if (r != EXIT_OK)
                 return r;
+        if (!nobmap && !scan && !bmap_path) {
+                log_info("%s: no bmap: the Android sparse image's chunks are the map (RAW and FILL chunks are "
+                         "written, DONT_CARE chunks left as they are on DEST)",
+                         image);
+                nobmap = true;
+        }
         if (!nobmap && !scan) {
                 image_size = bmap.image_size;
                 if (verify && bmap.checksum_type == CHECKSUM_NONE)

@@ -5,6 +5,7 @@
 #include "bmap.h"
 #include "cli-bmap.h"
 #include "cli-progress.h"
+#include "cli-simg.h"
 #include "cli.h"
 #include "commands.h"
 #include "input-http.h"
@@ -84,6 +85,10 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
                 return EXIT_FAILED;
         }
         const char *dest = argv[optind + 1];
+        /* No bmap, and no error: an Android sparse image, whose RAW and
+         * FILL chunks are then what DEST must hold (read as it streams). */
+        if (!bmap_path)
+                return cli_verify_simg(src, argv[optind], dest);
         char error[1024];
         cli_progress_start(&json, argv[optind], bmap_path, (const char *const *) &dest, 1, cli_mapped_bytes(&bmap));
         r = cli_verify_target(&bmap, bmap_path, dest, &json, error, sizeof(error));

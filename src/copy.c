@@ -271,6 +271,28 @@ static int read_span(Copy *c, uint64_t start, uint64_t end, size_t range, Diag *
         return 0;
 }
 
+/* Without a bmap: the whole image, or, from an image whose container says
+ * which stretches it gives (an Android sparse image's chunks), only those:
+ * what it leaves undefined is skipped, and stays as it was on the target. */
+static int read_stretches(Copy *c, Diag *d) {
+        for (;;) {
+                uint64_t len, at = stream_offset(c->src);
+                bool data;
+                int r = stream_next_stretch(c->src, &len, &data, d);
+                if (r < 0)
+                        return r;
+                if (len == UINT64_MAX)
+                        return read_span(c, at, c->image_size, SIZE_MAX, d);
+                if (len == 0)
+                        return 0;
+                r = data ? read_span(c, at, at + len, SIZE_MAX, d) : stream_skip(c->src, len, d);
+                if (r < 0)
+                        return r;
+                if (stopping(c))
+                        return -ECANCELED;
+        }
+}
+
 static int drain(Copy *c, Diag *d) {
         Chunk *ch = queue_pop(c, &c->free_q);
         int r = 0;
@@ -303,7 +325,7 @@ static void *reader_main(void *arg) {
         int r = 0;
 
         if (!c->bmap)
-                r = read_span(c, 0, c->image_size, SIZE_MAX, &d);
+                r = read_stretches(c, &d);
         else
                 for (size_t i = 0; i < c->bmap->n_ranges && r >= 0 && !stopping(c); i++) {
                         Extent x = bmap_range_bytes(c->bmap, i);

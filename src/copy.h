@@ -97,7 +97,8 @@ typedef struct CopyTargetResult {
  * (skipping, or decoding and dropping, what lies between), each hashed as it
  * streams and compared at its end; without one (bmap NULL), all image_size
  * bytes, or everything up to the end of the stream when image_size is
- * UINT64_MAX. One thread decodes, one hashes, one writes to each target;
+ * UINT64_MAX, except what the stream says the image leaves undefined
+ * (stream_next_stretch: an Android sparse image's DONT_CARE chunks). One thread decodes, one hashes, one writes to each target;
  * memory is a fixed pool of buffers.
  *
  * Returns 0 when the image was read and verified in full (each target's own
