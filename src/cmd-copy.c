@@ -17,6 +17,7 @@
 #include "location.h"
 #include "progress.h"
 #include "scan.h"
+#include "simg.h"
 #include "stream.h"
 #include "target.h"
 
@@ -341,7 +342,10 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                           image, (unsigned long long) image_size, (unsigned long long) hint);
                 return EXIT_FAILED;
         }
-        if (!nobmap && hint != UINT64_MAX && hint != image_size) {
+        /* A sparse image's last block may be padded past the image's end:
+         * the bmap of the image is still its bmap. */
+        if (!nobmap && hint != UINT64_MAX && hint != image_size &&
+            !simg_pads(stream_simg_info(src), hint, image_size)) {
                 log_error("%s: the image (%s) is %llu bytes, but the bmap %s says %llu: they do not belong together; "
                           "nothing was written",
                           image, stream_describe(src), (unsigned long long) hint, bmap_path,

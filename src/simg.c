@@ -4,6 +4,10 @@
 
 #include "simg.h"
 
+bool simg_pads(const SimgInfo *i, uint64_t output_size, uint64_t image_size) {
+        return i && image_size > 0 && image_size < output_size && output_size - image_size < i->block_size;
+}
+
 uint32_t simg_crc32(uint32_t crc, const void *buf, uint64_t n) {
         return crc32_gzip_refl(crc, buf, n);
 }

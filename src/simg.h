@@ -4,6 +4,7 @@
  * header, then chunks of 12-byte headers in output order. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define SIMG_MAGIC UINT32_C(0xED26FF3A)
@@ -32,6 +33,12 @@ typedef struct SimgInfo {
          * a seek rather than read. */
         uint64_t crc_checked, crc_unchecked;
 } SimgInfo;
+
+/* Whether a sparse image i (NULL: none) whose output is output_size bytes
+ * (total_blks × blk_sz) stands for an image of image_size bytes, its last
+ * partial block padded to the block size (as scan --simg and img2simg pad
+ * it): then a bmap of image_size bytes belongs to it. */
+bool simg_pads(const SimgInfo *i, uint64_t output_size, uint64_t image_size);
 
 /* The CRC32 of the format (zlib's: crc32(0, "123456789", 9) is 0xcbf43926),
  * carried over pieces: simg_crc32(simg_crc32(0, a), b) is that of a ‖ b.

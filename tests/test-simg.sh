@@ -183,6 +183,24 @@ simg2img "$f/r.simg" "$f/r.exp"
 fc bmap-ranges "$f/r.bmap" >"$f/ranges"
 [ "$(stat -c %s "$f/r.exp")" = $(($(stat -c %s "$f/img") + 3096)) ] && fc compare "$f/img" "$f/r.exp" "$f/ranges" "ragged" >"$f/cmp" &&
         pass "ragged: $(cat "$f/cmp")" || fail "ragged: $(cat "$f/cmp" 2>/dev/null) size $(stat -c %s "$f/r.exp")"
+# The bmap the same scan wrote goes with the padded sparse image: copy
+# takes both (the padding is the sparse image's, not a different image),
+# and writes the image's own size.
+run_cmd "$BMAPSCAN" copy -q --bmap "$f/r.bmap" "$f/r.simg" "$f/r.out"
+if [ "$RC" != 0 ]; then
+        fail "ragged: copy of the padded sparse image with its bmap exits $RC: $(head -c 300 "$WORK/err")"
+elif [ "$(stat -c %s "$f/r.out")" != "$(stat -c %s "$f/img")" ]; then
+        fail "ragged: copy writes $(stat -c %s "$f/r.out") bytes, the image has $(stat -c %s "$f/img")"
+elif fc compare "$f/img" "$f/r.out" "$f/ranges" "ragged, copied with its bmap" >"$f/cmp"; then
+        pass "$(cat "$f/cmp")"
+else
+        fail "$(cat "$f/cmp")"
+fi
+# More than the padding is another image.
+truncate -s -4096 "$f/img"
+"$BMAPSCAN" scan -q -o "$f/short.bmap" "$f/img"
+run_cmd "$BMAPSCAN" copy -q --bmap "$f/short.bmap" "$f/r.simg" "$f/r.out"
+expect "ragged: a bmap a block shorter than the sparse image" 1 "do not belong together"
 
 # ---------------------------------------------------------------- damage
 "$BMAPSCAN" scan -q --simg "$f/crc.simg" --simg-crc "$f/img"
