@@ -326,6 +326,15 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 image_size = bmap.image_size;
                 if (verify && bmap.checksum_type == CHECKSUM_NONE)
                         log_warning("%s: the bmap has no range checksums: the data cannot be verified", bmap_path);
+                /* Every range written is checked by its checksum: an
+                 * Android sparse image's unmapped RAW data may then be
+                 * seeked over (its CRC32 chunks go unchecked); else it is
+                 * read, so that its CRC checks what is written. */
+                bool all_checked = verify && bmap.checksum_type != CHECKSUM_NONE;
+                for (size_t i = 0; all_checked && i < bmap.n_ranges; i++)
+                        all_checked = bmap.ranges[i].has_checksum;
+                if (all_checked)
+                        stream_simg_allow_seek(src);
                 bmap_name = bmap_path;
         }
         if (scan) {

@@ -328,3 +328,7 @@ int stream_next_stretch(Stream *s, uint64_t *ret_len, bool *ret_data, Diag *d) {
 const SimgInfo *stream_simg_info(const Stream *s) {
         return simg_stage_info(s->top);
 }
+
+void stream_simg_allow_seek(Stream *s) {
+        simg_stage_allow_seek(s->top);
+}

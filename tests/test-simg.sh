@@ -235,6 +235,30 @@ expect "a bad chunk size" 1 "chunk 1 of $nchunks"
 one_line "a bad chunk size"
 run_cmd "$BMAPSCAN" info "$f/badsize.simg"
 expect "info of a bad chunk size" 1 "total size"
+# A bmap that maps less than the RAW chunks: the copy skips the unmapped
+# RAW data. With a bmap without checksums the sparse image's CRC32 is the
+# only check of what is written, so skipping must not give it up by a seek:
+# damaged data after the skipped stretch is refused, naming the CRC32 chunk.
+head -c $((3 * 65536)) /dev/urandom >"$f/u.img"
+"$BMAPSCAN" scan -q --simg "$f/u.simg" --simg-crc "$f/u.img"
+cp "$f/u.img" "$f/u2.img"
+fallocate --punch-hole -o 65536 -l 65536 "$f/u2.img"
+"$BMAPSCAN" create -q --no-checksum -o "$f/u-nosum.bmap" "$f/u2.img"
+"$BMAPSCAN" create -q -o "$f/u-sum.bmap" "$f/u2.img"
+python3 - "$f/u.simg" "$f/ud.simg" <<'EOF2'
+import sys
+d = bytearray(open(sys.argv[1], 'rb').read())
+d[28 + 12 + 2 * 65536 + 100] ^= 1   # in the third 64 KiB: mapped, after the gap
+open(sys.argv[2], 'wb').write(d)
+EOF2
+run_cmd "$BMAPSCAN" copy -q --bmap "$f/u-nosum.bmap" "$f/ud.simg" "$f/u.out"
+expect "damaged RAW data past a skipped stretch, a bmap without checksums" 1 "(CRC32"
+run_cmd "$BMAPSCAN" copy -q --bmap "$f/u-sum.bmap" "$f/ud.simg" "$f/u.out"
+expect "damaged RAW data past a skipped stretch, a bmap with checksums" 1 "checksum mismatch"
+run_cmd "$BMAPSCAN" copy -q --bmap "$f/u-nosum.bmap" "$f/u.simg" "$f/u.out"
+expect "an intact sparse image, part of it skipped" 0
+fc bmap-ranges "$f/u-sum.bmap" >"$f/ranges"
+fc compare "$f/u.img" "$f/u.out" "$f/ranges" "partly skipped" >"$f/cmp" && pass "$(cat "$f/cmp")" || fail "$(cat "$f/cmp")"
 # scan's own refusals.
 run_cmd "$BMAPSCAN" scan --simg-crc "$f/img"
 expect "--simg-crc without --simg" 2 "--simg"
