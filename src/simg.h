@@ -46,3 +46,6 @@ bool simg_pads(const SimgInfo *i, uint64_t output_size, uint64_t image_size);
 uint32_t simg_crc32(uint32_t crc, const void *buf, uint64_t n);
 /* The CRC carried over n zero bytes (DONT_CARE reads as zeros). */
 uint32_t simg_crc32_zeros(uint32_t crc, uint64_t n);
+/* The CRC carried over n bytes of a FILL value (little-endian) tiled from
+ * phase bytes into it. */
+uint32_t simg_crc32_fill(uint32_t crc, uint32_t value, uint64_t phase, uint64_t n);

@@ -295,9 +295,14 @@ static int simg_skip(Stage *st, uint64_t n, Diag *d) {
                         continue;
                 }
                 uint64_t k = ss->remain < n ? ss->remain : n;
-                if (ss->type == SIMG_CHUNK_DONT_CARE) {
+                /* DONT_CARE and FILL at the cost of their CRC, in
+                 * O(log k): a chunk of 12 or 16 bytes may stand for 2^58
+                 * bytes. */
+                if (ss->type == SIMG_CHUNK_DONT_CARE || ss->type == SIMG_CHUNK_FILL) {
                         if (ss->crc_valid)
-                                ss->crc = simg_crc32_zeros(ss->crc, k);
+                                ss->crc = ss->type == SIMG_CHUNK_FILL
+                                                  ? simg_crc32_fill(ss->crc, ss->fill, ss->chunk_out, k)
+                                                  : simg_crc32_zeros(ss->crc, k);
                         ss->remain -= k;
                         ss->chunk_out += k;
                         st->out += k;

@@ -259,6 +259,25 @@ run_cmd "$BMAPSCAN" copy -q --bmap "$f/u-nosum.bmap" "$f/u.simg" "$f/u.out"
 expect "an intact sparse image, part of it skipped" 0
 fc bmap-ranges "$f/u-sum.bmap" >"$f/ranges"
 fc compare "$f/u.img" "$f/u.out" "$f/ranges" "partly skipped" >"$f/cmp" && pass "$(cat "$f/cmp")" || fail "$(cat "$f/cmp")"
+# 28 + 16 bytes that stand for 2^58 bytes (2^32-1 blocks of 64 MiB), all
+# DONT_CARE or one FILL: info and verify answer at once (the CRC over
+# repeated bytes is computed, and verify stops where DEST ends), never
+# spinning over the output.
+python3 - "$f" <<'EOF2'
+import struct, sys
+h = struct.pack("<IHHHHIIII", 0xED26FF3A, 1, 0, 28, 12, 64 << 20, 0xFFFFFFFF, 1, 0)
+open(sys.argv[1] + "/dc-bomb.simg", "wb").write(h + struct.pack("<HHII", 0xCAC3, 0, 0xFFFFFFFF, 12))
+open(sys.argv[1] + "/fill-bomb.simg", "wb").write(h + struct.pack("<HHIII", 0xCAC2, 0, 0xFFFFFFFF, 16, 0x12345678))
+EOF2
+head -c 1M /dev/zero >"$f/small.img"
+for b in dc-bomb fill-bomb; do
+        run_cmd timeout 60 "$BMAPSCAN" info "$f/$b.simg"
+        expect "$b: info" 0
+        run_cmd timeout 60 "$BMAPSCAN" verify "$f/$b.simg" "$f/small.img"
+        [ "$RC" != 124 ] && pass "$b: verify ends (exit $RC)" || fail "$b: verify still runs after 60 s"
+done
+grep -q "bad range 0-4294967294 " "$WORK/out" && pass "fill-bomb: verify names the range past DEST's end" ||
+        fail "fill-bomb: verify prints: $(head -c 300 "$WORK/out")"
 # scan's own refusals.
 run_cmd "$BMAPSCAN" scan --simg-crc "$f/img"
 expect "--simg-crc without --simg" 2 "--simg"
