@@ -30,11 +30,12 @@
  * hides reads or writes from the throttle (the loop device above keeps its
  * own, which O_DIRECT users bypass).
  */
-#define FUSE_USE_VERSION 35
+#define FUSE_USE_VERSION 312
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
+#include <fuse_lowlevel.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -49,6 +50,9 @@
 
 #define STATS_NAME ".stats"
 #define MAX_CARDS 64
+/* Handler threads: a loop device sends a card a few requests at a time,
+ * and the benchmark drives four cards at once. */
+#define MAX_THREADS 32
 /* Idle time a card may bank: without it, each late wake-up of a handler
  * thread on a busy machine (a few ms against 6.5 ms for 128 KiB at 20 MB/s)
  * would be lost for good and the card would run slower than its rate;
@@ -418,36 +422,113 @@ static const struct fuse_opt tf_opts[] = {
         FUSE_OPT_END,
 };
 
-int main(int argc, char **argv) {
-        struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-        Options o = { .fail_count = 1 };
+static void close_cards(void) {
+        for (size_t i = 0; i < n_cards; i++) {
+                free(cards[i].name);
+                if (cards[i].fd >= 0)
+                        close(cards[i].fd);
+                pthread_mutex_destroy(&cards[i].lock);
+        }
+        n_cards = 0;
+}
+
+static void free_options(Options *o) {
+        free(o->backing);
+        free(o->write_rate);
+        free(o->read_rate);
+        free(o->fail_write);
+        free(o->fail_read);
+        free(o->fail_file);
+}
+
+/* What fuse_main does, with the thread limit set: fuse_main of libfuse
+ * 3.14 warns about an unset one on every mount. */
+static int serve(struct fuse_args *args) {
+        struct fuse_cmdline_opts opts = { 0 };
+        struct fuse_loop_config *loop_cfg = NULL;
+        struct fuse *fuse = NULL;
+        int r = 1;
+
+        if (fuse_parse_cmdline(args, &opts) != 0)
+                return 2;
+        if (opts.show_help || opts.show_version) {
+                printf("usage: throttle-fuse -o backing=DIR[,write_rate=20M][,read_rate=60M][,fail_write=OFF]"
+                       "[,fail_read=OFF][,fail_count=N][,fail_file=NAME] MOUNTPOINT [-f] [-s] [-d]\n");
+                r = 0;
+                goto out;
+        }
+        if (!opts.mountpoint) {
+                fprintf(stderr, "throttle-fuse: no mount point: throttle-fuse -o backing=DIR MOUNTPOINT\n");
+                r = 2;
+                goto out;
+        }
+        fuse = fuse_new(args, &tf_ops, sizeof(tf_ops), NULL);
+        if (!fuse)
+                goto out;
+        if (fuse_mount(fuse, opts.mountpoint) != 0)
+                goto out;
+        if (fuse_daemonize(opts.foreground) != 0 || fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
+                goto unmount;
+        if (opts.singlethread) {
+                r = fuse_loop(fuse) ? 1 : 0;
+        } else {
+                loop_cfg = fuse_loop_cfg_create();
+                if (loop_cfg) {
+                        fuse_loop_cfg_set_clone_fd(loop_cfg, (unsigned) opts.clone_fd);
+                        fuse_loop_cfg_set_max_threads(loop_cfg, MAX_THREADS);
+                        r = fuse_loop_mt(fuse, loop_cfg) ? 1 : 0;
+                        fuse_loop_cfg_destroy(loop_cfg);
+                }
+        }
+        fuse_remove_signal_handlers(fuse_get_session(fuse));
+unmount:
+        fuse_unmount(fuse);
+out:
+        if (fuse)
+                fuse_destroy(fuse);
+        free(opts.mountpoint);
+        return r;
+}
+
+/* Returns the exit status: 2 for a usage error, 1 when the backing files
+ * cannot be served, else fuse_main's. */
+static int run(struct fuse_args *args, Options *o) {
         int r;
 
-        if (fuse_opt_parse(&args, &o, tf_opts, NULL) < 0)
+        if (fuse_opt_parse(args, o, tf_opts, NULL) < 0)
                 return 2;
-        if (!o.backing) {
+        if (!o->backing) {
                 fprintf(stderr, "throttle-fuse: -o backing=DIR is required (the directory whose files become cards)\n");
                 return 2;
         }
-        if (parse_rate(o.write_rate, &write_rate) < 0 || parse_rate(o.read_rate, &read_rate) < 0) {
+        if (parse_rate(o->write_rate, &write_rate) < 0 || parse_rate(o->read_rate, &read_rate) < 0) {
                 fprintf(stderr, "throttle-fuse: a rate is bytes per second with an optional K, M or G suffix, e.g. write_rate=20M\n");
                 return 2;
         }
-        if (parse_offset(o.fail_write, &fail_write_at) < 0 || parse_offset(o.fail_read, &fail_read_at) < 0) {
+        if (parse_offset(o->fail_write, &fail_write_at) < 0 || parse_offset(o->fail_read, &fail_read_at) < 0) {
                 fprintf(stderr, "throttle-fuse: fail_write and fail_read take a byte offset\n");
                 return 2;
         }
-        r = open_cards(o.backing, o.fail_file, o.fail_count);
+        r = open_cards(o->backing, o->fail_file, o->fail_count);
         if (r < 0) {
-                fprintf(stderr, "throttle-fuse: %s: cannot open its files: %s\n", o.backing, strerror(-r));
+                fprintf(stderr, "throttle-fuse: %s: cannot open its files: %s\n", o->backing, strerror(-r));
                 return 1;
         }
         if (n_cards == 0) {
                 fprintf(stderr, "throttle-fuse: %s holds no regular file to serve: create the card images there first\n",
-                        o.backing);
+                        o->backing);
                 return 1;
         }
-        r = fuse_main(args.argc, args.argv, &tf_ops, NULL);
+        return serve(args);
+}
+
+int main(int argc, char **argv) {
+        struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+        Options o = { .fail_count = 1 };
+        int r = run(&args, &o);
+
+        close_cards();
+        free_options(&o);
         fuse_opt_free_args(&args);
         return r;
 }
