@@ -74,6 +74,28 @@ static int copy_through(const Reader *r, int out, uint64_t from, uint64_t to) {
         return 0;
 }
 
+/* libblkid's NTFS probe also wants the first MFT records ("FILE" in $MFT's
+ * and $Volume's) wherever the boot sector puts them: Windows puts $MFT
+ * 3 GiB in, far past VOLUME_HEAD. Without them the volume has no type. */
+#define NTFS_MFT_COPY (UINT64_C(64) << 10)
+
+static int copy_ntfs_mft(const Reader *r, int out) {
+        uint8_t b[512];
+        if (reader_read(r, 0, b, sizeof(b)) < 0 || memcmp(b + 3, "NTFS    ", 8) != 0)
+                return 0;
+        uint64_t bps = get_le16(b + 11), spc = b[13];
+        if (spc > 0x80)
+                spc = spc >= 0xf4 ? UINT64_C(1) << (256 - spc) : 0;
+        uint64_t cs = bps * spc, lcn = get_le64(b + 0x30);
+        if (cs == 0 || lcn > r->size / cs)
+                return 0;
+        uint64_t at = lcn * cs;
+        if (at >= r->size)
+                return 0;
+        uint64_t end = r->size - at < NTFS_MFT_COPY ? r->size : at + NTFS_MFT_COPY;
+        return copy_through(r, out, at, end);
+}
+
 int layout_probe_reader_fstype(const Reader *r, unsigned sector_size, char *buf, size_t buflen) {
         _cleanup_close_ int mfd = -1;
         int k;
@@ -95,6 +117,8 @@ int layout_probe_reader_fstype(const Reader *r, unsigned sector_size, char *buf,
         k = copy_through(r, mfd, 0, head);
         if (k >= 0)
                 k = copy_through(r, mfd, r->size - tail, r->size);
+        if (k >= 0)
+                k = copy_ntfs_mft(r, mfd);
         if (k < 0)
                 return k;
         return layout_probe_fstype(mfd, 0, r->size, sector_size, buf, buflen);
@@ -415,8 +439,16 @@ static int copy_ebrs(const Reader *whole, int out) {
                                         return r;
                                 if (reader_read(whole, cur, ebr, sizeof(ebr)) < 0 || ebr[510] != 0x55 || ebr[511] != 0xaa)
                                         break;
-                                const uint8_t *next = ebr + 446 + 16;
-                                if (!is_extended_type(next[4]) || get_le32(next + 8) == 0)
+                                /* libfdisk follows the first extended entry
+                                 * with a size in any of the four slots, not
+                                 * only the second. */
+                                const uint8_t *next = NULL;
+                                for (int j = 0; j < 4 && !next; j++) {
+                                        const uint8_t *x = ebr + 446 + 16 * j;
+                                        if (is_extended_type(x[4]) && get_le32(x + 12) != 0)
+                                                next = x;
+                                }
+                                if (!next || get_le32(next + 8) == 0)
                                         break;
                                 cur = ext + (uint64_t) get_le32(next + 8) * ss;
                         }
@@ -446,6 +478,8 @@ static int table_memfd(const Image *img, int *ret) {
                 r = copy_gpt(&whole, mfd);
         if (r >= 0)
                 r = copy_ebrs(&whole, mfd);
+        if (r >= 0)
+                r = copy_ntfs_mft(&whole, mfd);
         if (r < 0)
                 return r;
         *ret = TAKE_FD(mfd);

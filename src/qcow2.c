@@ -188,7 +188,10 @@ static const char *check_entry(const Qcow2 *q, uint64_t w, uint64_t w2) {
                         return "a subcluster both allocated and zero";
                 if (alloc && host == 0)
                         return "allocated subclusters with no host cluster";
-        } else if (host == 0 && (w & L2_COPIED) && !(q->version >= 3 && (w & L2_ZERO)))
+        } else if (q->version < 3 && (w & L2_ZERO))
+                /* QEMU marks such a file corrupt and fails the read. */
+                return "a zero flag in a version 2 file";
+        else if (host == 0 && (w & L2_COPIED) && !(q->version >= 3 && (w & L2_ZERO)))
                 return "an external-data-file entry in a file without one";
         if (host != 0)
                 return check_host(q, host, 1);
@@ -753,7 +756,9 @@ static int open_at_depth(const Qcow2Host *h, unsigned depth, int own_fd, Qcow2 *
         }
         const uint8_t *names = NULL;
         uint32_t names_len = 0;
-        for (uint64_t at = header_len; q->version == 3;) {
+        /* Version 2 files have extensions too, from byte 72: qemu-img
+         * writes the backing format there (compat=0.10 -F raw). */
+        for (uint64_t at = header_len;;) {
                 if (at + 8 > ext_end)
                         return diag_set(d, -EINVAL, "%s: the header extensions run past byte %" PRIu64
                                         ": the qcow2 file is damaged", q->name, ext_end);

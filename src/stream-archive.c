@@ -57,6 +57,7 @@ typedef struct SideFile {
         uint8_t *data;
         size_t len;
         bool too_big;          /* not kept: past what is kept in all */
+        bool twice;            /* the archive holds the name more than once */
 } SideFile;
 
 /* Member names for a message: "a.img, b.img", cut short with "...". */
@@ -430,11 +431,13 @@ static SideFile *side_find(ArchiveStage *as, const char *name) {
 
 /* Reads the current member of a (the stage's own reader, or the read-ahead
  * one) into the side list; a later member of the same name replaces an
- * earlier one, as when the tar is extracted. -ENOMEM, or -EIO for a read
+ * earlier one and marks the name as given twice (resolve_bmap refuses such a
+ * bmap). -ENOMEM, or -EIO for a read
  * that failed (the caller has its reader's message). */
 static int keep_side(ArchiveStage *as, struct archive *a, const char *path, uint64_t size) {
         SideFile *f = side_find(as, path);
         if (f) {
+                f->twice = true;
                 as->side_bytes -= f->len;
                 free(f->data);
                 f->data = NULL;
@@ -543,6 +546,13 @@ static int resolve_bmap(ArchiveStage *as, bool all_listed, Diag *d) {
         as->bmap_shown = shown_dup(found->name);
         if (!as->bmap_shown)
                 return diag_set(d, -ENOMEM, "%s: out of memory", name);
+        /* Extracting keeps the last, a stream gives the first before the
+         * image: the same archive read two ways would flash by two bmaps. */
+        if (found->twice)
+                return diag_set(d, -ENOTUNIQ,
+                                "%s: the %s holds member '%s' more than once: which is the image's bmap is not "
+                                "clear: give --bmap FILE",
+                                name, kind(as->zip), as->bmap_shown);
         if (found->too_big)
                 return diag_set(d, -EFBIG, "%s: %s member '%s' is larger than %u MiB: not a bmap: give --bmap FILE",
                                 name, kind(as->zip), as->bmap_shown, BMAP_MAX_SIZE >> 20);
@@ -715,6 +725,7 @@ static int prescan(ArchiveStage *as, const char *want, char **ret_name, Diag *d)
         NameList seen = {}, candidates = {};
         Prescan p = { .s = s };
         bool ok = false, oom = false;
+        int damaged = 0;
 
         struct archive *a = archive_read_new();
         p.buf = malloc(CHUNK);
@@ -749,6 +760,19 @@ static int prescan(ArchiveStage *as, const char *want, char **ret_name, Diag *d)
                         if (s->keep_bmap && is_kept_name(path)) {
                                 int k = keep_side(as, a, path, size);
                                 oom = oom || k == -ENOMEM;
+                                /* A bmap member that does not read whole
+                                 * (a zip's bad CRC): streaming never reads
+                                 * it again when it comes after the image,
+                                 * and what was kept of it is no bmap. */
+                                if (k == -EIO) {
+                                        _cleanup_free_ char *shown = shown_dup(path);
+                                        const char *why = archive_error_string(a);
+                                        damaged = diag_set(d, -EBADMSG,
+                                                           "%s: damaged %s: member '%s': %s: the file is damaged "
+                                                           "or incomplete: download it again",
+                                                           s->in.name, kind(as->zip), shown ? shown : "?",
+                                                           why ? why : "unreadable");
+                                }
                                 if (k < 0)
                                         break;
                         }
@@ -767,6 +791,8 @@ static int prescan(ArchiveStage *as, const char *want, char **ret_name, Diag *d)
         free(p.buf);
         if (!a || !p.buf || oom)
                 return diag_set(d, -ENOMEM, "%s: out of memory", s->in.name);
+        if (damaged < 0)
+                return damaged;
         r = stream_input_restore(s, d);
         if (r < 0)
                 return r;

@@ -121,6 +121,26 @@ copy_ok "zip (stored), disk.img.bmap" "$WORK/named-stored.zip" \
 zip_of "$WORK/named-after.zip" stored disk.img disk.img.bmap
 copy_ok "zip, disk.img.bmap after the image" "$WORK/named-after.zip" "member disk.img.bmap"
 
+# A bmap member after the image whose zip CRC is wrong: the member list
+# read first is the only read of it, and it must not pass as an empty (or
+# partial) bmap, nor as a good one.
+for mode in stored deflated; do
+        zip_of "$WORK/badcrc.zip" $mode disk.img disk.img.bmap
+        python3 - "$WORK/badcrc.zip" "$A/disk.img.bmap" <<'EOF2'
+import struct, sys, zlib
+d = open(sys.argv[1], "rb").read()
+crc = struct.pack("<I", zlib.crc32(open(sys.argv[2], "rb").read()))
+assert d.count(crc) == 2, "the CRC is in the local header and the central directory"
+open(sys.argv[1], "wb").write(d.replace(crc, struct.pack("<I", struct.unpack("<I", crc)[0] ^ 1)))
+EOF2
+        fresh "$WORK/t"
+        run_cmd "$BMAPSCAN" copy "$WORK/badcrc.zip" "$WORK/t"
+        expect "zip ($mode), bmap member with a bad CRC after the image: refused" 1 \
+                "badcrc.zip: damaged zip archive: member 'disk.img.bmap': ZIP bad CRC"
+        one_line "zip ($mode), bmap member with a bad CRC"
+        untouched "zip ($mode), bmap member with a bad CRC" "$WORK/t"
+done
+
 # The image member's own bmap comes before etcher's name for the whole zip.
 cp "$A/other.img.bmap" "$WORK/saved-meta.bmap"
 cp "$A/other.img.bmap" "$A/.meta/image.bmap"
@@ -225,6 +245,24 @@ gzip -1 -c "$WORK/wrong.tar" >"$WORK/wrong.tar.gz"
 fresh "$WORK/t"
 run_cmd "$BMAPSCAN" copy "$WORK/wrong.tar.gz" "$WORK/t"
 expect "wrong.tar.gz: a bmap member of another size refused" 1 "the bmap $WORK/wrong.tar.gz member disk.img.bmap says 4194304"
+
+# --- A bmap member given twice (tar -r appends): extracting keeps the last,
+# a stream sees the first before the image; neither is taken in silence.
+mkdir "$WORK/o"
+cp "$A/other.img.bmap" "$WORK/o/disk.img.bmap"
+tar -C "$WORK/o" -cf "$WORK/dup-around.tar" disk.img.bmap
+tar -C "$A" -rf "$WORK/dup-around.tar" disk.img disk.img.bmap
+tar -C "$WORK/o" -cf "$WORK/dup-first.tar" disk.img.bmap
+tar -C "$A" -rf "$WORK/dup-first.tar" disk.img.bmap disk.img
+gzip -1 -c "$WORK/dup-first.tar" >"$WORK/dup-first.tar.gz"
+for f in dup-around.tar dup-first.tar dup-first.tar.gz; do
+        fresh "$WORK/t"
+        run_cmd "$BMAPSCAN" copy "$WORK/$f" "$WORK/t"
+        expect "$f: a bmap member given twice: refused" 1 \
+                "$WORK/$f: the tar archive holds member 'disk.img.bmap' more than once"
+        one_line "$f: a bmap member given twice"
+        untouched "$f: a bmap member given twice" "$WORK/t"
+done
 
 # --- --member: the image and its bmap ------------------------------------------
 tar_of "$WORK/two.tar" other.img.bmap disk.img.bmap other.img disk.img

@@ -332,6 +332,17 @@ static void test_corrupt_tables(void) {
         l2(&m, 1, UINT64_C(1) << 63);
         expect_refused(&m, "external-data-file entry", "copied with no offset");
         free(m.b);
+
+        /* The zero flag came with version 3: in a version 2 file QEMU
+         * calls the image corrupt; its bytes are not the data cluster's. */
+        m = mk(12, 4 * cs, false, 6);
+        put32(m.b + 4, 2);
+        memset(m.b + 72, 0, 40);
+        l2(&m, 1, 3 * cs | 1);
+        expect_refused(&m, "entry 1 (guest byte 4096): a zero flag in a version 2 file", "v2 zero flag");
+        l2(&m, 1, 1);
+        expect_refused(&m, "a zero flag in a version 2 file", "v2 zero flag, no offset");
+        free(m.b);
 }
 
 static int write_file(const char *path, const void *p, size_t n) {
@@ -427,6 +438,38 @@ static void test_backing(void) {
                 q = NULL;
                 free(t.b);
         }
+        /* Version 2 keeps its extensions from byte 72: a backing file said
+         * to be raw is raw even when its bytes start like a qcow2 (a guest
+         * may write anything on its disk), and another format is refused. */
+        uint8_t fake[4096] = { 0x51, 0x46, 0x49, 0xfb, 0, 0, 0, 3 };
+        snprintf(path, sizeof(path), "%s/fake.raw", dir);
+        CHECK(write_file(path, fake, sizeof(fake)) == 0, "write fake.raw");
+        for (int vmdk = 0; vmdk < 2; vmdk++) {
+                Mem v2 = mk(12, 4 * cs, false, 4);
+                put32(v2.b + 4, 2);
+                memset(v2.b + 72, 0, 40);
+                put32(v2.b + 72, 0xe2792aca);
+                put32(v2.b + 76, vmdk ? 4 : 3);
+                memcpy(v2.b + 80, vmdk ? "vmdk" : "raw", vmdk ? 4 : 3);
+                put64(v2.b + 8, 512);
+                put32(v2.b + 16, 8);
+                memcpy(v2.b + 512, "fake.raw", 8);
+                r = open_mem(&v2, dir, &q, &d);
+                if (vmdk) {
+                        CHECK(r < 0, "v2 over vmdk: opened");
+                        CHECK_STR_CONTAINS(d.msg, "'fake.raw' is in format 'vmdk'");
+                } else {
+                        uint8_t b8[8];
+                        CHECK(r == 0, "v2 over raw: %s", d.msg);
+                        CHECK(r == 0 && qcow2_pread(q, b8, 8, 0, &d) == 0 && memcmp(b8, fake, 8) == 0,
+                              "v2 over raw: the raw bytes");
+                }
+                qcow2_free(q);
+                q = NULL;
+                free(v2.b);
+        }
+        unlink(path);
+
         /* Without a directory (not a local file), no backing file at all. */
         r = open_mem(&top, NULL, &q, &d);
         CHECK(r < 0, "backing without a directory");

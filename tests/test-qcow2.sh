@@ -102,6 +102,62 @@ for v in plain deflate zstd c4k c2m c512 extl2 prealloc v2 top top-raw; do
         fi
 done
 
+# libfdisk and libblkid see a qcow2 through a sparse copy of the places
+# tables live: an EBR whose link to the next one sits in its first slot
+# (libfdisk takes it from any slot) must still bring the next EBR along,
+# or the logical partition behind it is lost from the qcow2's layout.
+cp --sparse=always raw.img ebr-slot.img
+python3 - ebr-slot.img <<'PY'
+import struct, sys
+f = open(sys.argv[1], "r+b")
+mbr = f.read(512)
+ext = [struct.unpack("<I", mbr[454 + 16 * i:458 + 16 * i])[0] * 512 for i in range(4) if mbr[450 + 16 * i] in (5, 15, 0x85)][0]
+f.seek(ext)
+ebr = bytearray(f.read(512))
+ebr[446:462], ebr[462:478] = ebr[462:478], ebr[446:462]
+f.seek(ext)
+f.write(ebr)
+PY
+qemu-img convert -O qcow2 ebr-slot.img ebr-slot.qcow2
+"$BMAPSCAN" scan -q -o ebr-slot.raw.bmap ebr-slot.img
+run_cmd "$BMAPSCAN" scan -q -o ebr-slot.bmap ebr-slot.qcow2
+expect "ebr-slot: scan of the qcow2" 0
+cmp -s ebr-slot.bmap ebr-slot.raw.bmap && pass "ebr-slot: an EBR linking from its first slot: the raw image's bmap" ||
+        fail "ebr-slot: the bmaps differ: $(diff ebr-slot.bmap ebr-slot.raw.bmap | head -c 600)"
+rm -f ebr-slot.img
+
+# libblkid calls a volume NTFS only when the MFT records the boot sector
+# points to say "FILE"; Windows puts $MFT 3 GiB in. Here its first
+# records are copied 100 MiB in and the boot sector pointed there: the
+# qcow2's layout must still see NTFS, as the raw image's does.
+if command -v mkntfs >/dev/null; then
+        truncate -s 200M ntfs.img
+        mkntfs -q -F -f ntfs.img >/dev/null 2>&1
+        python3 - ntfs.img <<'PY'
+import struct, sys
+f = open(sys.argv[1], "r+b")
+b = f.read(512)
+cs = struct.unpack("<H", b[11:13])[0] * b[13]
+lcn = struct.unpack("<Q", b[0x30:0x38])[0]
+f.seek(lcn * cs)
+rec = f.read(16384)
+new = (100 << 20) // cs
+f.seek(new * cs)
+f.write(rec)
+f.seek(0x30)
+f.write(struct.pack("<Q", new))
+PY
+        qemu-img convert -O qcow2 ntfs.img ntfs.qcow2
+        { "$BMAPSCAN" info ntfs.img | grep -E "^ +- " || true; } >ntfs.raw.layout
+        { "$BMAPSCAN" info ntfs.qcow2 | grep -E "^ +- " || true; } >ntfs.layout
+        if grep -q ' ntfs ' ntfs.raw.layout && cmp -s ntfs.layout ntfs.raw.layout; then
+                pass "ntfs-far-mft: the qcow2's layout is the raw image's (NTFS, its MFT 100 MiB in)"
+        else
+                fail "ntfs-far-mft: layouts differ: raw '$(cat ntfs.raw.layout)' qcow2 '$(cat ntfs.layout)'"
+        fi
+        rm -f ntfs.img ntfs.qcow2
+fi
+
 # copy onto garbage, and verify, for a few (each writes ~90 MiB).
 for v in plain deflate zstd extl2 c4k top top-raw; do
         raw=raw.img
