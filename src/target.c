@@ -707,6 +707,24 @@ static ssize_t read_at(int fd, uint8_t *p, size_t n, uint64_t offset) {
         return (ssize_t) done;
 }
 
+/* O_DIRECT for a range that is not aligned (a piece ending inside a block
+ * at the image's end, a 4 KiB-sector device): the whole 4 KiB blocks around
+ * it, through a buffer of its own. */
+static ssize_t read_direct_around(int fd, uint8_t *buf, size_t n, uint64_t offset) {
+        uint64_t start = offset / 4096 * 4096, end = (offset + n + 4095) / 4096 * 4096;
+        _cleanup_free_ uint8_t *b = aligned_alloc(4096, (size_t) (end - start));
+
+        if (!b)
+                return -ENOMEM;
+        ssize_t k = read_at(fd, b, (size_t) (end - start), start);
+        if (k < 0)
+                return k;
+        size_t skip = (size_t) (offset - start);
+        size_t got = (size_t) k <= skip ? 0 : (size_t) k - skip < n ? (size_t) k - skip : n;
+        memcpy(buf, b + skip, got);
+        return (ssize_t) got;
+}
+
 int target_read(Target *t, void *buf, size_t n, uint64_t offset, Diag *d) {
         ssize_t k = -EINVAL;
         int r;
@@ -721,6 +739,12 @@ int target_read(Target *t, void *buf, size_t n, uint64_t offset, Diag *d) {
         bool aligned = ((uintptr_t) buf | n | offset) % 512 == 0;
         if (!t->no_direct && aligned)
                 k = read_at(t->read_fd, buf, n, offset);
+        /* Not through the cache when O_DIRECT works at all: a block
+         * device's cached pages can be older than the device (they live
+         * as long as anyone holds it open), and dropping them first drops
+         * only the pages wholly inside the range. */
+        if (!t->no_direct && k == -EINVAL)
+                k = read_direct_around(t->read_fd, buf, n, offset);
         if (k == -EINVAL) {
                 /* Not aligned enough for O_DIRECT here: through the cache,
                  * whose copy of the range is dropped first. */
@@ -734,7 +758,11 @@ int target_read(Target *t, void *buf, size_t n, uint64_t offset, Diag *d) {
                                 return diag_set(d, -errno, "%s: cannot open it to read it: %s", t->path,
                                                 strerror(errno));
                 }
-                (void) posix_fadvise(fd, (off_t) offset, (off_t) n, POSIX_FADV_DONTNEED);
+                /* Every page the range touches: the kernel keeps the
+                 * pages a range only partly covers. */
+                uint64_t from = offset / 4096 * 4096;
+                (void) posix_fadvise(fd, (off_t) from, (off_t) ((offset + n + 4095) / 4096 * 4096 - from),
+                                     POSIX_FADV_DONTNEED);
                 k = read_at(fd, buf, n, offset);
         }
         if (k < 0)
