@@ -351,9 +351,12 @@ static int create_named(Target *t) {
         return -EBUSY;
 }
 
-/* --skip-identical onto an existing file: the file itself, sized to the
- * image (a larger one cut, a smaller one grown with a hole), locked against
- * a second copy to it. */
+/* --skip-identical onto an existing file: the file itself, locked against
+ * a second copy to it. It is sized to the image (a larger one cut, a
+ * smaller one grown with a hole) only by target_finish: a copy that fails
+ * before it writes a byte (a damaged image, another DEST refused) leaves
+ * the file as it was, as its message says. Past a smaller file's end the
+ * comparison finds nothing and writes. */
 static int open_in_place(Target *t, Diag *d) {
         struct stat st;
 
@@ -365,13 +368,6 @@ static int open_in_place(Target *t, Diag *d) {
         if (flock(t->fd, LOCK_EX | LOCK_NB) < 0)
                 return diag_set(d, -EBUSY, "%s: another copy is writing it; nothing was written", t->path);
         t->in_place = true;
-        /* A size known only at the end is set then (target_complete). */
-        if (t->image_size > 0 && (uint64_t) st.st_size != t->image_size &&
-            ftruncate(t->fd, (off_t) t->image_size) < 0) {
-                int e = errno;
-                return diag_set(d, -e, "%s: cannot size the file to %llu bytes: %s", t->path,
-                                (unsigned long long) t->image_size, strerror(e));
-        }
         return 0;
 }
 
@@ -524,8 +520,15 @@ int target_write(Target *t, const void *buf, size_t n, uint64_t offset, Diag *d)
 }
 
 int target_finish(Target *t, Diag *d) {
+        struct stat st;
+
         if (t->finished)
                 return 0;
+        /* A size known only at the end was set by target_complete. */
+        if (t->in_place && t->image_size > 0 && fstat(t->fd, &st) == 0 && (uint64_t) st.st_size != t->image_size &&
+            ftruncate(t->fd, (off_t) t->image_size) < 0)
+                return diag_set(d, -errno, "%s: cannot size the file to %llu bytes: %s", t->path,
+                                (unsigned long long) t->image_size, strerror(errno));
         if (t->kind != TARGET_NULL && fsync(t->fd) < 0)
                 return diag_set(d, -errno, "%s: flushing the data to the device failed: %s", t->path,
                                 strerror(errno));

@@ -195,6 +195,22 @@ expect "skip-identical: a larger file" 0 ", 0 bytes written"
 [ "$(stat -c %s "$WORK/f.img")" = $((24 * MiB)) ] && pass "skip-identical: the file was cut to the image's size" \
         || fail "skip-identical: size $(stat -c %s "$WORK/f.img")"
 
+# A failed copy leaves a file it says it did not change as it was: the
+# size too (it was cut to the image's size when opened, and then called
+# "not changed").
+cp --sparse=always "$WORK/v1.img" "$WORK/g.img"
+truncate -s 40M "$WORK/g.img"
+cp --sparse=always "$WORK/g.img" "$WORK/g.ref"
+run_cmd "$BMAPSCAN" copy --skip-identical --bmap "$WORK/v1.bmap" "$WORK/bad.img" "$WORK/g.img"
+expect "skip-identical: a damaged image onto a larger file" 1 "the target file was not changed"
+cmp -s "$WORK/g.img" "$WORK/g.ref" && pass "skip-identical: the file said unchanged is unchanged" \
+        || fail "skip-identical: g.img changed (size $(stat -c %s "$WORK/g.img"))"
+# And a file smaller than the image is grown at the end.
+head -c $((5 * MiB)) "$WORK/v1.img" >"$WORK/g.img"
+run_cmd "$BMAPSCAN" copy --skip-identical --bmap "$WORK/v2.bmap" "$WORK/v2.img" "$WORK/g.img"
+expect "skip-identical: a smaller file" 0 "OK"
+cmp -s "$WORK/g.img" "$WORK/v2.img" && pass "skip-identical: the smaller file became v2" || fail "skip-identical: g.img differs"
+
 # --- skip-identical onto loop devices -----------------------------------------------------
 need_loop
 head -c $((32 * MiB)) /dev/urandom >"$WORK/garbage"
