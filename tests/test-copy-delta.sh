@@ -140,6 +140,29 @@ check_json "json: verify's mismatch" "$WORK/out" 1 mismatch end=failed
 grep -q '^{' "$WORK/err" && fail "json: JSON on stderr" || pass "json: the bad range's text line is on stderr"
 grep -qF "bad range" "$WORK/err" && pass "json: the bad range said on stderr" || fail "json: no bad range line"
 
+# verify of an Android sparse image with no bmap (its chunks are the map):
+# JSON too, and its bad ranges off stdout (they were printed there, between
+# no start and no end).
+if command -v img2simg >/dev/null; then
+        mkdir "$WORK/simg"
+        img2simg "$WORK/v1.img" "$WORK/simg/v1.simg"
+        run_cmd "$BMAPSCAN" verify --progress=json "$WORK/simg/v1.simg" "$WORK/v1.img"
+        expect "json: verify of a sparse image" 0
+        python3 - "$WORK/out" <<'PY2' && pass "json: verify of a sparse image: start, end ok" || fail "json: $(head -c 400 "$WORK/out")"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]).read().splitlines()]
+assert ev[0]["event"] == "start" and ev[-1]["event"] == "end" and ev[-1]["status"] == "ok", ev
+assert ev[-1]["bytes"] > 0, ev
+PY2
+        run_cmd "$BMAPSCAN" verify --progress=json "$WORK/simg/v1.simg" "$WORK/bad.img"
+        expect "json: verify of a sparse image finds the bad range" 1 "differ from"
+        check_json "json: verify of a sparse image, a bad range" "$WORK/out" 1 end=failed
+        grep -qF "bad range" "$WORK/err" && pass "json: the sparse image's bad range said on stderr" \
+                || fail "json: no bad range line on stderr"
+else
+        echo "skip json: verify of a sparse image (no img2simg)"
+fi
+
 # --- retries with the faulty-io shim (file targets) --------------------------------------
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 spot=$((9 * MiB + 1234))        # in the range 8-11 MiB
