@@ -199,6 +199,21 @@ grep -qF "attempt 2 of 2" "$WORK/err" && pass "retries: each attempt announced" 
 cmp -s "$WORK/r/old.img" "$WORK/bad.img" && pass "retries: file untouched after read-back failure" \
         || fail "retries: old.img changed after read-back failure"
 
+# A buffered write's error comes with the flush, not with the write: the
+# pieces written since the last flush are written again (they were not: the
+# first failed flush failed the copy, whatever --retries said).
+run_cmd faulty FAULTY_SYNC_EIO=1 "$BMAPSCAN" copy --retries 1 --verify-after --progress=json \
+        --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$WORK/r/e.img"
+expect "retries: a flush that fails once" 0 "writing it again, attempt 1 of 1"
+check_json "retries: a failed flush's retry in JSON" "$WORK/out" 1 "retry=write error" end=ok
+cmp -s "$WORK/r/e.img" "$WORK/v1.img" && pass "retries: after a failed flush the file is the image" \
+        || fail "retries: e.img differs"
+run_cmd faulty FAULTY_SYNC_EIO=all "$BMAPSCAN" copy --retries 2 --verify-after --bmap "$WORK/v1.bmap" \
+        "$WORK/v1.img" "$WORK/r/old.img"
+expect "retries: a flush that always fails" 1 "still after 2 retries"
+cmp -s "$WORK/r/old.img" "$WORK/bad.img" && pass "retries: file untouched after failed flushes" \
+        || fail "retries: old.img changed after failed flushes"
+
 run_cmd faulty FAULTY_WRITE_EIO=1 "$BMAPSCAN" copy --progress=json --bmap "$WORK/v1.bmap" "$WORK/v1.img" \
         "$WORK/r/c.img" "$WORK/d.img"
 expect "json: one target of two fails (no --retries)" 1 "FAILED"
