@@ -118,6 +118,48 @@ wait "$reader"
 expect "json: --progress-file FIFO" 0
 check_json "json: FIFO" "$WORK/fifo.json" 1
 
+# A JSON reader that stalls (its FIFO full) holds the copy up; SIGTERM then
+# ends it, its lines dropped: the end lines waited for the reader forever.
+mkfifo "$WORK/stall"
+exec {stall}<>"$WORK/stall"
+python3 -c '
+import fcntl, os, sys
+fd = int(sys.argv[1])
+fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+try:
+    while True:
+        os.write(fd, b" " * 4096)
+except BlockingIOError:
+    pass' "$stall"
+"$BMAPSCAN" copy --progress=json --progress-file "$WORK/stall" --bmap "$WORK/v1.bmap" "$WORK/v1.img" \
+        "$WORK/j3.img" 2>"$WORK/stall.err" &
+copier=$!
+# Its SIGTERM handler is set (SigCgt): from then on a SIGTERM is a clean stop,
+# whose lines go to the full FIFO, wherever it is.
+catching() {
+        gone "$copier" && return 2
+        local m
+        m=$(awk '/^SigCgt:/ { print $2 }' "/proc/$copier/status" 2>/dev/null) || return 1
+        [ -n "$m" ] && (((0x$m >> 14) & 1))
+}
+if wait_until catching; then
+        kill -TERM "$copier"
+        if wait_until gone "$copier"; then
+                rc=0; wait "$copier" || rc=$?
+                [ "$rc" = 1 ] && grep -q "interrupted by SIGTERM" "$WORK/stall.err" \
+                        && pass "json: a stalled reader, SIGTERM: the copy ends" \
+                        || fail "json: stalled reader: exit $rc: $(head -c 300 "$WORK/stall.err")"
+        else
+                fail "json: a stalled reader: the copy hangs after SIGTERM"
+                kill -KILL "$copier"; wait "$copier" || true
+        fi
+else
+        fail "json: the copy never caught SIGTERM: $(head -c 300 "$WORK/stall.err")"
+        kill -KILL "$copier" 2>/dev/null; wait "$copier" || true
+fi
+exec {stall}<&-
+[ ! -e "$WORK/j3.img" ] && pass "json: the interrupted copy left no file" || fail "json: j3.img exists"
+
 # Periodic progress: the image comes from a pipe that holds back its second
 # half until a progress line has been written.
 has_progress() { grep -q '"event":"progress"' "$WORK/p.json" 2>/dev/null; }
