@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "simg.h"
+
 /* Buffers: large enough to keep syscalls and queue traffic rare, few
  * enough to keep memory at a few tens of MiB whatever the image. Sixteen
  * rather than ten let the decoder run further ahead of hashing and
@@ -310,7 +312,9 @@ static int drain(Copy *c, Diag *d) {
         }
         queue_push(&c->free_q, ch);
         uint64_t end = stream_offset(c->src);
-        if (r >= 0 && c->image_size != UINT64_MAX && end != c->image_size)
+        /* A sparse image pads the image's last partial block. */
+        if (r >= 0 && c->image_size != UINT64_MAX && end != c->image_size &&
+            !simg_pads(stream_simg_info(c->src), end, c->image_size))
                 r = diag_set(d, -EBADMSG,
                              "%s: the image is %llu bytes, but the bmap says %llu: the image is %s, or the bmap "
                              "belongs to another image",
