@@ -225,7 +225,8 @@ typedef struct BadPrinter {
 
 static void print_bad(void *userdata, uint64_t start, uint64_t end) {
         const BadPrinter *p = userdata;
-        fprintf(p->out, "%s: bad range %llu-%llu (bytes %llu-%llu): not what the sparse image's RAW and FILL chunks give\n",
+        fprintf(p->out,
+                "%s: bad range %llu-%llu (bytes %llu-%llu): not what the sparse image's RAW and FILL chunks give\n",
                p->dest, (unsigned long long) (start / p->block_size), (unsigned long long) ((end - 1) / p->block_size),
                (unsigned long long) start, (unsigned long long) end - 1);
 }
@@ -267,8 +268,8 @@ int cli_verify_simg(Stream *src, const char *image, const char *dest, FILE *bad_
         if (r < 0)
                 return verify_simg_failed(ret_error, error_len, "%s", d.msg);
         if (res.bad_ranges)
-                return verify_simg_failed(ret_error, error_len, "%s: %llu ranges (%llu bytes) differ from %s: flash it again",
-                                          dest, (unsigned long long) res.bad_ranges,
+                return verify_simg_failed(ret_error, error_len,
+                                          "%s: %llu ranges (%llu bytes) differ from %s: flash it again", dest, (unsigned long long) res.bad_ranges,
                                           (unsigned long long) res.bad_bytes, image);
         char human[32];
         format_human_size(res.compared, human, sizeof(human));
