@@ -269,8 +269,9 @@ int cli_verify_simg(Stream *src, const char *image, const char *dest, FILE *bad_
                 return verify_simg_failed(ret_error, error_len, "%s", d.msg);
         if (res.bad_ranges)
                 return verify_simg_failed(ret_error, error_len,
-                                          "%s: %llu ranges (%llu bytes) differ from %s: flash it again", dest, (unsigned long long) res.bad_ranges,
-                                          (unsigned long long) res.bad_bytes, image);
+                                          "%s: %llu ranges (%llu bytes) differ from %s: flash it again", dest,
+                                          (unsigned long long) res.bad_ranges, (unsigned long long) res.bad_bytes,
+                                          image);
         char human[32];
         format_human_size(res.compared, human, sizeof(human));
         log_info("%s: OK, %s in %llu RAW and FILL chunks match %s", dest, human,
