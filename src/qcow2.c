@@ -11,7 +11,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <zstd.h>
 
 #define QCOW2_MAGIC 0x514649fbU
@@ -45,6 +47,13 @@
 #define L2_CACHE_MIN 4
 #define L2_CACHE_MAX 64
 
+/* Decompressed clusters kept (with the decoder that made them): a probe
+ * reads a cluster in pieces, and the hashing threads each read their own
+ * range, so a few per thread are enough; bounded in bytes too. */
+#define DECODE_CACHE_BYTES (UINT64_C(12) << 20)
+#define DECODE_CACHE_MIN 2
+#define DECODE_CACHE_MAX 16
+
 typedef struct L2Slot {
         uint64_t off;           /* host offset of the table, 0 when empty */
         uint64_t used;          /* LRU tick */
@@ -67,6 +76,16 @@ typedef struct Run {
         uint64_t cluster_start; /* RUN_COMPRESSED: guest offset of its cluster */
 } Run;
 
+/* Decompresses compressed clusters: its contexts and buffers, and which
+ * cluster dbuf holds (its L2 entry; 0 for none). */
+typedef struct Decoder {
+        struct Decoder *next;
+        uint64_t word;
+        uint8_t *cbuf, *dbuf;   /* compressed bytes; the cluster they decompress to */
+        struct inflate_state *inflate;
+        ZSTD_DCtx *zctx;
+} Decoder;
+
 struct Qcow2 {
         Qcow2Host host;
         char *name, *dir;
@@ -87,14 +106,18 @@ struct Qcow2 {
         uint64_t bsize;
         char chain[1024];
 
-        pthread_mutex_t lock;   /* the caches and the decoders below */
+        pthread_mutex_t lock;   /* the L2 cache */
         L2Slot *slots;
         size_t n_slots;
         uint64_t tick;
-        uint8_t *cbuf, *dbuf;   /* compressed bytes; the cluster they decompress to */
-        uint64_t dword;         /* the L2 entry dbuf holds, 0 for none */
-        struct inflate_state *inflate;
-        ZSTD_DCtx *zctx;
+
+        /* Decoders not in use, most recently used first; each still holds
+         * the cluster it decoded last, so they are also the cache of
+         * decompressed clusters. A thread takes one out for the whole
+         * decompression and copy, so threads decompress side by side. */
+        pthread_mutex_t dlock;  /* the list below, held only to take or put one */
+        Decoder *idle;
+        size_t n_idle, n_decoders, max_idle;
 };
 
 bool qcow2_detect(const void *head, size_t n) {
@@ -121,6 +144,16 @@ static int host_read(Qcow2 *q, uint64_t off, void *buf, size_t n, const char *wh
         return 0;
 }
 
+static void decoder_free(Decoder *dec) {
+        if (!dec)
+                return;
+        free(dec->cbuf);
+        free(dec->dbuf);
+        free(dec->inflate);
+        ZSTD_freeDCtx(dec->zctx);
+        free(dec);
+}
+
 void qcow2_free(Qcow2 *q) {
         if (!q)
                 return;
@@ -132,14 +165,16 @@ void qcow2_free(Qcow2 *q) {
         for (size_t i = 0; i < q->n_slots; i++)
                 free(q->slots[i].data);
         free(q->slots);
-        free(q->cbuf);
-        free(q->dbuf);
-        free(q->inflate);
-        ZSTD_freeDCtx(q->zctx);
+        while (q->idle) {
+                Decoder *next = q->idle->next;
+                decoder_free(q->idle);
+                q->idle = next;
+        }
         free(q->l1);
         free(q->name);
         free(q->dir);
         pthread_mutex_destroy(&q->lock);
+        pthread_mutex_destroy(&q->dlock);
         free(q);
 }
 
@@ -280,24 +315,86 @@ static int lookup(Qcow2 *q, uint64_t off, Run *ret, Diag *d) {
 
 /* ---- reading ---- */
 
-/* The cluster a compressed entry holds, into q->dbuf. Lock held. */
-static int decompress(Qcow2 *q, const Run *run, Diag *d) {
+/* A decoder for the compressed cluster whose L2 entry is word: one whose
+ * dbuf already holds it when there is one (*ret_hit), else the least
+ * recently used idle one, or a new one while there are fewer than the
+ * cache holds or none is idle. The caller owns it until decoder_put. */
+static int decoder_get(Qcow2 *q, uint64_t word, Decoder **ret, bool *ret_hit, Diag *d) {
+        Decoder **pp, **lru = NULL, *dec = NULL;
+
+        pthread_mutex_lock(&q->dlock);
+        for (pp = &q->idle; *pp; pp = &(*pp)->next) {
+                if ((*pp)->word == word) {
+                        lru = pp;
+                        break;
+                }
+                lru = pp;
+        }
+        if (lru && ((*lru)->word == word || q->n_decoders >= q->max_idle)) {
+                dec = *lru;
+                *lru = dec->next;
+                q->n_idle--;
+        } else
+                q->n_decoders++;
+        pthread_mutex_unlock(&q->dlock);
+
+        if (dec) {
+                *ret_hit = dec->word == word;
+                *ret = dec;
+                return 0;
+        }
+        dec = calloc(1, sizeof(*dec));
+        if (dec) {
+                dec->cbuf = malloc((size_t) (2 * q->cs + 512));
+                dec->dbuf = malloc((size_t) q->cs);
+                if (q->zstd)
+                        dec->zctx = ZSTD_createDCtx();
+                else
+                        dec->inflate = malloc(sizeof(*dec->inflate));
+        }
+        if (!dec || !dec->cbuf || !dec->dbuf || (q->zstd ? !dec->zctx : !dec->inflate)) {
+                decoder_free(dec);
+                pthread_mutex_lock(&q->dlock);
+                q->n_decoders--;
+                pthread_mutex_unlock(&q->dlock);
+                diag_set(d, -ENOMEM, "%s: out of memory", q->name);
+                return -ENOMEM;
+        }
+        *ret_hit = false;
+        *ret = dec;
+        return 0;
+}
+
+/* Gives a decoder back: kept, with its cluster, while the cache has room. */
+static void decoder_put(Qcow2 *q, Decoder *dec) {
+        pthread_mutex_lock(&q->dlock);
+        if (q->n_idle < q->max_idle) {
+                dec->next = q->idle;
+                q->idle = dec;
+                q->n_idle++;
+                dec = NULL;
+        } else
+                q->n_decoders--;
+        pthread_mutex_unlock(&q->dlock);
+        decoder_free(dec);
+}
+
+/* The cluster a compressed entry holds, into dec->dbuf. */
+static int decompress(Qcow2 *q, Decoder *dec, const Run *run, Diag *d) {
         uint64_t off, len;
         const char *why = NULL;
 
-        if (q->dword == run->word)
-                return 0;
-        q->dword = 0;
+        dec->word = 0;
         compressed_span(q, run->word, &off, &len);
-        int r = host_read(q, off, q->cbuf, (size_t) len, "a compressed cluster", d);
+        int r = host_read(q, off, dec->cbuf, (size_t) len, "a compressed cluster", d);
         if (r < 0)
                 return r;
         if (q->zstd) {
-                ZSTD_inBuffer in = { q->cbuf, (size_t) len, 0 };
-                ZSTD_outBuffer out = { q->dbuf, (size_t) q->cs, 0 };
-                ZSTD_DCtx_reset(q->zctx, ZSTD_reset_session_only);
+                ZSTD_inBuffer in = { dec->cbuf, (size_t) len, 0 };
+                ZSTD_outBuffer out = { dec->dbuf, (size_t) q->cs, 0 };
+                ZSTD_DCtx_reset(dec->zctx, ZSTD_reset_session_only);
                 while (out.pos < out.size) {
-                        size_t k = ZSTD_decompressStream(q->zctx, &out, &in);
+                        size_t k = ZSTD_decompressStream(dec->zctx, &out, &in);
                         if (ZSTD_isError(k)) {
                                 why = ZSTD_getErrorName(k);
                                 break;
@@ -310,23 +407,39 @@ static int decompress(Qcow2 *q, const Run *run, Diag *d) {
         } else {
                 /* Raw deflate: the cluster is done when the output is full;
                  * sector padding may follow the last block. */
-                isal_inflate_init(q->inflate);
-                q->inflate->crc_flag = ISAL_DEFLATE;
-                q->inflate->next_in = q->cbuf;
-                q->inflate->avail_in = (uint32_t) len;
-                q->inflate->next_out = q->dbuf;
-                q->inflate->avail_out = (uint32_t) q->cs;
-                int k = isal_inflate(q->inflate);
+                isal_inflate_init(dec->inflate);
+                dec->inflate->crc_flag = ISAL_DEFLATE;
+                dec->inflate->next_in = dec->cbuf;
+                dec->inflate->avail_in = (uint32_t) len;
+                dec->inflate->next_out = dec->dbuf;
+                dec->inflate->avail_out = (uint32_t) q->cs;
+                int k = isal_inflate(dec->inflate);
                 if (k < 0)
                         why = "invalid deflate data";
-                else if (q->inflate->avail_out != 0)
+                else if (dec->inflate->avail_out != 0)
                         why = "the data ends before the cluster does";
         }
         if (why)
                 return diag_set(d, -EIO, "%s: the compressed cluster at guest byte %" PRIu64 " (file byte %" PRIu64
                                 ") does not decompress: %s: the qcow2 file is damaged",
                                 q->name, run->cluster_start, off, why);
-        q->dword = run->word;
+        dec->word = run->word;
+        return 0;
+}
+
+/* k guest bytes at off of a compressed cluster, into p. */
+static int compressed_read(Qcow2 *q, const Run *run, uint8_t *p, size_t k, uint64_t off, Diag *d) {
+        Decoder *dec;
+        bool hit;
+        int r = decoder_get(q, run->word, &dec, &hit, d);
+        if (r < 0)
+                return r;
+        if (!hit && (r = decompress(q, dec, run, d)) < 0) {
+                decoder_put(q, dec);
+                return r;
+        }
+        memcpy(p, dec->dbuf + (off - run->cluster_start), k);
+        decoder_put(q, dec);
         return 0;
 }
 
@@ -361,11 +474,6 @@ int qcow2_pread(Qcow2 *q, void *buf, size_t n, uint64_t off, Diag *d) {
                 Run run;
                 pthread_mutex_lock(&q->lock);
                 r = lookup(q, off, &run, d);
-                if (r >= 0 && run.kind == RUN_COMPRESSED) {
-                        r = decompress(q, &run, d);
-                        if (r >= 0)
-                                memcpy(p, q->dbuf + (off - run.cluster_start), run.len < n ? (size_t) run.len : n);
-                }
                 /* Contiguous host clusters are read in one go. */
                 while (r >= 0 && run.kind == RUN_DATA && run.len < n) {
                         Run next;
@@ -396,6 +504,7 @@ int qcow2_pread(Qcow2 *q, void *buf, size_t n, uint64_t off, Diag *d) {
                         break;
                 }
                 case RUN_COMPRESSED:
+                        r = compressed_read(q, &run, p, k, off, d);
                         break;
                 }
                 if (r < 0)
@@ -510,6 +619,53 @@ static bool is_protocol(const char *name) {
         return k > 0 && name[k] == ':';
 }
 
+/* Why the opened backing file is not one to read (a device, a FIFO, a
+ * directory, a file of /proc or /sys, whose sizes and contents are not a
+ * disk's), or NULL for a regular file. */
+static const char *not_regular(int fd, const struct stat *st) {
+        struct statfs sf;
+        if (S_ISBLK(st->st_mode))
+                return "a block device";
+        if (S_ISCHR(st->st_mode))
+                return "a character device";
+        if (S_ISFIFO(st->st_mode))
+                return "a FIFO";
+        if (S_ISDIR(st->st_mode))
+                return "a directory";
+        if (S_ISSOCK(st->st_mode))
+                return "a socket";
+        if (!S_ISREG(st->st_mode))
+                return "not a regular file";
+        if (fstatfs(fd, &sf) == 0 && (sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC))
+                return sf.f_type == PROC_SUPER_MAGIC ? "a file of /proc" : "a file of /sys";
+        return NULL;
+}
+
+/* The name of the disk image format a backing file's bytes are in, when
+ * they are one QEMU would read as that format (its own probes' magics),
+ * or NULL. A VHD has its footer at the end (and a copy at the start). */
+static const char *other_format(int fd, uint64_t size) {
+        uint8_t head[512] = {}, tail[512] = {};
+        if (pread_full(fd, head, sizeof(head), 0) < 0)
+                return NULL;
+        if (size >= sizeof(tail) && pread_full(fd, tail, sizeof(tail), size - sizeof(tail)) < 0)
+                return NULL;
+        if (memcmp(head, "KDMV", 4) == 0 || memcmp(head, "# Disk DescriptorFile", 21) == 0)
+                return "vmdk";
+        if (memcmp(head, "vhdxfile", 8) == 0)
+                return "vhdx";
+        if (get_le32(head + 64) == 0xbeda107fU)
+                return "vdi";
+        if (memcmp(head, "conectix", 8) == 0 || memcmp(tail, "conectix", 8) == 0 ||
+            memcmp(tail + 1, "conectix", 8) == 0)
+                return "VHD (vpc)";
+        if (memcmp(head, "QED\0", 4) == 0)
+                return "qed";
+        if (memcmp(head, "LUKS\xba\xbe", 6) == 0)
+                return "LUKS";
+        return NULL;
+}
+
 static int open_backing(Qcow2 *q, const char *name, const char *format, Diag *d) {
         _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -1;
@@ -535,18 +691,18 @@ static int open_backing(Qcow2 *q, const char *name, const char *format, Diag *d)
                 path = NULL;
         if (!path)
                 return diag_set(d, -ENOMEM, "%s: out of memory", q->name);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is
+         * refused below, as is anything but a regular file. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         if (fd < 0 || fstat(fd, &st) < 0)
                 return diag_set(d, -errno, "%s: cannot open its backing file '%s' (%s): %s", q->name, name, path,
                                 strerror(errno));
-        if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-                return diag_set(d, -EINVAL, "%s: its backing file '%s' is not a regular file or block device",
-                                q->name, name);
+        const char *what = not_regular(fd, &st);
+        if (what)
+                return diag_set(d, -EINVAL, "%s: its backing file '%s' (%s) is %s: only a regular file is read as a "
+                                "backing file: merge the chain with 'qemu-img convert' first",
+                                q->name, name, path, what);
         uint64_t size = (uint64_t) st.st_size;
-        if (S_ISBLK(st.st_mode)) {
-                off_t end = lseek(fd, 0, SEEK_END);
-                size = end > 0 ? (uint64_t) end : 0;
-        }
         ssize_t k = pread_full(fd, magic, sizeof(magic), 0);
         bool is_qcow2 = k == (ssize_t) sizeof(magic) && qcow2_detect(magic, sizeof(magic));
         if (format[0] && strcmp(format, "qcow2") != 0 && strcmp(format, "raw") != 0)
@@ -558,6 +714,16 @@ static int open_backing(Qcow2 *q, const char *name, const char *format, Diag *d)
                 return diag_set(d, -EINVAL, "%s: its backing file '%s' should be qcow2 but is not one", q->name, name);
         if (strcmp(format, "raw") == 0)
                 is_qcow2 = false;
+        else if (!format[0] && !is_qcow2) {
+                /* No format named: QEMU would probe it, and read another
+                 * image format as that format, not as raw bytes. */
+                const char *other = other_format(fd, size);
+                if (other)
+                        return diag_set(d, -EPROTONOSUPPORT,
+                                        "%s: its backing file '%s' is a %s image (the qcow2 names no backing format): only "
+                                        "raw and qcow2 backing files are read: merge the chain with 'qemu-img convert' "
+                                        "first", q->name, name, other);
+        }
         q->has_backing = true;
         if (is_qcow2) {
                 _cleanup_free_ char *bdir = dir_of(path);
@@ -657,6 +823,7 @@ static int open_at_depth(const Qcow2Host *h, unsigned depth, int own_fd, Qcow2 *
         q->depth = depth;
         q->host = *h;
         pthread_mutex_init(&q->lock, NULL);
+        pthread_mutex_init(&q->dlock, NULL);
         q->name = strdup(h->name);
         q->dir = h->dir ? strdup(h->dir) : NULL;
         if (!q->name || (h->dir && !q->dir))
@@ -828,13 +995,14 @@ static int open_at_depth(const Qcow2Host *h, unsigned depth, int own_fd, Qcow2 *
         if (q->n_slots > L2_CACHE_MAX)
                 q->n_slots = L2_CACHE_MAX;
         q->slots = calloc(q->n_slots, sizeof(L2Slot));
-        q->cbuf = malloc((size_t) (2 * q->cs + 512));
-        q->dbuf = malloc((size_t) q->cs);
-        if (q->zstd)
-                q->zctx = ZSTD_createDCtx();
-        else
-                q->inflate = malloc(sizeof(*q->inflate));
-        if (!q->slots || !q->cbuf || !q->dbuf || (q->zstd ? !q->zctx : !q->inflate))
+        /* Decoders are made as threads need them; each takes about 3
+         * clusters, and those idle are kept up to DECODE_CACHE_BYTES. */
+        q->max_idle = (size_t) (DECODE_CACHE_BYTES / (3 * q->cs));
+        if (q->max_idle < DECODE_CACHE_MIN)
+                q->max_idle = DECODE_CACHE_MIN;
+        if (q->max_idle > DECODE_CACHE_MAX)
+                q->max_idle = DECODE_CACHE_MAX;
+        if (!q->slots)
                 return diag_set(d, -ENOMEM, "%s: out of memory", q->name);
         for (size_t i = 0; i < q->n_slots; i++)
                 if (!(q->slots[i].data = malloc((size_t) q->cs)))
