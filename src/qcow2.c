@@ -104,6 +104,7 @@ struct Qcow2 {
         Qcow2 *bq;
         int bfd;
         uint64_t bsize;
+        char *bname, *bpath;    /* as the header names it; as opened */
         char chain[1024];
 
         pthread_mutex_t lock;   /* the L2 cache */
@@ -173,6 +174,8 @@ void qcow2_free(Qcow2 *q) {
         free(q->l1);
         free(q->name);
         free(q->dir);
+        free(q->bname);
+        free(q->bpath);
         pthread_mutex_destroy(&q->lock);
         pthread_mutex_destroy(&q->dlock);
         free(q);
@@ -602,6 +605,16 @@ void qcow2_get_info(const Qcow2 *q, Qcow2Info *ret) {
         snprintf(ret->backing, sizeof(ret->backing), "%s", q->chain);
 }
 
+bool qcow2_backing_at(const Qcow2 *q, unsigned i, Qcow2Backing *ret) {
+        for (; q && q->has_backing; q = q->bq, i--)
+                if (i == 0) {
+                        *ret = (Qcow2Backing) { .name = q->bname, .path = q->bpath, .format = q->bq ? "qcow2" : "raw",
+                                                .size = q->bsize };
+                        return true;
+                }
+        return false;
+}
+
 /* ---- opening ---- */
 
 static int open_at_depth(const Qcow2Host *h, unsigned depth, int own_fd, Qcow2 **ret, Diag *d);
@@ -724,6 +737,10 @@ static int open_backing(Qcow2 *q, const char *name, const char *format, Diag *d)
                                         "raw and qcow2 backing files are read: merge the chain with 'qemu-img convert' "
                                         "first", q->name, name, other);
         }
+        q->bname = strdup(name);
+        q->bpath = strdup(path);
+        if (!q->bname || !q->bpath)
+                return diag_set(d, -ENOMEM, "%s: out of memory", q->name);
         q->has_backing = true;
         if (is_qcow2) {
                 _cleanup_free_ char *bdir = dir_of(path);
