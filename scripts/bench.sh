@@ -21,7 +21,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
 RUNS=5
 SCRATCH=$REPO/build/bench
-WORKLOADS=(create scan scan-metadata sparse scan-btrfs exfat ntfs server copy copy-scan qcow2)
+WORKLOADS=(create scan scan-metadata sparse scan-btrfs exfat ntfs server copy copy-scan qcow2 simg)
 SELECTED=()
 
 usage() {
@@ -271,6 +271,28 @@ workload_scan() {
         peer=$(mapped_bytes "$SCRATCH/scan.bmaptool.bmap")
         echo "scan: mapped bytes: bmapscan $ours ($(numfmt --to=iec "$ours")), bmaptool create $peer ($(numfmt --to=iec "$peer")) of $(stat -c %s "$VENDOR_IMG")"
         "$BMAPSCAN" scan --no-checksum "$VENDOR_IMG" 2>&1 >/dev/null | sed 's/^/scan:   /'
+}
+
+# simg: the vendor image's mapped blocks as an Android sparse image (scan
+# --simg, which reads the filesystems' metadata and then only the mapped
+# blocks) against img2simg of the same image (which reads all of it and
+# writes every block, zero blocks as FILL). The sizes of both outputs are
+# printed beside the times.
+simg_ours() { "$BMAPSCAN" -q scan --simg "$SCRATCH/vendor.bmapscan.simg" "$VENDOR_IMG"; }
+simg_peer() { img2simg "$VENDOR_IMG" "$SCRATCH/vendor.img2simg.simg"; }
+workload_simg() {
+        if ! command -v img2simg >/dev/null; then
+                log "simg: img2simg is not installed (Debian: android-sdk-libsparse-utils): skipped"
+                return 0
+        fi
+        make_vendor_image
+        bench_pair simg img2simg 0 simg_ours simg_peer
+        local ours peer
+        ours=$(stat -c %s "$SCRATCH/vendor.bmapscan.simg")
+        peer=$(stat -c %s "$SCRATCH/vendor.img2simg.simg")
+        echo "simg: output size: bmapscan $ours ($(numfmt --to=iec "$ours")), img2simg $peer ($(numfmt --to=iec "$peer")) for a $(stat -c %s "$VENDOR_IMG")-byte image"
+        "$BMAPSCAN" info "$SCRATCH/vendor.bmapscan.simg" | sed -n 's/^chunks: */simg:   bmapscan chunks: /p'
+        "$BMAPSCAN" info "$SCRATCH/vendor.img2simg.simg" | sed -n 's/^chunks: */simg:   img2simg chunks: /p'
 }
 
 # scan-metadata: scan --no-checksum of a 1 TiB sparse image holding a 2 GiB

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Bmaps and image sources for copy, verify, scan and create (cli-bmap.h). */
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 #include "bmap-sig.h"
 #include "bmap.h"
 #include "cli-bmap.h"
+#include "cli-progress.h"
 #include "cli.h"
 #include "hash.h"
 #include "input-http.h"
@@ -235,6 +237,14 @@ int cli_open_image(const CliImage *o, HttpContext *http, FdSource *src, Input *i
                 _cleanup_(bmap_open_info_done) BmapOpenInfo opened = {};
                 ArchiveBmap ab;
                 stream_archive_bmap(s, &ab);
+                if (ab.state != ARCHIVE_BMAP_FOUND && stream_simg_info(s)) {
+                        /* An Android sparse image's chunks are its map: no
+                         * bmap, and the caller says so. */
+                        *ret_stream = TAKE_PTR(s);
+                        *ret_bmap = (Bmap) {};
+                        *ret_bmap_name = NULL;
+                        return EXIT_OK;
+                }
                 if (ab.state != ARCHIVE_BMAP_FOUND)
                         return log_no_bmap(o, tried, s, &ab);
                 bmap_path = cli_archive_bmap_name(o->image, &ab);
@@ -356,7 +366,23 @@ int cli_http_setup(const HttpOptions *o, HttpContext **ret) {
         return EXIT_OK;
 }
 
-int cli_verify_target(const Bmap *b, const char *bmap_path, const char *dest) {
+/* The error line of cli_verify_target, also kept for its caller. */
+static int verify_failed(char *ret_error, size_t len, const char *fmt, ...) _printf_(3, 4);
+static int verify_failed(char *ret_error, size_t len, const char *fmt, ...) {
+        char line[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        log_error("%s", line);
+        if (ret_error)
+                snprintf(ret_error, len, "%s", line);
+        return EXIT_FAILED;
+}
+
+int cli_verify_target(const Bmap *b, const char *bmap_path, const char *dest, CliProgress *json, char *ret_error,
+                      size_t error_len) {
         _cleanup_extents_ Extents list = EXTENTS_INIT;
         _cleanup_free_ uint8_t(*got)[CHECKSUM_MAX_SIZE] = NULL;
         _cleanup_close_ int fd = -1;
@@ -364,26 +390,23 @@ int cli_verify_target(const Bmap *b, const char *bmap_path, const char *dest) {
         Diag d = {};
         int r;
 
-        if (b->checksum_type == CHECKSUM_NONE) {
-                log_error("%s: the bmap has no range checksums: there is nothing to verify %s against", bmap_path,
-                          dest);
-                return EXIT_FAILED;
-        }
+        if (ret_error && error_len)
+                ret_error[0] = 0;
+        if (b->checksum_type == CHECKSUM_NONE)
+                return verify_failed(ret_error, error_len,
+                                     "%s: the bmap has no range checksums: there is nothing to verify %s against",
+                                     bmap_path, dest);
         r = target_open_for_verify(dest, &fd, &d);
-        if (r < 0) {
-                log_error("%s", d.msg);
-                return EXIT_FAILED;
-        }
+        if (r < 0)
+                return verify_failed(ret_error, error_len, "%s", d.msg);
         r = bmap_range_list(b, &list);
-        if (r < 0 || !(got = calloc(list.n + 1, sizeof(*got)))) {
-                log_error("out of memory");
-                return EXIT_FAILED;
-        }
+        if (r < 0 || !(got = calloc(list.n + 1, sizeof(*got))))
+                return verify_failed(ret_error, error_len, "out of memory");
         r = hash_block_ranges(fd, dest, b->image_size, b->block_size, &list, b->checksum_type, 0, got, &d);
-        if (r < 0) {
-                log_error("%s", d.msg);
-                return EXIT_FAILED;
-        }
+        if (r < 0)
+                return verify_failed(ret_error, error_len, "%s", d.msg);
+        /* The bad ranges are the command's output, unless stdout is JSON. */
+        FILE *out = json && cli_progress_on_stdout(json) ? stderr : stdout;
         size_t n = checksum_size(b->checksum_type);
         for (size_t i = 0; i < b->n_ranges; i++) {
                 const BmapRange *x = &b->ranges[i];
@@ -398,15 +421,17 @@ int cli_verify_target(const Bmap *b, const char *bmap_path, const char *dest) {
                 Extent bytes = bmap_range_bytes(b, i);
                 hex_encode(x->checksum, n, want);
                 hex_encode(got[i], n, have);
-                printf("%s: bad range %llu-%llu (bytes %llu-%llu): expected %s %s, found %s\n", dest,
-                       (unsigned long long) x->blocks.start, (unsigned long long) x->blocks.end - 1,
-                       (unsigned long long) bytes.start, (unsigned long long) bytes.end - 1,
-                       checksum_name(b->checksum_type), want, have);
+                fprintf(out, "%s: bad range %llu-%llu (bytes %llu-%llu): expected %s %s, found %s\n", dest,
+                        (unsigned long long) x->blocks.start, (unsigned long long) x->blocks.end - 1,
+                        (unsigned long long) bytes.start, (unsigned long long) bytes.end - 1,
+                        checksum_name(b->checksum_type), want, have);
+                cli_progress_mismatch(json, dest, x->blocks.start, x->blocks.end - 1, bytes.start, bytes.end - 1,
+                                      checksum_name(b->checksum_type), want, have);
         }
-        if (bad) {
-                log_error("%s: %zu of %zu ranges do not match %s: flash it again", dest, bad, b->n_ranges, bmap_path);
-                return EXIT_FAILED;
-        }
+        fflush(out);
+        if (bad)
+                return verify_failed(ret_error, error_len, "%s: %zu of %zu ranges do not match %s: flash it again",
+                                     dest, bad, b->n_ranges, bmap_path);
         log_info("%s: all %zu ranges match %s%s", dest, b->n_ranges - unchecked, bmap_path,
                  unchecked ? " (some ranges have no checksum)" : "");
         return EXIT_OK;

@@ -46,7 +46,8 @@ typedef struct CliImage {
  * image was not opened (a bmap from outside, !need_stream);
  * *ret_bmap_name says where the bmap came from ("disk.zip member
  * disk.img.bmap" for one inside); nothing is set with nobmap but the
- * stream. */
+ * stream. An Android sparse image with no bmap anywhere is no error: its
+ * chunks are its map (stream_simg_info); *ret_bmap_name is then NULL. */
 int cli_open_image(const CliImage *o, struct HttpContext *http, struct FdSource *src, struct Input *in,
                    struct Stream **ret_stream, struct Bmap *ret_bmap, char **ret_bmap_name);
 /* "disk.zip member disk.img.bmap" (passwords of a URL hidden), or NULL
@@ -71,8 +72,13 @@ int cli_open_source(const char *image, struct HttpContext *http, struct FdSource
 int cli_source_option(int id, const char *arg, struct SigOptions *sig, struct HttpOptions *http);
 /* Makes the HttpContext every transfer of the command then takes. */
 int cli_http_setup(const struct HttpOptions *o, struct HttpContext **ret);
-/* Reads dest back and checks every range of the bmap. */
-int cli_verify_target(const struct Bmap *b, const char *bmap_path, const char *dest);
+/* Reads dest back and checks every range of the bmap. Each bad range is a
+ * line on stdout (on stderr when JSON goes to stdout) and, with json, a
+ * "mismatch" line there; the error said is also put in ret_error (when not
+ * NULL, "" on success). */
+struct CliProgress;
+int cli_verify_target(const struct Bmap *b, const char *bmap_path, const char *dest, struct CliProgress *json,
+                      char *ret_error, size_t error_len);
 
 /* Writes a rendered bmap to path (through a temporary file and a rename) or
  * to stdout. */

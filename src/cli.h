@@ -86,6 +86,14 @@ typedef enum CliOptionId {
         CLI_OPT_HTTP_TIMEOUT,
         CLI_OPT_SCAN,
         CLI_OPT_SCAN_BMAP,
+        CLI_OPT_SKIP_IDENTICAL,
+        CLI_OPT_RETRIES,
+        CLI_OPT_PROGRESS,
+        CLI_OPT_PROGRESS_FD,
+        CLI_OPT_PROGRESS_FILE,
+        CLI_OPT_SIMG,
+        CLI_OPT_SIMG_BLOCK_SIZE,
+        CLI_OPT_SIMG_CRC,
 } CliOptionId;
 
 /* What a value is, for the shell completions. */

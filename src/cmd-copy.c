@@ -8,6 +8,7 @@
 #include "bmap-sig.h"
 #include "bmap.h"
 #include "cli-bmap.h"
+#include "cli-progress.h"
 #include "cli-scan.h"
 #include "cli.h"
 #include "commands.h"
@@ -129,10 +130,57 @@ static int scan_arguments_check(const char *image, const char *bmap_arg, bool no
         return CLI_CONTINUE;
 }
 
+/* What the copy's events become: a line on stderr for a retry (and -v's
+ * notes), JSON lines with --progress=json. */
+typedef struct CopyUi {
+        Progress *progress;
+        CliProgress *json;
+        uint64_t total;
+} CopyUi;
+
+static void copy_event(void *userdata, const CopyEvent *e) {
+        CopyUi *ui = userdata;
+
+        if (e->kind == COPY_EVENT_RETRY) {
+                progress_clear(ui->progress);
+                log_warning("%s", e->message);
+        } else if (e->kind == COPY_EVENT_NOTE && cli_verbosity > 0) {
+                progress_clear(ui->progress);
+                log_verbose("%s", e->message);
+        }
+        cli_progress_event(ui->json, e, ui->total);
+}
+
+static void copy_progress(void *userdata, uint64_t done, uint64_t total) {
+        CopyUi *ui = userdata;
+        progress_update(ui->progress, done, total);
+}
+
+/* "OK, 1.1 GiB checked, 23.0 MiB written in 41.3 s, 2 ranges written again" */
+static void log_target_ok(const char *path, const CopyTargetResult *res, bool skip_identical) {
+        char size[32], checked[32], retried[64] = "";
+
+        format_human_size(res->written, size, sizeof(size));
+        format_human_size(res->written + res->skipped, checked, sizeof(checked));
+        if (res->retried_ranges)
+                snprintf(retried, sizeof(retried), ", %zu range%s written again", res->retried_ranges,
+                         res->retried_ranges == 1 ? "" : "s");
+        if (skip_identical)
+                log_info("%s: OK, %s checked, %s written in %.1f s%s", path, checked, size, res->seconds, retried);
+        else
+                log_info("%s: OK, %s written in %.1f s%s", path, size, res->seconds, retried);
+}
+
 int cmd_copy(const CliCommand *self, int argc, char **argv) {
         CliParser p = { .command = self, .argc = argc, .argv = argv };
         const char *bmap_arg = NULL, *image, *psplash = NULL, *member = NULL;
-        bool nobmap = false, verify = true, verify_after = false, discard = false;
+        bool nobmap = false, verify = true, verify_after = false, discard = false, skip_identical = false;
+        uint64_t retries = 0;
+        _cleanup_(cli_progress_close) CliProgress json = {};
+        bool json_started = false;
+        /* Why each target failed after the copy (--verify-after), for the
+         * JSON end lines. */
+        static char verify_error[COPY_MAX_TARGETS][512];
         /* --scan: the bmap is made here, by a scan, its checksums by the copy. */
         bool scan = false, scan_hash = false, block_size_given = false;
         const char *scan_bmap = NULL, *bmap_name = NULL;
@@ -157,7 +205,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         CopyStats stats = {};
         struct timespec t0, t1;
         Diag d = {};
-        int c, r, status = EXIT_OK;
+        int c, r, r_copy = 0, status = EXIT_OK;
 
         while ((c = cli_next_option(&p)) > 0) {
                 r = CLI_CONTINUE;
@@ -199,6 +247,19 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                         r = cli_parse_block_size(p.arg, &block_size);
                         block_size_given = true;
                         break;
+                case CLI_OPT_SKIP_IDENTICAL:
+                        skip_identical = true;
+                        topts.in_place = true;
+                        break;
+                case CLI_OPT_RETRIES:
+                        if (parse_u64(p.arg, strlen(p.arg), &retries) < 0 || retries > 1000)
+                                r = usage_error("--retries takes a number from 0 to 1000, not '%s'", p.arg);
+                        break;
+                case CLI_OPT_PROGRESS:
+                case CLI_OPT_PROGRESS_FD:
+                case CLI_OPT_PROGRESS_FILE:
+                        r = cli_progress_option(c, p.arg, &json);
+                        break;
                 default:
                         r = cli_source_option(c, p.arg, &sopts, &http);
                 }
@@ -233,6 +294,9 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         r = check_dests(argv + optind + 1, n_targets);
         if (r != CLI_CONTINUE)
                 return r;
+        r = cli_progress_open(&json);
+        if (r != EXIT_OK)
+                return r;
         r = cli_http_setup(&http, &http_ctx);
         if (r != EXIT_OK)
                 return r;
@@ -251,6 +315,12 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         r = cli_open_image(&source, http_ctx, &fsrc, &in, &src, &bmap, &bmap_path);
         if (r != EXIT_OK)
                 return r;
+        if (!nobmap && !scan && !bmap_path) {
+                log_info("%s: no bmap: the Android sparse image's chunks are the map (RAW and FILL chunks are "
+                         "written, DONT_CARE chunks left as they are on DEST)",
+                         image);
+                nobmap = true;
+        }
         if (!nobmap && !scan) {
                 image_size = bmap.image_size;
                 if (verify && bmap.checksum_type == CHECKSUM_NONE)
@@ -324,18 +394,29 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 status = EXIT_FAILED;
                 goto out;
         }
+        CopyUi ui = { .progress = &progress, .json = &json,
+                      .total = nobmap ? image_size : cli_mapped_bytes(&bmap) };
         CopyOptions copts = {
+                .skip_identical = skip_identical,
+                .retries = (unsigned) retries,
+                /* Reading back while the chunks are still in memory is what
+                 * lets a range that reads back wrong be written again. */
+                .check_written = retries > 0 && verify_after,
+                .event = copy_event,
+                .userdata = &ui,
                 .source_name = image,
                 .verify = verify,
                 .cancel = &cli_interrupted,
-                .progress = progress_update,
-                .userdata = &progress,
+                .progress = copy_progress,
                 .stats = &stats,
                 .complete = &completion,
                 .record = scan_hash ? digests : NULL,
         };
+        cli_progress_start(&json, image, bmap_name, (const char *const *) argv + optind + 1, n_targets, ui.total);
+        json_started = true;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        r = copy_image(src, nobmap ? NULL : &bmap, image_size, targets, n_targets, &copts, results, &total, &d);
+        r = r_copy = copy_image(src, nobmap ? NULL : &bmap, image_size, targets, n_targets, &copts, results, &total,
+                                &d);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         log_verbose("pipeline: %.2f s; CPU seconds: reading and decoding %.2f, hashing %.2f, writing %.2f",
                     (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9, stats.read_cpu,
@@ -379,9 +460,12 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                         else if (target_kind(targets[i]) == TARGET_NULL)
                                 log_null_ok(path, total, nobmap ? NULL : &bmap, verify, scan);
                         else
-                                log_info("%s: OK, %s written in %.1f s", target_path(targets[i]), size,
-                                         results[i].seconds);
+                                log_target_ok(target_path(targets[i]), &results[i], skip_identical);
                 }
+        } else if (status == EXIT_OK && target_kind(targets[0]) != TARGET_NULL &&
+                   (skip_identical || results[0].retried_ranges > 0)) {
+                progress_clear(&progress);
+                log_target_ok(target_path(targets[0]), &results[0], skip_identical);
         }
         if (status == EXIT_OK && n_targets == 1 && target_kind(targets[0]) == TARGET_NULL) {
                 progress_finish(&progress, total, "read");
@@ -414,11 +498,28 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                                          target_path(targets[i]));
                                 continue;
                         }
-                        r = cli_verify_target(&bmap, bmap_name, target_path(targets[i]));
+                        r = cli_verify_target(&bmap, bmap_name, target_path(targets[i]), &json, verify_error[i],
+                                              sizeof(verify_error[i]));
                         if (r != EXIT_OK)
                                 status = r;
                 }
 out:
+        /* Each target's outcome, last, once it is known in full. */
+        for (size_t i = 0; json_started && i < n_targets; i++) {
+                bool ok = r_copy >= 0 && results[i].error == 0 && results[i].finished && !verify_error[i][0];
+                const char *error = ok                           ? NULL
+                                    : r_copy == -EINTR          ? "interrupted"
+                                    : r_copy < 0                ? d.msg
+                                    : results[i].error < 0      ? results[i].message
+                                    : verify_error[i][0]        ? verify_error[i]
+                                                                : "not finished";
+                cli_progress_end(&json, &(CliProgressEnd) { .target = argv[optind + 1 + i], .ok = ok,
+                                                            .bytes = results[i].written + results[i].skipped,
+                                                            .written = results[i].written,
+                                                            .skipped = results[i].skipped,
+                                                            .retried_ranges = results[i].retried_ranges,
+                                                            .seconds = results[i].seconds, .error = error });
+        }
         for (size_t i = 0; i < n_targets; i++)
                 target_free(targets[i]);
         cli_release_signals();

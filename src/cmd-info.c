@@ -12,6 +12,7 @@
 #include "bmap.h"
 #include "cli-bmap.h"
 #include "cli-scan.h"
+#include "cli-simg.h"
 #include "cli.h"
 #include "commands.h"
 #include "image.h"
@@ -273,6 +274,12 @@ int cmd_info(const CliCommand *self, int argc, char **argv) {
         if (is_bmap)
                 r = bmap_open(path, &report, NULL, true, &b, &opened, &d);
         else {
+                /* An Android sparse image, bare or compressed, is described
+                 * by its chunks. */
+                bool simg;
+                r = cli_info_simg(path, json, &simg);
+                if (simg)
+                        return r;
                 r = cli_archive_bmap_open(path, &fd, &report, true, &b, &opened, &inside, &image_member, &d);
                 if (r == 0)
                         return info_image(path, &so, json);

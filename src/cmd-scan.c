@@ -5,6 +5,7 @@
 #include "bmap.h"
 #include "cli-bmap.h"
 #include "cli-scan.h"
+#include "cli-simg.h"
 #include "cli.h"
 #include "commands.h"
 #include "hash.h"
@@ -18,6 +19,7 @@ int cmd_scan(const CliCommand *self, int argc, char **argv) {
         bool checksums = true, sparse = false, json = false;
         uint64_t block_size = 4096;
         _cleanup_(image_done) Image img = {};
+        CliSimgOptions simg = {};
         _cleanup_(scan_done) Scan s = {};
         _cleanup_(scan_options_done) ScanOptions so = {};
         _cleanup_extents_ Extents blocks = EXTENTS_INIT, ranges = EXTENTS_INIT;
@@ -48,15 +50,30 @@ int cmd_scan(const CliCommand *self, int argc, char **argv) {
                 case CLI_OPT_BLOCK_SIZE:
                         r = cli_parse_block_size(p.arg, &block_size);
                         break;
+                case CLI_OPT_SIMG:
+                        simg.path = p.arg;
+                        break;
+                case CLI_OPT_SIMG_BLOCK_SIZE:
+                        r = cli_parse_simg_block_size(p.arg, &simg.block_size);
+                        break;
+                case CLI_OPT_SIMG_CRC:
+                        simg.crc = true;
+                        break;
                 }
                 if (r != CLI_CONTINUE)
                         return r;
         }
         if (c < 0)
                 return p.status;
+        if (!simg.path && (simg.block_size || simg.crc))
+                return usage_error("--simg-block-size and --simg-crc shape the sparse image --simg FILE writes");
         r = cli_one_argument(argc, argv, "IMAGE", &image);
         if (r == CLI_CONTINUE)
                 r = cli_refuse_output_is_input(output, image);
+        if (r == CLI_CONTINUE)
+                r = cli_refuse_output_is_input(simg.path, image);
+        if (r == CLI_CONTINUE && output && simg.path && strcmp(output, simg.path) == 0)
+                r = usage_error("-o and --simg name the same file '%s': give each its own", output);
         if (r != CLI_CONTINUE)
                 return r;
 
@@ -72,7 +89,9 @@ int cmd_scan(const CliCommand *self, int argc, char **argv) {
         if (cli_verbosity >= 0)
                 report_text(stderr, image, &s, block_size, &ranges);
 
-        if (!json || output) {
+        /* The sparse image takes the bmap's place on stdout: with --simg,
+         * the bmap is written only to -o. */
+        if ((!json && !simg.path) || output) {
                 if (checksums && ranges.n > 0) {
                         digests = calloc(ranges.n, sizeof(*digests));
                         if (!digests) {
@@ -92,6 +111,11 @@ int cmd_scan(const CliCommand *self, int argc, char **argv) {
                         return EXIT_FAILED;
                 }
                 r = cli_write_bmap(output, text, len);
+                if (r != EXIT_OK)
+                        return r;
+        }
+        if (simg.path) {
+                r = cli_write_simg(&img, image, &s.mapped, &simg);
                 if (r != EXIT_OK)
                         return r;
         }

@@ -4,9 +4,12 @@
 #include "bmap-sig.h"
 #include "bmap.h"
 #include "cli-bmap.h"
+#include "cli-progress.h"
+#include "cli-simg.h"
 #include "cli.h"
 #include "commands.h"
 #include "input-http.h"
+#include "progress.h"
 #include "stream.h"
 
 /* A resumed download of the bmap or the archive's head: verify draws no
@@ -23,6 +26,7 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
         _cleanup_free_ char *bmap_path = NULL;
         _cleanup_(bmap_done) Bmap bmap = {};
         SigOptions sopts = {};
+        _cleanup_(cli_progress_close) CliProgress json = {};
         Diag d = {};
         int c, r;
 
@@ -34,6 +38,11 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
                         break;
                 case CLI_OPT_MEMBER:
                         member = p.arg;
+                        break;
+                case CLI_OPT_PROGRESS:
+                case CLI_OPT_PROGRESS_FD:
+                case CLI_OPT_PROGRESS_FILE:
+                        r = cli_progress_option(c, p.arg, &json);
                         break;
                 default:
                         r = cli_source_option(c, p.arg, &sopts, &http);
@@ -47,6 +56,9 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
                 return usage_error(argc - optind < 2 ? "IMAGE and DEST are needed" : "only IMAGE and DEST are taken");
         if (bmap_sig_options_check(&sopts, &d) < 0)
                 return usage_error("%s", d.msg);
+        r = cli_progress_open(&json);
+        if (r != EXIT_OK)
+                return r;
         r = cli_http_setup(&http, &http_ctx);
         if (r != EXIT_OK)
                 return r;
@@ -72,5 +84,17 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
                 log_error("interrupted by %s; nothing was read back", cli_interrupted_name());
                 return EXIT_FAILED;
         }
-        return cli_verify_target(&bmap, bmap_path, argv[optind + 1]);
+        const char *dest = argv[optind + 1];
+        /* No bmap, and no error: an Android sparse image, whose RAW and
+         * FILL chunks are then what DEST must hold (read as it streams). */
+        if (!bmap_path)
+                return cli_verify_simg(src, argv[optind], dest);
+        char error[1024];
+        cli_progress_start(&json, argv[optind], bmap_path, (const char *const *) &dest, 1, cli_mapped_bytes(&bmap));
+        r = cli_verify_target(&bmap, bmap_path, dest, &json, error, sizeof(error));
+        cli_progress_end(&json, &(CliProgressEnd) { .target = dest, .ok = r == EXIT_OK,
+                                                    .bytes = r == EXIT_OK ? cli_mapped_bytes(&bmap) : 0,
+                                                    .seconds = progress_now() - json.start,
+                                                    .error = r == EXIT_OK ? NULL : error });
+        return r;
 }

@@ -86,8 +86,22 @@ static const CliOption opt_scan_json = {
         CLI_OPT_JSON, "json", 0, NULL, CLI_VALUE_NONE, NULL, false,
         "print the layout report as JSON on stdout instead of the bmap (with -o, both)",
 };
+static const CliOption opt_scan_simg = {
+        CLI_OPT_SIMG, "simg", 0, "FILE", CLI_VALUE_FILE, NULL, false,
+        "write an Android sparse image of the mapped blocks to FILE (atomically) instead of the bmap (with -o, "
+        "both)",
+};
+static const CliOption opt_scan_simg_block_size = {
+        CLI_OPT_SIMG_BLOCK_SIZE, "simg-block-size", 0, "N", CLI_VALUE_WORDS, "512 1024 2048 4096 8192 16384 32768 65536",
+        false, "the sparse image's block size, a power of two from 512 to 1 MiB (default 4096)",
+};
+static const CliOption opt_scan_simg_crc = {
+        CLI_OPT_SIMG_CRC, "simg-crc", 0, NULL, CLI_VALUE_NONE, NULL, false,
+        "end the sparse image with a CRC32 chunk (U-Boot's writer cannot take one)",
+};
 static const CliOption *const scan_options[] = {
-        &opt_output, &opt_scan_sparse, &opt_scan_no_checksum, &opt_scan_block_size, &opt_scan_json, &opt_map, NULL,
+        &opt_output, &opt_scan_sparse, &opt_scan_no_checksum, &opt_scan_block_size, &opt_scan_json, &opt_map,
+        &opt_scan_simg, &opt_scan_simg_block_size, &opt_scan_simg_crc, NULL,
 };
 
 /* ---------------------------------------------------------------- sparse */
@@ -142,11 +156,33 @@ static const CliOption opt_copy_scan_bmap = {
         CLI_OPT_SCAN_BMAP, "scan-bmap", 0, "FILE", CLI_VALUE_FILE, NULL, false,
         "with --scan: once the copy succeeded, write the bmap it made, with the checksums it computed, to FILE",
 };
+static const CliOption opt_copy_skip_identical = {
+        CLI_OPT_SKIP_IDENTICAL, "skip-identical", 0, NULL, CLI_VALUE_NONE, NULL, false,
+        "read each MiB of a DEST first and write only what differs (an existing file DEST is updated in place)",
+};
+static const CliOption opt_copy_retries = {
+        CLI_OPT_RETRIES, "retries", 0, "N", CLI_VALUE_TEXT, NULL, false,
+        "write a range again up to N times after a write error, or (with --verify-after) when it reads back "
+        "wrong; default 0",
+};
+static const CliOption opt_progress = {
+        CLI_OPT_PROGRESS, "progress", 0, "FORMAT", CLI_VALUE_WORDS, "text json", false,
+        "json: one JSON object per line on stdout (start, progress, retry, mismatch, end); default text",
+};
+static const CliOption opt_progress_fd = {
+        CLI_OPT_PROGRESS_FD, "progress-fd", 0, "FD", CLI_VALUE_TEXT, NULL, false,
+        "with --progress=json: write it to file descriptor FD instead of stdout",
+};
+static const CliOption opt_progress_file = {
+        CLI_OPT_PROGRESS_FILE, "progress-file", 0, "PATH", CLI_VALUE_FILE, NULL, false,
+        "with --progress=json: write it to the file or FIFO PATH instead of stdout",
+};
 static const CliOption *const copy_options[] = {
         &opt_copy_bmap, &opt_copy_nobmap, &opt_copy_member, &opt_copy_no_verify, &opt_copy_verify_after,
         &opt_bmap_sig, &opt_keyring, &opt_fingerprint, &opt_no_sig_verify, &opt_copy_removable, &opt_copy_discard,
         &opt_copy_psplash, &opt_ca_file, &opt_http_timeout,
         &opt_copy_scan, &opt_copy_scan_bmap, &opt_map, &opt_scan_block_size,
+        &opt_copy_skip_identical, &opt_copy_retries, &opt_progress, &opt_progress_fd, &opt_progress_file,
         NULL,
 };
 
@@ -163,7 +199,7 @@ static const CliOption opt_verify_member = {
 };
 static const CliOption *const verify_options[] = {
         &opt_verify_bmap, &opt_verify_member, &opt_bmap_sig, &opt_keyring, &opt_fingerprint, &opt_no_sig_verify,
-        &opt_ca_file, &opt_http_timeout, NULL,
+        &opt_ca_file, &opt_http_timeout, &opt_progress, &opt_progress_fd, &opt_progress_file, NULL,
 };
 
 /* ---------------------------------------------------------------- create, info */
@@ -183,7 +219,12 @@ const CliCommand cli_commands[] = {
                         "Write a bmap of IMAGE that maps what its filesystems use, read from their own allocation "
                         "metadata, plus everything that is not a filesystem (partition tables, gaps, unknown or "
                         "encrypted partitions). Holes in the file do not matter: an expanded image gets the same "
-                        "bmap as a sparse one.",
+                        "bmap as a sparse one.\n\n"
+                        "With --simg, write the mapped blocks as an Android sparse image instead (for fastboot "
+                        "or U-Boot's 'mmc swrite'): RAW chunks of at most 16 MiB for data, FILL chunks for blocks "
+                        "of one repeated 32-bit value (zero blocks of used files included), DONT_CARE chunks for "
+                        "the rest. A last partial block is padded with zeros. --simg-crc adds a CRC32 chunk at "
+                        "the end, which U-Boot does not skip correctly: leave it off for U-Boot.",
                 .options = scan_options,
                 .run = cmd_scan,
         },
@@ -210,7 +251,9 @@ const CliCommand cli_commands[] = {
                 .description =
                         "Flash IMAGE (a file, or - for standard input; gzip, bzip2, xz, zstd, lz4, lzo, the same "
                         "inside a tar, or zip, told from the content) to DEST: a block device or a file. Only the "
-                        "blocks the bmap maps are written, each range checked against its checksum as it streams. The "
+                        "blocks the bmap maps are written, each range checked against its checksum as it streams. An "
+                        "Android sparse image (bare, compressed or archived) is expanded, its CRC32 chunks "
+                        "checked; without a bmap its RAW and FILL chunks are the map. The "
                         "bmap is IMAGE.bmap, or the name with one extension stripped at a time (a.img.xz: "
                         "a.img.xz.bmap, a.img.bmap, a.bmap), unless --bmap names it; --bmap and --nobmap exclude "
                         "each other.\n\n"
@@ -254,7 +297,8 @@ const CliCommand cli_commands[] = {
                 .description =
                         "Read DEST back (for a block device, past its page cache) and check every range of the bmap "
                         "against its checksum. The bmap is found as 'copy' finds it, also beside a URL; with - as "
-                        "IMAGE, --bmap is needed. Prints each bad range; exit status 1 if there is one. A signed "
+                        "IMAGE, --bmap is needed, unless IMAGE is an Android sparse image: without a bmap, DEST is "
+                        "compared with its RAW and FILL chunks. Prints each bad range; exit status 1 if there is one. A signed "
                         "bmap is verified first, as 'copy' does it.",
                 .options = verify_options,
                 .run = cmd_verify,
@@ -284,7 +328,9 @@ const CliCommand cli_commands[] = {
                         "size, blocks and mapped blocks, checksum type, number of ranges, and whether it is valid, "
                         "its own file checksum included (exit 1 if not). For a clearsigned bmap, also whether its "
                         "signature verifies with GnuPG's default keyring (a warning if not; 'copy' is where a "
-                        "signature is enforced).",
+                        "signature is enforced).\n"
+                        "For an Android sparse image (bare or compressed): its block size, blocks, chunks by type "
+                        "and mapped size (exit 1 if a chunk is damaged).",
                 .options = info_options,
                 .run = cmd_info,
         },

@@ -3,6 +3,7 @@
 
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,18 @@
  * the bench's vendor image: median 0.86 s instead of 1.07 s). */
 #define CHUNK_SIZE (4u << 20)
 #define N_CHUNKS 16
+
+/* --skip-identical compares, and --retries checks, in pieces of 1 MiB of a
+ * chunk (smaller at a range's end): what a changed file or a bad spot on a
+ * card costs in rewriting, and the buffer each target needs for it. */
+#define PIECE_SIZE (1u << 20)
+#define N_PIECES (CHUNK_SIZE / PIECE_SIZE)
+#define ALL_PIECES ((1u << N_PIECES) - 1)
+_Static_assert(N_PIECES <= 32, "a chunk's pieces are bits of a uint32_t");
+/* check_written: the chunks a writer keeps until a flush and a read back
+ * (16 MiB: one flush per 16 MiB written). It holds none while it waits for
+ * more, so that the pool never runs dry for the others. */
+#define PENDING_MAX 4
 
 typedef struct Chunk {
         uint8_t *data;
@@ -45,7 +58,23 @@ typedef struct Writer {
         atomic_bool failed;     /* set by its thread, read by the hasher and the caller */
         CopyTargetResult *result;
         atomic_uint_fast64_t written;
+        atomic_uint_fast64_t skipped;
         double cpu;
+
+        /* skip_identical: the comparing thread in front of the writer,
+         * its queue, and which pieces of each chunk (by its index in the
+         * pool) differ from what the target holds. */
+        bool comparing;
+        Queue pre_q;
+        pthread_t pre_tid;
+        uint32_t differs[N_CHUNKS];
+        uint8_t *cmp_buf;
+        /* check_written: chunks written and not yet read back. */
+        Chunk *pending[PENDING_MAX];
+        uint32_t pending_pieces[PENDING_MAX];
+        size_t n_pending;
+        uint8_t *back_buf;
+        size_t last_retried;    /* the range counted last in retried_ranges */
 } Writer;
 
 struct Copy {
@@ -77,6 +106,8 @@ struct Copy {
         pthread_mutex_t done_lock;
         pthread_cond_t done_cond;
         size_t writers_ended;
+
+        pthread_mutex_t event_lock;     /* one CopyOptions.event call at a time */
 };
 
 static double now(void) {
@@ -125,6 +156,13 @@ static Chunk *queue_pop(Copy *c, Queue *q) {
         return ch;
 }
 
+static bool queue_empty(Queue *q) {
+        pthread_mutex_lock(&q->lock);
+        bool empty = q->count == 0;
+        pthread_mutex_unlock(&q->lock);
+        return empty;
+}
+
 static void queue_close(Queue *q) {
         pthread_mutex_lock(&q->lock);
         q->closed = true;
@@ -135,8 +173,18 @@ static void queue_close(Queue *q) {
 static void wake_all(Copy *c) {
         queue_close(&c->free_q);
         queue_close(&c->hash_q);
-        for (size_t i = 0; i < c->n_writers; i++)
+        for (size_t i = 0; i < c->n_writers; i++) {
+                queue_close(&c->writers[i].pre_q);
                 queue_close(&c->writers[i].q);
+        }
+}
+
+static void emit(Copy *c, const CopyEvent *e) {
+        if (!c->o || !c->o->event)
+                return;
+        pthread_mutex_lock(&c->event_lock);
+        c->o->event(c->o->userdata, e);
+        pthread_mutex_unlock(&c->event_lock);
 }
 
 /* The first error stops the whole copy. */
@@ -223,6 +271,28 @@ static int read_span(Copy *c, uint64_t start, uint64_t end, size_t range, Diag *
         return 0;
 }
 
+/* Without a bmap: the whole image, or, from an image whose container says
+ * which stretches it gives (an Android sparse image's chunks), only those:
+ * what it leaves undefined is skipped, and stays as it was on the target. */
+static int read_stretches(Copy *c, Diag *d) {
+        for (;;) {
+                uint64_t len, at = stream_offset(c->src);
+                bool data;
+                int r = stream_next_stretch(c->src, &len, &data, d);
+                if (r < 0)
+                        return r;
+                if (len == UINT64_MAX)
+                        return read_span(c, at, c->image_size, SIZE_MAX, d);
+                if (len == 0)
+                        return 0;
+                r = data ? read_span(c, at, at + len, SIZE_MAX, d) : stream_skip(c->src, len, d);
+                if (r < 0)
+                        return r;
+                if (stopping(c))
+                        return -ECANCELED;
+        }
+}
+
 static int drain(Copy *c, Diag *d) {
         Chunk *ch = queue_pop(c, &c->free_q);
         int r = 0;
@@ -255,7 +325,7 @@ static void *reader_main(void *arg) {
         int r = 0;
 
         if (!c->bmap)
-                r = read_span(c, 0, c->image_size, SIZE_MAX, &d);
+                r = read_stretches(c, &d);
         else
                 for (size_t i = 0; i < c->bmap->n_ranges && r >= 0 && !stopping(c); i++) {
                         Extent x = bmap_range_bytes(c->bmap, i);
@@ -351,12 +421,12 @@ static void *hasher_main(void *arg) {
                 }
                 atomic_store(&ch->refs, (int) c->n_writers);
                 for (size_t i = 0; i < c->n_writers; i++)
-                        queue_push(&c->writers[i].q, ch);
+                        queue_push(c->writers[i].comparing ? &c->writers[i].pre_q : &c->writers[i].q, ch);
         }
         EVP_MD_CTX_free(ctx);
         c->hash_cpu = thread_cpu();
         for (size_t i = 0; i < c->n_writers; i++)
-                queue_close(&c->writers[i].q);
+                queue_close(c->writers[i].comparing ? &c->writers[i].pre_q : &c->writers[i].q);
         return NULL;
 }
 
@@ -374,26 +444,226 @@ static void writer_failed(Writer *w, int r, const Diag *d) {
         }
 }
 
+static size_t chunk_pieces(const Chunk *ch) {
+        return (ch->len + PIECE_SIZE - 1) / PIECE_SIZE;
+}
+
+static size_t piece_len(const Chunk *ch, size_t i) {
+        size_t off = i * PIECE_SIZE;
+        return ch->len - off < PIECE_SIZE ? ch->len - off : PIECE_SIZE;
+}
+
+/* "range 8-263 (bytes 32768-1081343)", for the messages about a piece. */
+static void describe_range(const Copy *c, size_t range, char *buf, size_t len) {
+        if (!c->bmap || range == SIZE_MAX) {
+                snprintf(buf, len, "the image");
+                return;
+        }
+        const BmapRange *x = &c->bmap->ranges[range];
+        Extent b = bmap_range_bytes(c->bmap, range);
+        snprintf(buf, len, "range %llu-%llu (bytes %llu-%llu)", (unsigned long long) x->blocks.start,
+                 (unsigned long long) x->blocks.end - 1, (unsigned long long) b.start,
+                 (unsigned long long) b.end - 1);
+}
+
+static void note(Writer *w, const char *fmt, ...) _printf_(2, 3);
+static void note(Writer *w, const char *fmt, ...) {
+        char line[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        emit(w->c, &(CopyEvent) { .kind = COPY_EVENT_NOTE, .target = (size_t) (w - w->c->writers),
+                                  .range = SIZE_MAX, .message = line });
+}
+
+/* Announces that bytes [off, off + len) of ch are written again. */
+static void announce_retry(Writer *w, const Chunk *ch, size_t off, size_t len, unsigned attempt, bool write_error,
+                           const char *why) {
+        Copy *c = w->c;
+        char where[160], line[1024];
+
+        describe_range(c, ch->range, where, sizeof(where));
+        if (write_error)
+                snprintf(line, sizeof(line), "%s, in %s: writing it again, attempt %u of %u", why, where, attempt,
+                         c->o->retries);
+        else
+                snprintf(line, sizeof(line), "%s: bytes %llu-%llu of %s read back wrong: writing them again, attempt "
+                         "%u of %u", target_path(w->target), (unsigned long long) (ch->offset + off),
+                         (unsigned long long) (ch->offset + off + len - 1), where, attempt, c->o->retries);
+        if (w->result->retried_ranges == 0 || w->last_retried != ch->range) {
+                w->result->retried_ranges++;
+                w->last_retried = ch->range;
+        }
+        emit(c, &(CopyEvent) { .kind = COPY_EVENT_RETRY, .target = (size_t) (w - c->writers), .range = ch->range,
+                               .start = ch->offset + off, .end = ch->offset + off + len, .attempt = attempt,
+                               .retries = c->o->retries, .write_error = write_error, .message = line });
+}
+
+/* Writes bytes [off, off + len) of ch; a write error (EIO: the device
+ * failed it) is tried again up to retries times. */
+static int write_piece(Writer *w, const Chunk *ch, size_t off, size_t len, Diag *d) {
+        unsigned retries = w->c->o ? w->c->o->retries : 0;
+
+        for (unsigned attempt = 0;; attempt++) {
+                int r = target_write(w->target, ch->data + off, len, ch->offset + off, d);
+                if (r != -EIO || retries == 0)
+                        return r;
+                if (attempt == retries) {
+                        char why[sizeof(d->msg)], where[160];
+                        snprintf(why, sizeof(why), "%s", d->msg);
+                        describe_range(w->c, ch->range, where, sizeof(where));
+                        return diag_set(d, r, "%s, in %s, still after %u retries", why, where, retries);
+                }
+                announce_retry(w, ch, off, len, attempt + 1, true, d->msg);
+        }
+}
+
+/* Writes the pieces of ch that are set in pieces, each run of them at once. */
+static int write_pieces(Writer *w, const Chunk *ch, uint32_t pieces, Diag *d) {
+        size_t n = chunk_pieces(ch);
+
+        for (size_t i = 0; i < n;) {
+                if (!(pieces & (1u << i))) {
+                        i++;
+                        continue;
+                }
+                size_t j = i;
+                while (j < n && (pieces & (1u << j)))
+                        j++;
+                size_t off = i * PIECE_SIZE, len = (j - 1) * PIECE_SIZE + piece_len(ch, j - 1) - off;
+                int r = write_piece(w, ch, off, len, d);
+                if (r < 0)
+                        return r;
+                i = j;
+        }
+        return 0;
+}
+
+/* check_written: flushes what the pending chunks put on the target, reads
+ * each piece written back past the cache and compares it with the chunk
+ * still in memory; a piece that differs is written, flushed and read again,
+ * up to retries times. The chunks are released whatever happens. */
+static int check_pending(Writer *w, Diag *d) {
+        Copy *c = w->c;
+        unsigned retries = c->o->retries;
+        int r = 0;
+
+        if (!w->failed && !atomic_load(&c->abort))
+                r = target_sync(w->target, d);
+        else
+                r = 1;  /* nothing to check */
+        for (size_t k = 0; r == 0 && k < w->n_pending; k++) {
+                const Chunk *ch = w->pending[k];
+                for (size_t i = 0; r == 0 && i < chunk_pieces(ch); i++) {
+                        size_t off = i * PIECE_SIZE, len = piece_len(ch, i);
+                        if (!(w->pending_pieces[k] & (1u << i)))
+                                continue;
+                        for (unsigned attempt = 0; r == 0; attempt++) {
+                                r = target_read(w->target, w->back_buf, len, ch->offset + off, d);
+                                if (r < 0 || memcmp(w->back_buf, ch->data + off, len) == 0)
+                                        break;
+                                if (attempt == retries) {
+                                        char where[160];
+                                        describe_range(c, ch->range, where, sizeof(where));
+                                        r = diag_set(d, -EIO,
+                                                     "%s: bytes %llu-%llu of %s read back wrong, still after %u "
+                                                     "retries: the device is failing",
+                                                     target_path(w->target), (unsigned long long) (ch->offset + off),
+                                                     (unsigned long long) (ch->offset + off + len - 1), where,
+                                                     retries);
+                                        break;
+                                }
+                                announce_retry(w, ch, off, len, attempt + 1, false, NULL);
+                                r = write_piece(w, ch, off, len, d);
+                                if (r == 0)
+                                        r = target_sync(w->target, d);
+                        }
+                }
+        }
+        for (size_t k = 0; k < w->n_pending; k++)
+                release(c, w->pending[k]);
+        w->n_pending = 0;
+        return r < 0 ? r : 0;
+}
+
+/* skip_identical: reads what the target holds under each piece of a chunk
+ * before its writer gets the chunk, and marks the pieces that differ. It
+ * runs ahead of the writer by as many chunks as the queue holds, so that
+ * the target's reads overlap the decoding and the writes of earlier
+ * chunks. */
+static void *comparer_main(void *arg) {
+        Writer *w = arg;
+        Copy *c = w->c;
+        bool can_read = true;
+        Diag d = {};
+
+        for (Chunk *ch; (ch = queue_pop(c, &w->pre_q));) {
+                uint32_t differs = 0;
+                for (size_t i = 0; i < chunk_pieces(ch); i++) {
+                        size_t off = i * PIECE_SIZE, len = piece_len(ch, i);
+                        if (can_read && !w->failed &&
+                            target_read(w->target, w->cmp_buf, len, ch->offset + off, &d) < 0) {
+                                /* Written as it would be without the option. */
+                                can_read = false;
+                                note(w, "%s; --skip-identical: it is written in full from here on", d.msg);
+                        }
+                        if (!can_read || memcmp(w->cmp_buf, ch->data + off, len) != 0)
+                                differs |= 1u << i;
+                }
+                w->differs[ch - c->chunks] = differs;
+                queue_push(&w->q, ch);
+        }
+        queue_close(&w->q);
+        return NULL;
+}
+
 static void *writer_main(void *arg) {
         Writer *w = arg;
         Copy *c = w->c;
+        bool check = c->o && c->o->check_written && target_kind(w->target) != TARGET_NULL;
         Diag d = {};
+        int r;
 
-        for (Chunk *ch; (ch = queue_pop(c, &w->q));) {
+        for (;;) {
+                /* Never wait for more while holding chunks that the reader
+                 * needs back. */
+                if (w->n_pending > 0 && (w->n_pending == PENDING_MAX || queue_empty(&w->q)) &&
+                    (r = check_pending(w, &d)) < 0)
+                        writer_failed(w, r, &d);
+                Chunk *ch = queue_pop(c, &w->q);
+                if (!ch)
+                        break;
+                uint32_t all = (uint32_t) ((1ull << chunk_pieces(ch)) - 1);
+                uint32_t pieces = w->comparing ? w->differs[ch - c->chunks] & all : all;
                 if (!w->failed) {
-                        int r = target_write(w->target, ch->data, ch->len, ch->offset, &d);
+                        r = write_pieces(w, ch, pieces, &d);
                         if (r < 0)
                                 writer_failed(w, r, &d);
-                        else
-                                atomic_fetch_add(&w->written, ch->len);
+                        else {
+                                uint64_t n = 0;
+                                for (size_t i = 0; i < chunk_pieces(ch); i++)
+                                        if (pieces & (1u << i))
+                                                n += piece_len(ch, i);
+                                atomic_fetch_add(&w->written, n);
+                                atomic_fetch_add(&w->skipped, ch->len - n);
+                        }
+                }
+                if (!w->failed && check && pieces) {
+                        w->pending[w->n_pending] = ch;
+                        w->pending_pieces[w->n_pending++] = pieces;
+                        continue;
                 }
                 release(c, ch);
         }
+        if (w->n_pending > 0 && (r = check_pending(w, &d)) < 0)
+                writer_failed(w, r, &d);
         /* The queue closes after the reader has read the whole image and the
          * hasher has checked it, or on abort: only in the first case is
          * this target complete, and can be flushed now, beside the others. */
         if (!w->failed && !atomic_load(&c->abort) && c->o && c->o->complete) {
-                int r = target_complete(w->target, c->o->complete, atomic_load(&c->read_total), &d);
+                r = target_complete(w->target, c->o->complete, atomic_load(&c->read_total), &d);
                 if (r < 0)
                         writer_failed(w, r, &d);
                 else
@@ -441,6 +711,7 @@ int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targ
         c->start = now();
         pthread_mutex_init(&c->err_lock, NULL);
         pthread_mutex_init(&c->done_lock, NULL);
+        pthread_mutex_init(&c->event_lock, NULL);
         /* A clock step (NTP on a board without an RTC) must not stall the
          * progress reports and cancel checks. */
         pthread_condattr_t attr;
@@ -460,15 +731,28 @@ int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targ
         c->n_writers = n_targets;
         atomic_store(&c->active_writers, n_targets);
         for (size_t i = 0; i < n_targets; i++) {
-                c->writers[i] = (Writer) { .c = c, .target = targets[i], .result = &results[i] };
+                Writer *w = &c->writers[i];
+                *w = (Writer) { .c = c, .target = targets[i], .result = &results[i] };
                 results[i] = (CopyTargetResult) {};
-                queue_init(&c->writers[i].q);
+                queue_init(&w->q);
+                queue_init(&w->pre_q);
+                w->comparing = o && o->skip_identical && target_can_compare(targets[i]);
+                /* Aligned for O_DIRECT reads. */
+                if (w->comparing && !(w->cmp_buf = aligned_alloc(4096, PIECE_SIZE)))
+                        r = -ENOMEM;
+                if (o && o->check_written && target_kind(targets[i]) != TARGET_NULL &&
+                    !(w->back_buf = aligned_alloc(4096, PIECE_SIZE)))
+                        r = -ENOMEM;
         }
         if (r < 0)
                 goto out;
 
-        size_t started = 0;
-        for (; started < n_targets; started++)
+        size_t started = 0, comparers = 0;
+        for (; comparers < n_targets; comparers++)
+                if (c->writers[comparers].comparing &&
+                    pthread_create(&c->writers[comparers].pre_tid, NULL, comparer_main, &c->writers[comparers]) != 0)
+                        break;
+        for (; comparers == n_targets && started < n_targets; started++)
                 if (pthread_create(&c->writers[started].tid, NULL, writer_main, &c->writers[started]) != 0)
                         break;
         bool hasher_up = started == n_targets && pthread_create(&hasher, NULL, hasher_main, c) == 0;
@@ -481,13 +765,26 @@ int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targ
         }
 
         /* This thread reports progress and watches for a cancel request. */
+        double last_event = c->start;
         while (reader_up) {
                 uint64_t done = UINT64_MAX;
-                for (size_t i = 0; i < n_targets; i++)
-                        if (!c->writers[i].failed && atomic_load(&c->writers[i].written) < done)
-                                done = atomic_load(&c->writers[i].written);
+                for (size_t i = 0; i < n_targets; i++) {
+                        uint64_t handled = atomic_load(&c->writers[i].written) + atomic_load(&c->writers[i].skipped);
+                        if (!c->writers[i].failed && handled < done)
+                                done = handled;
+                }
                 if (done == UINT64_MAX)
                         done = 0;
+                if (o && o->event && now() - last_event >= 1.0) {
+                        last_event = now();
+                        for (size_t i = 0; i < n_targets; i++)
+                                if (!c->writers[i].failed)
+                                        emit(c, &(CopyEvent) { .kind = COPY_EVENT_PROGRESS, .target = i,
+                                                               .written = atomic_load(&c->writers[i].written),
+                                                               .skipped = atomic_load(&c->writers[i].skipped),
+                                                               .seconds = last_event - c->start,
+                                                               .range = SIZE_MAX });
+                }
                 if (o && o->progress)
                         o->progress(o->userdata, done, total == UINT64_MAX ? atomic_load(&c->read_total) : total);
                 (void) stopping(c);
@@ -511,10 +808,19 @@ int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targ
                 pthread_join(reader, NULL);
         if (hasher_up)
                 pthread_join(hasher, NULL);
+        for (size_t i = 0; i < comparers; i++)
+                if (c->writers[i].comparing) {
+                        /* Its queue was closed if the hasher never started. */
+                        if (!hasher_up)
+                                queue_close(&c->writers[i].pre_q);
+                        pthread_join(c->writers[i].pre_tid, NULL);
+                }
         for (size_t i = 0; i < started; i++)
                 pthread_join(c->writers[i].tid, NULL);
-        for (size_t i = 0; i < n_targets; i++)
+        for (size_t i = 0; i < n_targets; i++) {
                 results[i].written = atomic_load(&c->writers[i].written);
+                results[i].skipped = atomic_load(&c->writers[i].skipped);
+        }
         if (o && o->progress && c->error == 0)
                 o->progress(o->userdata, total == UINT64_MAX ? atomic_load(&c->read_total) : total,
                             total == UINT64_MAX ? atomic_load(&c->read_total) : total);
@@ -532,12 +838,17 @@ int copy_image(Stream *src, const Bmap *bmap, uint64_t image_size, Target **targ
 out:
         for (size_t i = 0; i < N_CHUNKS; i++)
                 free(c->chunks[i].data);
-        for (size_t i = 0; i < n_targets; i++)
+        for (size_t i = 0; i < n_targets; i++) {
                 queue_destroy(&c->writers[i].q);
+                queue_destroy(&c->writers[i].pre_q);
+                free(c->writers[i].cmp_buf);
+                free(c->writers[i].back_buf);
+        }
         queue_destroy(&c->free_q);
         queue_destroy(&c->hash_q);
         pthread_mutex_destroy(&c->err_lock);
         pthread_mutex_destroy(&c->done_lock);
+        pthread_mutex_destroy(&c->event_lock);
         pthread_cond_destroy(&c->done_cond);
         free(c);
         return r;

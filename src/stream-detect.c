@@ -141,7 +141,6 @@ static const struct {
         { "QFI\xfb", 4, "a qcow2 image, which is read at random: decompress or extract it first: qcow2 needs random access" },
         { "KDMV", 4, "a VMDK image: convert it with 'qemu-img convert -O raw'" },
         { "vhdxfile", 8, "a VHDX image: convert it with 'qemu-img convert -O raw'" },
-        { "\x3a\xff\x26\xed", 4, "an Android sparse image: convert it with simg2img" },
 };
 
 StreamFormat detect_compression(const uint8_t *p, size_t n, const char **ret_refused) {

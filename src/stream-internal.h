@@ -19,6 +19,10 @@ typedef struct StageOps {
         /* Moves n bytes forward without reading them; -ESPIPE (with nothing
          * consumed) when this stage cannot. NULL means never. */
         int (*skip)(Stage *st, uint64_t n, Diag *d);
+        /* What the next stretch of output is: data (*ret_data) or a stretch
+         * the image does not give (an Android sparse image's DONT_CARE),
+         * and its length, 0 at the end. NULL means data to the end. */
+        int (*extent)(Stage *st, uint64_t *ret_len, bool *ret_data, Diag *d);
         /* The uncompressed size this stage knows of, or UINT64_MAX. */
         uint64_t (*size_hint)(const Stage *st);
         void (*free)(Stage *st);
@@ -143,6 +147,11 @@ int xz_stage_read_index(Stage *st, Diag *d);
 int zstd_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
 int lz4_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
 int lzo_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
+/* An Android sparse image read from lower, which starts with its magic
+ * (stream-simg.c); simg_stage_info gives what its chunks held so far, or
+ * NULL when st is no such stage. */
+int simg_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
+const struct SimgInfo *simg_stage_info(const Stage *st);
 /* A qcow2's virtual disk, read through the seekable input below lower
  * (which it owns from then on, also on failure); refused when the input
  * cannot seek. */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "qcow2.h"
+#include "simg.h"
 #include "stream-internal.h"
 
 static void append(char *buf, size_t size, const char *fmt, ...) _printf_(3, 4);
@@ -141,13 +142,26 @@ int stream_open(const Input *in, const StreamOptions *o, Stream **ret, Diag *d) 
         if (head_len == 0)
                 return diag_set(d, -ENODATA, "%s: the image is empty (%s holds no data)", in->name,
                                 outer != STREAM_RAW ? stream_format_name(outer) : "the archive member");
+        /* Whatever held it, an Android sparse image stands for the image
+         * its chunks describe. */
+        bool simg = head_len >= 4 && get_le32(head) == SIMG_MAGIC;
+        if (simg) {
+                r = simg_stage_new(s->top, s, "Android sparse image", &s->top, d);
+                if (r < 0) {
+                        s->top = NULL;
+                        return r;
+                }
+                s->image = s->top;
+                append(s->describe, sizeof(s->describe), "Android sparse image%s",
+                       outer != STREAM_RAW || c != CONTAINER_NONE ? " in " : "");
+        }
 
         /* "gzip", "tar in xz (disk.img)", "zstd in tar (disk.img.zst)". */
         if (inner != STREAM_RAW)
                 append(s->describe, sizeof(s->describe), "%s in ", stream_format_name(inner));
         if (c != CONTAINER_NONE)
                 append(s->describe, sizeof(s->describe), "%s", c == CONTAINER_ZIP ? "zip" : "tar");
-        if (outer != STREAM_RAW || c == CONTAINER_NONE)
+        if (outer != STREAM_RAW || (c == CONTAINER_NONE && !simg))
                 append(s->describe, sizeof(s->describe), "%s%s", c != CONTAINER_NONE ? " in " : "",
                        stream_format_name(outer));
         if (member)
@@ -288,4 +302,25 @@ void stream_set_max_size(Stream *s, uint64_t max_size) {
 
 uint64_t stream_size_hint(const Stream *s) {
         return s->top->ops->size_hint(s->top);
+}
+
+int stream_next_stretch(Stream *s, uint64_t *ret_len, bool *ret_data, Diag *d) {
+        Diag local;
+        if (!d)
+                d = &local;
+        if (s->err < 0) {
+                *d = s->err_diag;
+                return s->err;
+        }
+        if (!s->top->ops->extent) {
+                *ret_len = UINT64_MAX;
+                *ret_data = true;
+                return 0;
+        }
+        int r = s->top->ops->extent(s->top, ret_len, ret_data, d);
+        return r < 0 ? stream_fail(s, r, d) : 0;
+}
+
+const SimgInfo *stream_simg_info(const Stream *s) {
+        return simg_stage_info(s->top);
 }

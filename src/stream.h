@@ -94,8 +94,9 @@ typedef enum StreamFormat {
  * if it does not read as one: a raw disk image starts with boot code, a
  * partition table, a file system or zeros, and writing a damaged archive
  * onto a disk helps nobody. Likewise 7z, RAR, lzip, .Z, lz4 legacy, qcow2,
- * VMDK, VHDX and Android sparse images are refused with what to do, not
- * written raw. Empty input, and an image of 0 bytes, are errors.
+ * VMDK and VHDX are refused with what to do, not written raw. An Android
+ * sparse image, bare, compressed or in an archive, is expanded (see
+ * stream_simg_info). Empty input, and an image of 0 bytes, are errors.
  *
  * After the end of the compressed data only zero bytes may follow (a file
  * padded to a block size); anything else is an error. xz follows its own
@@ -197,3 +198,18 @@ const char *stream_member(const Stream *s);
  * gzip, bzip2, zstd, lz4 and lzo give none: their headers, when they record a
  * size at all, record one member's or frame's, and a file may hold several. */
 uint64_t stream_size_hint(const Stream *s);
+
+/* What the next stretch of the image is, from where the stream is: data
+ * (*ret_data true), or bytes the image leaves undefined (an Android sparse
+ * image's DONT_CARE chunks: they read as zeros, but a copy without a bmap
+ * skips them); *ret_len is its length, UINT64_MAX for "data to the end"
+ * (every image that is no sparse image), 0 at the end. */
+int stream_next_stretch(Stream *s, uint64_t *ret_len, bool *ret_data, Diag *d);
+
+/* An image that is an Android sparse image (told by its magic, after any
+ * compression or archive) is read as the image it stands for: RAW and FILL
+ * chunks give their bytes, DONT_CARE chunks zeros, CRC32 chunks (and the
+ * header's image checksum) are checked against the output, and its size
+ * hint is total_blks × blk_sz. What its chunks held so far (all of them
+ * once it was read or skipped to its end), or NULL for any other image. */
+const struct SimgInfo *stream_simg_info(const Stream *s);

@@ -24,6 +24,9 @@ struct Target {
         uint64_t image_size;
         bool finished;
         bool wrote;             /* any byte written yet */
+        bool in_place;          /* an existing file written where it is (TargetOptions.in_place) */
+        int read_fd;            /* target_read's O_DIRECT descriptor, opened on first use; -1: none yet */
+        bool no_direct;         /* O_DIRECT reads are not possible here: read through the cache */
         /* Block devices: the whole disk in sysfs, and what we changed. */
         char disk[64];
         char saved_scheduler[64];
@@ -348,7 +351,31 @@ static int create_named(Target *t) {
         return -EBUSY;
 }
 
-static int open_file(Target *t, const TargetId *id, Diag *d) {
+/* --skip-identical onto an existing file: the file itself, sized to the
+ * image (a larger one cut, a smaller one grown with a hole), locked against
+ * a second copy to it. */
+static int open_in_place(Target *t, Diag *d) {
+        struct stat st;
+
+        t->fd = open(t->real_path, O_RDWR | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+        if (t->fd < 0)
+                return diag_set(d, -errno, "%s: cannot open for writing in place: %s", t->path, strerror(errno));
+        if (fstat(t->fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return diag_set(d, -EAGAIN, "%s: changed while it was being looked at: run again", t->path);
+        if (flock(t->fd, LOCK_EX | LOCK_NB) < 0)
+                return diag_set(d, -EBUSY, "%s: another copy is writing it; nothing was written", t->path);
+        t->in_place = true;
+        /* A size known only at the end is set then (target_complete). */
+        if (t->image_size > 0 && (uint64_t) st.st_size != t->image_size &&
+            ftruncate(t->fd, (off_t) t->image_size) < 0) {
+                int e = errno;
+                return diag_set(d, -e, "%s: cannot size the file to %llu bytes: %s", t->path,
+                                (unsigned long long) t->image_size, strerror(e));
+        }
+        return 0;
+}
+
+static int open_file(Target *t, const TargetId *id, const TargetOptions *o, Diag *d) {
         _cleanup_free_ char *dir = strdup(id->path);
         struct stat st;
         int r;
@@ -358,6 +385,8 @@ static int open_file(Target *t, const TargetId *id, Diag *d) {
         t->real_path = strdup(id->path);
         if (!t->real_path)
                 return -ENOMEM;
+        if (o && o->in_place && id->exists)
+                return open_in_place(t, d);
         r = remove_stale(t->real_path, &t->stale);
         if (r == -ENOMEM)
                 return r;
@@ -435,6 +464,7 @@ int target_open(const char *path, uint64_t image_size, const TargetOptions *o, T
         if (!t)
                 return -ENOMEM;
         t->fd = -1;
+        t->read_fd = -1;
         t->image_size = image_size;
         t->kind = id.kind;
         t->path = strdup(path);
@@ -454,7 +484,7 @@ int target_open(const char *path, uint64_t image_size, const TargetOptions *o, T
                 r = 0;
                 break;
         case TARGET_FILE:
-                r = open_file(t, &id, d);
+                r = open_file(t, &id, o, d);
                 break;
         }
         if (r < 0) {
@@ -499,7 +529,7 @@ int target_finish(Target *t, Diag *d) {
         if (t->kind != TARGET_NULL && fsync(t->fd) < 0)
                 return diag_set(d, -errno, "%s: flushing the data to the device failed: %s", t->path,
                                 strerror(errno));
-        if (t->kind == TARGET_FILE) {
+        if (t->kind == TARGET_FILE && !t->in_place) {
                 if (t->tmp_path) {
                         if (rename(t->tmp_path, t->real_path) < 0)
                                 return diag_set(d, -errno, "%s: cannot rename %s into place: %s", t->path,
@@ -557,6 +587,8 @@ void target_free(Target *t) {
         untune(t);
         if (t->fd >= 0)
                 close(t->fd);
+        if (t->read_fd >= 0)
+                close(t->read_fd);
         free(t->path);
         free(t->real_path);
         free(t->stale);
@@ -587,6 +619,10 @@ const char *target_state_after_failure(const Target *t) {
                                               : "the target holds the whole image, written and flushed";
         switch (t->kind) {
         case TARGET_FILE:
+                if (t->in_place)
+                        return t->wrote ? "the file was partly updated in place (--skip-identical) and does not hold "
+                                          "a usable image: copy again"
+                                        : "the target file was not changed";
                 return "the target file was not changed (the copy went to a temporary file, now gone)";
         case TARGET_BLOCK:
                 return t->wrote ? "the device is partly written and does not hold a usable image: flash it again"
@@ -637,4 +673,88 @@ int target_open_for_verify(const char *path, int *ret_fd, Diag *d) {
         (void) posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
         *ret_fd = fd;
         return 0;
+}
+
+/* ---- reading what the target holds ---------------------------------------- */
+
+static int open_read_fd(Target *t) {
+        char proc[64];
+
+        /* The very file or device open for writing, also an unnamed file. */
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", t->fd);
+        t->read_fd = open(proc, O_RDONLY | O_DIRECT | O_CLOEXEC);
+        if (t->read_fd >= 0)
+                return 0;
+        /* tmpfs and some FUSE filesystems refuse O_DIRECT. */
+        t->no_direct = true;
+        t->read_fd = open(proc, O_RDONLY | O_CLOEXEC);
+        return t->read_fd >= 0 ? 0 : -errno;
+}
+
+static ssize_t read_at(int fd, uint8_t *p, size_t n, uint64_t offset) {
+        size_t done = 0;
+
+        while (done < n) {
+                ssize_t k = pread(fd, p + done, n - done, (off_t) (offset + done));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                done += (size_t) k;
+        }
+        return (ssize_t) done;
+}
+
+int target_read(Target *t, void *buf, size_t n, uint64_t offset, Diag *d) {
+        ssize_t k = -EINVAL;
+        int r;
+
+        if (t->kind == TARGET_NULL)
+                return diag_set(d, -EOPNOTSUPP, "%s: nothing to read", t->path);
+        if (t->read_fd < 0) {
+                r = open_read_fd(t);
+                if (r < 0)
+                        return diag_set(d, r, "%s: cannot open it to read it: %s", t->path, strerror(-r));
+        }
+        bool aligned = ((uintptr_t) buf | n | offset) % 512 == 0;
+        if (!t->no_direct && aligned)
+                k = read_at(t->read_fd, buf, n, offset);
+        if (k == -EINVAL) {
+                /* Not aligned enough for O_DIRECT here: through the cache,
+                 * whose copy of the range is dropped first. */
+                _cleanup_close_ int own = -1;
+                int fd = t->read_fd;
+                if (!t->no_direct) {
+                        char proc[64];
+                        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", t->fd);
+                        fd = own = open(proc, O_RDONLY | O_CLOEXEC);
+                        if (fd < 0)
+                                return diag_set(d, -errno, "%s: cannot open it to read it: %s", t->path,
+                                                strerror(errno));
+                }
+                (void) posix_fadvise(fd, (off_t) offset, (off_t) n, POSIX_FADV_DONTNEED);
+                k = read_at(fd, buf, n, offset);
+        }
+        if (k < 0)
+                return diag_set(d, (int) k, "%s: read error at byte %llu: %s", t->path, (unsigned long long) offset,
+                                strerror((int) -k));
+        if ((size_t) k < n)
+                return diag_set(d, -EIO, "%s: ends at byte %llu, before the image does", t->path,
+                                (unsigned long long) (offset + (uint64_t) k));
+        return 0;
+}
+
+int target_sync(Target *t, Diag *d) {
+        if (t->kind == TARGET_NULL)
+                return 0;
+        if (fdatasync(t->fd) < 0)
+                return diag_set(d, -errno, "%s: flushing the data to the device failed: %s", t->path,
+                                strerror(errno));
+        return 0;
+}
+
+bool target_can_compare(const Target *t) {
+        return t->kind == TARGET_BLOCK || (t->kind == TARGET_FILE && t->in_place);
 }

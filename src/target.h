@@ -39,6 +39,11 @@ void target_id_done(TargetId *id);
 typedef struct TargetOptions {
         bool removable_only;    /* --removable-device: refuse a non-removable disk */
         bool tune;              /* set the I/O scheduler and writeback ratio for the copy */
+        /* --skip-identical: an existing regular file is written in place
+         * (sized to the image first) rather than into a new file, so that
+         * what it already holds can be compared and left alone. A copy
+         * that fails then leaves it partly updated. */
+        bool in_place;
 } TargetOptions;
 
 /* Where an image is written. A regular file is written into an unnamed
@@ -55,6 +60,18 @@ typedef struct Target Target;
 
 int target_open(const char *path, uint64_t image_size, const TargetOptions *o, Target **ret, Diag *d);
 int target_write(Target *t, const void *buf, size_t n, uint64_t offset, Diag *d);
+/* Reads n bytes at offset of what the target holds now, past the page
+ * cache where it can: O_DIRECT (on its own descriptor) when buf, n and
+ * offset are 512-byte aligned and the device or filesystem takes it, else
+ * through the cache, that range of it dropped first (clean pages only: flush
+ * with target_sync before to read what was written). Safe in another thread
+ * than target_write's. */
+int target_read(Target *t, void *buf, size_t n, uint64_t offset, Diag *d);
+/* fdatasync: what was written is on the device. */
+int target_sync(Target *t, Diag *d);
+/* Does the target hold something to compare with: a block device, or a
+ * file written in place (TargetOptions.in_place)? */
+bool target_can_compare(const Target *t);
 /* Flushes the data to the device (fsync), renames a file into place, and
  * restores any tuning. Success is reported only after this. */
 int target_finish(Target *t, Diag *d);

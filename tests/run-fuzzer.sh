@@ -19,6 +19,15 @@ fuzz-layout)
         # Only the interesting head and tail matter; keep seeds small.
         head -c 65536 a.img >corpus/mbr; head -c 65536 b.img >corpus/gpt; cp c.img corpus/swap
         ;;
+fuzz-simg)
+        # Sparse images from both writers: img2simg (RAW and FILL 0) and
+        # scan --simg (DONT_CARE, a CRC32 chunk, 512-byte blocks), small.
+        head -c 20000 /dev/urandom >s.img && head -c 12288 /dev/zero >>s.img && printf 'tail' >>s.img
+        if command -v img2simg >/dev/null; then img2simg s.img corpus/img2simg >/dev/null 2>&1 || true; fi
+        truncate -s 64K s.img
+        "$BMAPSCAN" scan -q --simg corpus/crc --simg-crc s.img >/dev/null 2>&1 || true
+        "$BMAPSCAN" scan -q --simg corpus/b512 --simg-block-size 512 s.img >/dev/null 2>&1 || true
+        ;;
 fuzz-qcow2)
         # Small qemu-img images of one pattern file: plain, compressed
         # (deflate and zstd), extended L2, 512-byte clusters, version 2.

@@ -1,0 +1,264 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# copy --skip-identical, --retries and --progress=json.
+#   skip-identical onto a loop device holding the same image writes nothing
+#   (the device's own write counter in /sys/block/loopN/stat), onto an older
+#   version exactly the 1 MiB pieces that changed, onto garbage everything;
+#   the result is a normal copy's in every case, several targets at once
+#   too, and an existing file is updated in place.
+#   retries: an LD_PRELOAD shim (tests/faulty-io.c) fails the first writes
+#   or corrupts the first reads of one spot: one retry mends it; after N the
+#   copy fails naming the range, and a file target is left as it was.
+#   --progress=json: every line parses, start first, one end per target last,
+#   the bytes add up to the mapped bytes; retries, mismatches and a failed
+#   target are reported as such; also to a descriptor and a FIFO.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/flash-lib.sh"
+
+MiB=$((1 << 20))
+# The image: 24 MiB, sparse, with data in pieces of various sizes; its bmap
+# from 'create' (holes unmapped).
+python3 - "$WORK/v1.img" <<'PY'
+import os, random, sys
+random.seed(15)
+with open(sys.argv[1], "wb") as f:
+    f.truncate(24 << 20)
+    for start, length in [(0, 64 << 10), (1 << 20, 5 << 20), (8 << 20, 3 << 20 | 12 << 10), (13 << 20, 8 << 10),
+                          (16 << 20, 6 << 20)]:
+        f.seek(start)
+        f.write(random.randbytes(length))
+PY
+"$BMAPSCAN" create -o "$WORK/v1.bmap" "$WORK/v1.img"
+# v2: three spots changed, in three different pieces of two ranges.
+cp --sparse=always "$WORK/v1.img" "$WORK/v2.img"
+for at in $((2 * MiB + 100)) $((4 * MiB + 4096)) $((17 * MiB + 777)); do
+        printf 'CHANGED' | dd of="$WORK/v2.img" bs=1 seek=$at conv=notrunc status=none
+done
+"$BMAPSCAN" create -o "$WORK/v2.bmap" "$WORK/v2.img"
+
+# mapped_bytes BMAP; changed_bytes BMAP OLD NEW: the bytes of the 1 MiB
+# pieces of the ranges (from each range's start) where OLD and NEW differ.
+cat >"$WORK/pieces.py" <<'PY'
+import re, sys
+def ranges(bmap):
+    t = open(bmap).read()
+    bs = int(re.search(r"<BlockSize>\s*(\d+)", t).group(1))
+    size = int(re.search(r"<ImageSize>\s*(\d+)", t).group(1))
+    for m in re.finditer(r"<Range[^>]*>\s*([\d-]+)\s*</Range>", t):
+        a, _, b = m.group(1).partition("-")
+        yield int(a) * bs, min((int(b or a) + 1) * bs, size)
+if sys.argv[1] == "mapped":
+    print(sum(e - s for s, e in ranges(sys.argv[2])))
+else:
+    old, new = open(sys.argv[3], "rb").read(), open(sys.argv[4], "rb").read()
+    n = 0
+    for s, e in ranges(sys.argv[2]):
+        for p in range(s, e, 1 << 20):
+            q = min(p + (1 << 20), e)
+            if old[p:q] != new[p:q]:
+                n += q - p
+    print(n)
+PY
+mapped=$(python3 "$WORK/pieces.py" mapped "$WORK/v1.bmap")
+changed=$(python3 "$WORK/pieces.py" changed "$WORK/v2.bmap" "$WORK/v1.img" "$WORK/v2.img")
+[ "$changed" = $((3 * MiB)) ] || fail "the test's own v2 changes 3 pieces, not $changed bytes"
+
+# written_sectors DEV: field 7 of /sys/block/loopN/stat.
+written_sectors() { awk '{ print $7 }' "/sys/block/$(basename "$1")/stat"; }
+
+# --- --progress=json (no loop device needed) ---------------------------------------
+# check_json FILE NTARGETS: every line parses, start first, one end per target
+# last, and each end's written + skipped is the start's mapped bytes when ok.
+cat >"$WORK/checkjson.py" <<'PY'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+n = int(sys.argv[2])
+ev = [json.loads(l) for l in lines]
+assert ev and ev[0]["event"] == "start", "the first line is not start"
+assert all(e["event"] in ("progress", "retry", "mismatch") for e in ev[1:-n]), "end or start in the middle"
+ends = ev[-n:]
+assert all(e["event"] == "end" for e in ends), "the last lines are not one end per target"
+assert sorted(e["target"] for e in ends) == sorted(ev[0]["targets"]), "ends do not name each target once"
+for e in ends:
+    if e["status"] == "ok":
+        assert e["written"] + e["skipped"] == e["bytes"] == ev[0]["mapped_bytes"], "bytes do not add up: %r" % e
+    else:
+        assert e["status"] == "failed" and e["error"], "a failed end without its error: %r" % e
+for name in sys.argv[3:]:
+    k, _, v = name.partition("=")
+    found = [e for e in ev if e["event"] == k and (not v or v in json.dumps(e))]
+    assert found, "no %s event%s" % (k, " with " + v if v else "")
+print("%d lines" % len(ev))
+PY
+check_json() {
+        local name=$1
+        shift
+        if out=$(python3 "$WORK/checkjson.py" "$@" 2>&1); then pass "$name: JSON well-formed ($out)"
+        else fail "$name: $out: $(head -c 600 "$1")"; fi
+}
+
+run_cmd "$BMAPSCAN" copy --progress=json --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$WORK/j1.img" "$WORK/j2.img"
+expect "json: copy to two files" 0
+cp "$WORK/out" "$WORK/j.json"
+check_json "json: stdout, two targets" "$WORK/j.json" 2 end=ok
+cmp -s "$WORK/j1.img" "$WORK/v1.img" && pass "json: the copy is the image" || fail "json: j1.img differs"
+
+run_cmd "$BMAPSCAN" copy --progress=json --progress-fd 7 --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$WORK/j1.img" \
+        7>"$WORK/fd.json"
+expect "json: --progress-fd" 0
+[ ! -s "$WORK/out" ] && pass "json: --progress-fd leaves stdout empty" || fail "json: stdout: $(head -c 200 "$WORK/out")"
+check_json "json: --progress-fd" "$WORK/fd.json" 1
+
+mkfifo "$WORK/fifo"
+cat "$WORK/fifo" >"$WORK/fifo.json" &
+reader=$!
+run_cmd "$BMAPSCAN" copy --progress=json --progress-file "$WORK/fifo" --bmap "$WORK/v1.bmap" "$WORK/v1.img" \
+        "$WORK/j1.img"
+wait "$reader"
+expect "json: --progress-file FIFO" 0
+check_json "json: FIFO" "$WORK/fifo.json" 1
+
+# Periodic progress: the image comes from a pipe that holds back its second
+# half until a progress line has been written.
+has_progress() { grep -q '"event":"progress"' "$WORK/p.json" 2>/dev/null; }
+run_cmd "$BMAPSCAN" copy --progress=json --progress-file "$WORK/p.json" --bmap "$WORK/v1.bmap" - "$WORK/j1.img" \
+        < <(head -c $((12 * MiB)) "$WORK/v1.img"; wait_until has_progress || true; tail -c +$((12 * MiB + 1)) "$WORK/v1.img")
+expect "json: a copy from a stalling pipe" 0
+check_json "json: periodic progress" "$WORK/p.json" 1 progress end=ok
+cmp -s "$WORK/j1.img" "$WORK/v1.img" && pass "json: the stalled copy is the image" || fail "json: j1.img differs"
+
+run_cmd "$BMAPSCAN" copy --progress=json --progress-fd 7 --progress-file "$WORK/x" --bmap "$WORK/v1.bmap" \
+        "$WORK/v1.img" "$WORK/j1.img" 7>/dev/null
+expect "json: --progress-fd and --progress-file exclude each other" 2 "exclude each other"
+
+# A mismatch, from verify: one byte of a mapped range changed in the copy.
+cp "$WORK/v1.img" "$WORK/bad.img"
+printf 'X' | dd of="$WORK/bad.img" bs=1 seek=$((9 * MiB)) conv=notrunc status=none
+run_cmd "$BMAPSCAN" verify --progress=json --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$WORK/bad.img"
+expect "json: verify finds the bad range" 1 "do not match"
+check_json "json: verify's mismatch" "$WORK/out" 1 mismatch end=failed
+grep -q '^{' "$WORK/err" && fail "json: JSON on stderr" || pass "json: the bad range's text line is on stderr"
+grep -qF "bad range" "$WORK/err" && pass "json: the bad range said on stderr" || fail "json: no bad range line"
+
+# --- retries with the faulty-io shim (file targets) --------------------------------------
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+spot=$((9 * MiB + 1234))        # in the range 8-11 MiB
+faulty() { env LD_PRELOAD="$FAULTY_IO" FAULTY_MATCH="$WORK/r" FAULTY_OFFSET=$spot "$@"; }
+
+mkdir "$WORK/r"
+run_cmd faulty FAULTY_WRITE_EIO=1 "$BMAPSCAN" copy --retries 2 --progress=json --bmap "$WORK/v1.bmap" \
+        "$WORK/v1.img" "$WORK/r/a.img"
+expect "retries: a write error, then success" 0 "writing it again, attempt 1 of 2"
+grep -qF "1 range written again" "$WORK/err" && pass "retries: the end line counts the range" \
+        || fail "retries: end line: $(tail -n 2 "$WORK/err")"
+check_json "retries: JSON retry event" "$WORK/out" 1 "retry=write error" end=ok
+cmp -s "$WORK/r/a.img" "$WORK/v1.img" && pass "retries: the file is the image" || fail "retries: a.img differs"
+
+cp "$WORK/bad.img" "$WORK/r/old.img"
+run_cmd faulty FAULTY_WRITE_EIO=3 "$BMAPSCAN" copy --retries 2 --progress=json --bmap "$WORK/v1.bmap" \
+        "$WORK/v1.img" "$WORK/r/old.img"
+expect "retries: still failing after 2 retries" 1 "still after 2 retries"
+grep -qF "range 2048-2818 (bytes 8388608-11546623)" "$WORK/err" && pass "retries: the failing range named" \
+        || fail "retries: range not named: $(grep -v '^bmapscan: warning' "$WORK/err" | head -c 400)"
+check_json "retries: JSON failed end" "$WORK/out" 1 end=failed
+cmp -s "$WORK/r/old.img" "$WORK/bad.img" && pass "retries: the failed copy left the file as it was" \
+        || fail "retries: old.img changed"
+
+run_cmd faulty FAULTY_READ_CORRUPT=1 "$BMAPSCAN" copy --retries 1 --verify-after --bmap "$WORK/v1.bmap" \
+        "$WORK/v1.img" "$WORK/r/b.img"
+expect "retries: read back wrong once, written again" 0 "read back wrong: writing them again, attempt 1 of 1"
+cmp -s "$WORK/r/b.img" "$WORK/v1.img" && pass "retries: read-back retry gives the image" || fail "retries: b.img differs"
+
+run_cmd faulty FAULTY_READ_CORRUPT=all "$BMAPSCAN" copy --retries 2 --verify-after --bmap "$WORK/v1.bmap" \
+        "$WORK/v1.img" "$WORK/r/old.img"
+expect "retries: always reading back wrong fails" 1 "read back wrong, still after 2 retries"
+grep -qF "attempt 2 of 2" "$WORK/err" && pass "retries: each attempt announced" || fail "retries: attempts not said"
+cmp -s "$WORK/r/old.img" "$WORK/bad.img" && pass "retries: file untouched after read-back failure" \
+        || fail "retries: old.img changed after read-back failure"
+
+run_cmd faulty FAULTY_WRITE_EIO=1 "$BMAPSCAN" copy --progress=json --bmap "$WORK/v1.bmap" "$WORK/v1.img" \
+        "$WORK/r/c.img" "$WORK/d.img"
+expect "json: one target of two fails (no --retries)" 1 "FAILED"
+check_json "json: one failed target, one good" "$WORK/out" 2 end=failed end=ok
+
+# --- skip-identical onto files --------------------------------------------------------
+cp "$WORK/v1.img" "$WORK/f.img"
+ino=$(stat -c %i "$WORK/f.img")
+run_cmd "$BMAPSCAN" copy --skip-identical --bmap "$WORK/v2.bmap" "$WORK/v2.img" "$WORK/f.img"
+expect "skip-identical: file holding v1 gets v2" 0 "checked, 3.0 MiB written"
+cmp -s "$WORK/f.img" "$WORK/v2.img" && pass "skip-identical: the file is v2" || fail "skip-identical: f.img differs"
+[ "$(stat -c %i "$WORK/f.img")" = "$ino" ] && pass "skip-identical: the file was updated in place" \
+        || fail "skip-identical: the file was replaced"
+truncate -s 40M "$WORK/f.img"
+run_cmd "$BMAPSCAN" copy --skip-identical --bmap "$WORK/v2.bmap" "$WORK/v2.img" "$WORK/f.img"
+expect "skip-identical: a larger file" 0 ", 0 bytes written"
+[ "$(stat -c %s "$WORK/f.img")" = $((24 * MiB)) ] && pass "skip-identical: the file was cut to the image's size" \
+        || fail "skip-identical: size $(stat -c %s "$WORK/f.img")"
+
+# --- skip-identical onto loop devices -----------------------------------------------------
+need_loop
+head -c $((32 * MiB)) /dev/urandom >"$WORK/garbage"
+for n in a b c; do cp "$WORK/garbage" "$WORK/loop-$n"; done
+attach "$WORK/loop-a"; A=$ATTACHED
+attach "$WORK/loop-b"; B=$ATTACHED
+attach "$WORK/loop-c"; C=$ATTACHED
+
+# expect_written NAME DEV BEFORE BYTES
+expect_written() {
+        local got=$((($(written_sectors "$2") - $3) * 512))
+        if [ "$got" = "$4" ]; then pass "$1: $got bytes written to the device"
+        else fail "$1: $got bytes written to the device, expected $4"; fi
+}
+# same_as_normal NAME DEV REF: the device is byte for byte the normal copy's.
+same_as_normal() {
+        if cmp -s "$2" "$3"; then pass "$1: the device equals a normal copy"; else fail "$1: $2 differs from $3"; fi
+}
+
+run_cmd "$BMAPSCAN" copy --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$A"
+expect "loop: normal copy of v1 (the reference)" 0
+before=$(written_sectors "$B")
+run_cmd "$BMAPSCAN" copy --skip-identical --progress=json --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$B"
+expect "loop: skip-identical onto garbage" 0 "$B: OK"
+expect_written "loop: garbage" "$B" "$before" "$mapped"
+same_as_normal "loop: garbage" "$B" "$A"
+check_json "loop: garbage JSON" "$WORK/out" 1 end=ok
+
+before=$(written_sectors "$B")
+run_cmd "$BMAPSCAN" copy --skip-identical --verify-after --progress=json --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$B"
+expect "loop: skip-identical onto the same image" 0 ", 0 bytes written"
+expect_written "loop: the same image" "$B" "$before" 0
+same_as_normal "loop: the same image" "$B" "$A"
+python3 - "$WORK/out" "$mapped" <<'PY' && pass "loop: JSON end says all skipped" || fail "loop: JSON end: $(tail -n1 "$WORK/out")"
+import json, sys
+e = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+assert e["written"] == 0 and e["skipped"] == int(sys.argv[2]), e
+PY
+
+run_cmd "$BMAPSCAN" copy --bmap "$WORK/v2.bmap" "$WORK/v2.img" "$A"
+expect "loop: normal copy of v2 (the reference)" 0
+before=$(written_sectors "$B")
+run_cmd "$BMAPSCAN" copy --skip-identical --bmap "$WORK/v2.bmap" "$WORK/v2.img" "$B"
+expect "loop: skip-identical of v2 onto v1" 0 "checked, 3.0 MiB written"
+expect_written "loop: the older version" "$B" "$before" "$changed"
+same_as_normal "loop: the older version" "$B" "$A"
+
+# Two at once: B holds v2 already, C garbage.
+beforeb=$(written_sectors "$B") beforec=$(written_sectors "$C")
+run_cmd "$BMAPSCAN" copy --skip-identical --bmap "$WORK/v2.bmap" "$WORK/v2.img" "$B" "$C"
+expect "loop: two targets at once" 0
+expect_written "loop: two targets, the one holding v2" "$B" "$beforeb" 0
+expect_written "loop: two targets, the garbage one" "$C" "$beforec" "$mapped"
+same_as_normal "loop: two targets, B" "$B" "$A"
+same_as_normal "loop: two targets, C" "$C" "$A"
+
+# A write error on the device, retried once.
+run_cmd env LD_PRELOAD="$FAULTY_IO" FAULTY_MATCH="$C" FAULTY_OFFSET=$spot FAULTY_WRITE_EIO=1 \
+        "$BMAPSCAN" copy --retries 1 --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$C"
+expect "loop: a write error retried" 0 "writing it again, attempt 1 of 1"
+run_cmd "$BMAPSCAN" copy --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$A"
+same_as_normal "loop: after a retried write" "$C" "$A"
+run_cmd env LD_PRELOAD="$FAULTY_IO" FAULTY_MATCH="$C" FAULTY_OFFSET=$spot FAULTY_WRITE_EIO=2 \
+        "$BMAPSCAN" copy --retries 1 --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$C"
+expect "loop: a write error that stays" 1 "still after 1 retries"
+
+finish
