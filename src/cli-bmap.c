@@ -14,6 +14,7 @@
 #include "hash.h"
 #include "input-http.h"
 #include "location.h"
+#include "simg.h"
 #include "stream.h"
 #include "target.h"
 
@@ -259,7 +260,8 @@ int cli_open_image(const CliImage *o, HttpContext *http, FdSource *src, Input *i
                 /* Checked before the bmap is reported: a member of another
                  * image is one error line, as one beside the image is. */
                 uint64_t hint = stream_size_hint(s);
-                if (hint != UINT64_MAX && hint != b.image_size) {
+                if (hint != UINT64_MAX && hint != b.image_size &&
+                    !simg_pads(stream_simg_info(s), hint, b.image_size)) {
                         log_error("%s: the image (%s) is %llu bytes, but the bmap %s says %llu: they do not belong "
                                   "together%s",
                                   o->image, stream_describe(s), (unsigned long long) hint, bmap_path,

@@ -17,6 +17,7 @@
 #include "location.h"
 #include "progress.h"
 #include "scan.h"
+#include "simg.h"
 #include "stream.h"
 #include "target.h"
 
@@ -325,6 +326,15 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 image_size = bmap.image_size;
                 if (verify && bmap.checksum_type == CHECKSUM_NONE)
                         log_warning("%s: the bmap has no range checksums: the data cannot be verified", bmap_path);
+                /* Every range written is checked by its checksum: an
+                 * Android sparse image's unmapped RAW data may then be
+                 * seeked over (its CRC32 chunks go unchecked); else it is
+                 * read, so that its CRC checks what is written. */
+                bool all_checked = verify && bmap.checksum_type != CHECKSUM_NONE;
+                for (size_t i = 0; all_checked && i < bmap.n_ranges; i++)
+                        all_checked = bmap.ranges[i].has_checksum;
+                if (all_checked)
+                        stream_simg_allow_seek(src);
                 bmap_name = bmap_path;
         }
         if (scan) {
@@ -341,7 +351,10 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                           image, (unsigned long long) image_size, (unsigned long long) hint);
                 return EXIT_FAILED;
         }
-        if (!nobmap && hint != UINT64_MAX && hint != image_size) {
+        /* A sparse image's last block may be padded past the image's end:
+         * the bmap of the image is still its bmap. */
+        if (!nobmap && hint != UINT64_MAX && hint != image_size &&
+            !simg_pads(stream_simg_info(src), hint, image_size)) {
                 log_error("%s: the image (%s) is %llu bytes, but the bmap %s says %llu: they do not belong together; "
                           "nothing was written",
                           image, stream_describe(src), (unsigned long long) hint, bmap_path,

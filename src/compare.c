@@ -14,6 +14,7 @@ typedef struct Compare {
         void *userdata;
         CompareResult res;
         uint64_t run_start, run_end;    /* the differing run not yet reported; empty when equal */
+        bool fd_ended;                  /* fd ends before the stream does */
 } Compare;
 
 static void report(Compare *c) {
@@ -42,6 +43,8 @@ static int compare_piece(Compare *c, int fd, const char *fd_name, uint64_t granu
         if (got < 0)
                 return diag_set(d, (int) got, "%s: read error at byte %" PRIu64 ": %s", fd_name, off,
                                 strerror((int) -got));
+        if ((size_t) got < n)
+                c->fd_ended = true;
         for (size_t i = 0; i < n;) {
                 /* Units are counted from the image's start, so a stretch
                  * that starts inside one reports from its own start. */
@@ -96,8 +99,18 @@ int compare_stream_fd(Stream *s, int fd, const char *fd_name, uint64_t granule,
                         at += (uint64_t) k;
                         if (len != UINT64_MAX)
                                 len -= (uint64_t) k;
+                        /* The rest of the image cannot be on fd: one bad
+                         * range to the image's end, rather than reading
+                         * on (a 16-byte FILL chunk may stand for 2^58
+                         * bytes). */
+                        if (c.fd_ended) {
+                                uint64_t end = stream_size_hint(s);
+                                if (end != UINT64_MAX && end > at)
+                                        differ(&c, at, end);
+                                break;
+                        }
                 }
-                if (len == UINT64_MAX)
+                if (len == UINT64_MAX || c.fd_ended)
                         break;
         }
         report(&c);

@@ -4,6 +4,7 @@
  * header, then chunks of 12-byte headers in output order. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define SIMG_MAGIC UINT32_C(0xED26FF3A)
@@ -33,9 +34,18 @@ typedef struct SimgInfo {
         uint64_t crc_checked, crc_unchecked;
 } SimgInfo;
 
+/* Whether a sparse image i (NULL: none) whose output is output_size bytes
+ * (total_blks × blk_sz) stands for an image of image_size bytes, its last
+ * partial block padded to the block size (as scan --simg and img2simg pad
+ * it): then a bmap of image_size bytes belongs to it. */
+bool simg_pads(const SimgInfo *i, uint64_t output_size, uint64_t image_size);
+
 /* The CRC32 of the format (zlib's: crc32(0, "123456789", 9) is 0xcbf43926),
  * carried over pieces: simg_crc32(simg_crc32(0, a), b) is that of a ‖ b.
  * ISA-L's, which runs at memory speed. */
 uint32_t simg_crc32(uint32_t crc, const void *buf, uint64_t n);
 /* The CRC carried over n zero bytes (DONT_CARE reads as zeros). */
 uint32_t simg_crc32_zeros(uint32_t crc, uint64_t n);
+/* The CRC carried over n bytes of a FILL value (little-endian) tiled from
+ * phase bytes into it. */
+uint32_t simg_crc32_fill(uint32_t crc, uint32_t value, uint64_t phase, uint64_t n);

@@ -152,6 +152,7 @@ int lzo_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag 
  * NULL when st is no such stage. */
 int simg_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d);
 const struct SimgInfo *simg_stage_info(const Stage *st);
+void simg_stage_allow_seek(Stage *st);
 /* A qcow2's virtual disk, read through the seekable input below lower
  * (which it owns from then on, also on failure); refused when the input
  * cannot seek. */

@@ -34,6 +34,10 @@ typedef struct SimgStage {
         uint32_t fill;
         uint32_t crc;
         bool crc_valid;         /* false once data was skipped by a seek */
+        /* RAW data may be skipped by a seek (losing the CRC): only when
+         * the caller checks what it reads by other means (a bmap's
+         * checksums), or says what went unchecked (info). */
+        bool seek_raw;
         bool done;              /* past the last chunk, all checked */
         uint8_t *scratch;
 } SimgStage;
@@ -274,9 +278,9 @@ static ssize_t simg_read(Stage *st, void *buf, size_t n, Diag *d) {
 }
 
 /* Moves over n bytes of the output: DONT_CARE at no cost, RAW by a seek
- * where the input can (its CRC is then unknown, so later CRC32 chunks are
- * not checked: with a bmap, its own checksums cover the data that is
- * written), else read and checked like any data. */
+ * where the input can and the caller allowed it (its CRC is then unknown,
+ * so later CRC32 chunks are not checked: the caller's bmap checksums cover
+ * the data that is written), else read and checked like any data. */
 static int simg_skip(Stage *st, uint64_t n, Diag *d) {
         SimgStage *ss = (SimgStage *) st;
 
@@ -291,16 +295,21 @@ static int simg_skip(Stage *st, uint64_t n, Diag *d) {
                         continue;
                 }
                 uint64_t k = ss->remain < n ? ss->remain : n;
-                if (ss->type == SIMG_CHUNK_DONT_CARE) {
+                /* DONT_CARE and FILL at the cost of their CRC, in
+                 * O(log k): a chunk of 12 or 16 bytes may stand for 2^58
+                 * bytes. */
+                if (ss->type == SIMG_CHUNK_DONT_CARE || ss->type == SIMG_CHUNK_FILL) {
                         if (ss->crc_valid)
-                                ss->crc = simg_crc32_zeros(ss->crc, k);
+                                ss->crc = ss->type == SIMG_CHUNK_FILL
+                                                  ? simg_crc32_fill(ss->crc, ss->fill, ss->chunk_out, k)
+                                                  : simg_crc32_zeros(ss->crc, k);
                         ss->remain -= k;
                         ss->chunk_out += k;
                         st->out += k;
                         n -= k;
                         continue;
                 }
-                if (ss->type == SIMG_CHUNK_RAW && st->lower->ops->skip) {
+                if (ss->type == SIMG_CHUNK_RAW && ss->seek_raw && st->lower->ops->skip) {
                         int r = st->lower->ops->skip(st->lower, k, d);
                         if (r >= 0) {
                                 ss->in += k;
@@ -357,6 +366,11 @@ static const StageOps simg_ops = {
 
 const SimgInfo *simg_stage_info(const Stage *st) {
         return st && st->ops == &simg_ops ? &((const SimgStage *) st)->info : NULL;
+}
+
+void simg_stage_allow_seek(Stage *st) {
+        if (st && st->ops == &simg_ops)
+                ((SimgStage *) st)->seek_raw = true;
 }
 
 int simg_stage_new(Stage *lower, Stream *s, const char *label, Stage **ret, Diag *d) {

@@ -197,6 +197,10 @@ static int stream_fail(Stream *s, int r, Diag *d) {
 static int check_max_size(Stream *s, uint64_t k, Diag *d) {
         if (s->max_size == UINT64_MAX || (s->offset <= s->max_size && k <= s->max_size - s->offset))
                 return 0;
+        /* A sparse image pads the image's last partial block past its
+         * end: the zeros of that one block are still this image. */
+        if (simg_pads(simg_stage_info(s->top), s->offset + k, s->max_size))
+                return 0;
         Stage *in = s->top;
         while (in->lower)
                 in = in->lower;
@@ -323,4 +327,8 @@ int stream_next_stretch(Stream *s, uint64_t *ret_len, bool *ret_data, Diag *d) {
 
 const SimgInfo *stream_simg_info(const Stream *s) {
         return simg_stage_info(s->top);
+}
+
+void stream_simg_allow_seek(Stream *s) {
+        simg_stage_allow_seek(s->top);
 }

@@ -213,3 +213,10 @@ int stream_next_stretch(Stream *s, uint64_t *ret_len, bool *ret_data, Diag *d);
  * hint is total_blks × blk_sz. What its chunks held so far (all of them
  * once it was read or skipped to its end), or NULL for any other image. */
 const struct SimgInfo *stream_simg_info(const Stream *s);
+/* A skip over an Android sparse image's RAW data may seek rather than read
+ * it: its CRC32 chunks are then not checked (stream_simg_info counts them
+ * as unchecked). Only for a caller that checks what it reads otherwise (a
+ * bmap's checksums) or tells what went unchecked; by default RAW data is
+ * read and its CRC checked, so that data written is never left unchecked
+ * by a skip before it. No-op for other images. */
+void stream_simg_allow_seek(Stream *s);

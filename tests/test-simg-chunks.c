@@ -125,6 +125,19 @@ static void test_fill_detection(void) {
         CHECK_U64(simg_crc32(simg_crc32(0, "1234", 4), "56789", 5), 0xcbf43926);
         uint8_t z[1000] = {};
         CHECK_U64(simg_crc32_zeros(7, 1000), simg_crc32(7, z, 1000));
+        /* The CRC over repeated bytes is computed, not run over them: the
+         * same as over the bytes, at every length and phase. */
+        static uint8_t big[3 * 65536 + 11];
+        for (size_t n = 0; n < sizeof(big); n = n * 3 + 1)
+                CHECK_U64(simg_crc32_zeros(0x12345678, n), simg_crc32(0x12345678, big, n));
+        for (size_t i = 0; i < sizeof(big); i++)
+                big[i] = (uint8_t) (0xDDCCBBAAu >> (8 * (i % 4)));
+        for (uint64_t phase = 0; phase < 8; phase++)
+                for (size_t n = 0; n + phase < sizeof(big); n = n * 5 + 1 + (size_t) phase)
+                        CHECK_U64(simg_crc32_fill(99, 0xDDCCBBAAu, phase, n), simg_crc32(99, big + phase % 4, n));
+        /* 2^58 bytes of zeros (a 12-byte DONT_CARE chunk can say so) at once. */
+        uint32_t c58 = simg_crc32_zeros(1, UINT64_C(1) << 58);
+        CHECK_U64(simg_crc32_zeros(simg_crc32_zeros(1, UINT64_C(1) << 57), UINT64_C(1) << 57), c58);
 }
 
 static void test_round_trip(void) {

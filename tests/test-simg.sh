@@ -183,6 +183,24 @@ simg2img "$f/r.simg" "$f/r.exp"
 fc bmap-ranges "$f/r.bmap" >"$f/ranges"
 [ "$(stat -c %s "$f/r.exp")" = $(($(stat -c %s "$f/img") + 3096)) ] && fc compare "$f/img" "$f/r.exp" "$f/ranges" "ragged" >"$f/cmp" &&
         pass "ragged: $(cat "$f/cmp")" || fail "ragged: $(cat "$f/cmp" 2>/dev/null) size $(stat -c %s "$f/r.exp")"
+# The bmap the same scan wrote goes with the padded sparse image: copy
+# takes both (the padding is the sparse image's, not a different image),
+# and writes the image's own size.
+run_cmd "$BMAPSCAN" copy -q --bmap "$f/r.bmap" "$f/r.simg" "$f/r.out"
+if [ "$RC" != 0 ]; then
+        fail "ragged: copy of the padded sparse image with its bmap exits $RC: $(head -c 300 "$WORK/err")"
+elif [ "$(stat -c %s "$f/r.out")" != "$(stat -c %s "$f/img")" ]; then
+        fail "ragged: copy writes $(stat -c %s "$f/r.out") bytes, the image has $(stat -c %s "$f/img")"
+elif fc compare "$f/img" "$f/r.out" "$f/ranges" "ragged, copied with its bmap" >"$f/cmp"; then
+        pass "$(cat "$f/cmp")"
+else
+        fail "$(cat "$f/cmp")"
+fi
+# More than the padding is another image.
+truncate -s -4096 "$f/img"
+"$BMAPSCAN" scan -q -o "$f/short.bmap" "$f/img"
+run_cmd "$BMAPSCAN" copy -q --bmap "$f/short.bmap" "$f/r.simg" "$f/r.out"
+expect "ragged: a bmap a block shorter than the sparse image" 1 "do not belong together"
 
 # ---------------------------------------------------------------- damage
 "$BMAPSCAN" scan -q --simg "$f/crc.simg" --simg-crc "$f/img"
@@ -217,6 +235,49 @@ expect "a bad chunk size" 1 "chunk 1 of $nchunks"
 one_line "a bad chunk size"
 run_cmd "$BMAPSCAN" info "$f/badsize.simg"
 expect "info of a bad chunk size" 1 "total size"
+# A bmap that maps less than the RAW chunks: the copy skips the unmapped
+# RAW data. With a bmap without checksums the sparse image's CRC32 is the
+# only check of what is written, so skipping must not give it up by a seek:
+# damaged data after the skipped stretch is refused, naming the CRC32 chunk.
+head -c $((3 * 65536)) /dev/urandom >"$f/u.img"
+"$BMAPSCAN" scan -q --simg "$f/u.simg" --simg-crc "$f/u.img"
+cp "$f/u.img" "$f/u2.img"
+fallocate --punch-hole -o 65536 -l 65536 "$f/u2.img"
+"$BMAPSCAN" create -q --no-checksum -o "$f/u-nosum.bmap" "$f/u2.img"
+"$BMAPSCAN" create -q -o "$f/u-sum.bmap" "$f/u2.img"
+python3 - "$f/u.simg" "$f/ud.simg" <<'EOF2'
+import sys
+d = bytearray(open(sys.argv[1], 'rb').read())
+d[28 + 12 + 2 * 65536 + 100] ^= 1   # in the third 64 KiB: mapped, after the gap
+open(sys.argv[2], 'wb').write(d)
+EOF2
+run_cmd "$BMAPSCAN" copy -q --bmap "$f/u-nosum.bmap" "$f/ud.simg" "$f/u.out"
+expect "damaged RAW data past a skipped stretch, a bmap without checksums" 1 "(CRC32"
+run_cmd "$BMAPSCAN" copy -q --bmap "$f/u-sum.bmap" "$f/ud.simg" "$f/u.out"
+expect "damaged RAW data past a skipped stretch, a bmap with checksums" 1 "checksum mismatch"
+run_cmd "$BMAPSCAN" copy -q --bmap "$f/u-nosum.bmap" "$f/u.simg" "$f/u.out"
+expect "an intact sparse image, part of it skipped" 0
+fc bmap-ranges "$f/u-sum.bmap" >"$f/ranges"
+fc compare "$f/u.img" "$f/u.out" "$f/ranges" "partly skipped" >"$f/cmp" && pass "$(cat "$f/cmp")" || fail "$(cat "$f/cmp")"
+# 28 + 16 bytes that stand for 2^58 bytes (2^32-1 blocks of 64 MiB), all
+# DONT_CARE or one FILL: info and verify answer at once (the CRC over
+# repeated bytes is computed, and verify stops where DEST ends), never
+# spinning over the output.
+python3 - "$f" <<'EOF2'
+import struct, sys
+h = struct.pack("<IHHHHIIII", 0xED26FF3A, 1, 0, 28, 12, 64 << 20, 0xFFFFFFFF, 1, 0)
+open(sys.argv[1] + "/dc-bomb.simg", "wb").write(h + struct.pack("<HHII", 0xCAC3, 0, 0xFFFFFFFF, 12))
+open(sys.argv[1] + "/fill-bomb.simg", "wb").write(h + struct.pack("<HHIII", 0xCAC2, 0, 0xFFFFFFFF, 16, 0x12345678))
+EOF2
+head -c 1M /dev/zero >"$f/small.img"
+for b in dc-bomb fill-bomb; do
+        run_cmd timeout 60 "$BMAPSCAN" info "$f/$b.simg"
+        expect "$b: info" 0
+        run_cmd timeout 60 "$BMAPSCAN" verify "$f/$b.simg" "$f/small.img"
+        [ "$RC" != 124 ] && pass "$b: verify ends (exit $RC)" || fail "$b: verify still runs after 60 s"
+done
+grep -q "bad range 0-4294967294 " "$WORK/out" && pass "fill-bomb: verify names the range past DEST's end" ||
+        fail "fill-bomb: verify prints: $(head -c 300 "$WORK/out")"
 # scan's own refusals.
 run_cmd "$BMAPSCAN" scan --simg-crc "$f/img"
 expect "--simg-crc without --simg" 2 "--simg"
