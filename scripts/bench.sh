@@ -21,7 +21,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
 RUNS=5
 SCRATCH=$REPO/build/bench
-WORKLOADS=(create scan scan-metadata sparse scan-btrfs exfat ntfs server copy copy-scan qcow2 simg)
+WORKLOADS=(create scan scan-metadata sparse scan-btrfs exfat ntfs server copy copy-scan qcow2 simg card)
 SELECTED=()
 
 usage() {
@@ -842,6 +842,239 @@ workload_copy-scan() {
         rm -f "$CSCAN_DST"
 }
 
+# card: flashing onto block devices as slow as an SD card: loop devices
+# over files on a throttle-fuse mount (tests/throttle-fuse.c: writes 20 MB/s,
+# reads 60 MB/s on one clock per card, fsync waits for the card), backed
+# by RAM. Side by side, every tool onto the same kind of card: the vendor
+# image as .img.xz with bmaptool copy and the bmap bmaptool create makes
+# (all of the image), bmaptool copy and bmapscan copy with our scan bmap;
+# copy --skip-identical onto a card that already holds the image, and of
+# an image in which one 20 MiB file changed onto a card holding the
+# previous version (.zst), each against a normal flash of the same image; and
+# four cards at once against one. A 1 GiB flash takes about a minute here,
+# so each throttled row runs once (the times are the card's, not the CPU's:
+# one run is enough to compare, and the whole workload takes ~8 minutes).
+CARD_RATE_W=20M CARD_RATE_R=60M
+CARD_DIR= CARD_MNT= CARD_LOOPS=() CARD_SIZE=0
+CARD_SRC= CARD_BMAP= CARD_DSTS=() CARD_T= CARD_CPU=
+card_cleanup() {
+        local l i
+        for l in ${CARD_LOOPS[@]+"${CARD_LOOPS[@]}"}; do losetup -d "$l" 2>/dev/null || true; done
+        CARD_LOOPS=()
+        if [ -n "$CARD_MNT" ] && mountpoint -q "$CARD_MNT"; then
+                # udev may hold a just-detached loop device (and so the file
+                # under it) for a moment: retry, within a bound.
+                for ((i = 0; i < 300; i++)); do
+                        umount "$CARD_MNT" 2>/dev/null && break
+                        sleep 0.1
+                done
+                mountpoint -q "$CARD_MNT" && umount -l "$CARD_MNT" 2>/dev/null
+        fi
+        [ -z "$CARD_DIR" ] || rm -rf "$CARD_DIR"
+        [ -z "$CARD_MNT" ] || rmdir "$CARD_MNT" 2>/dev/null || true
+}
+# card_blank N: card N as a new card (zeros), its loop device's page cache
+# dropped (bmaptool writes through it).
+card_blank() {
+        truncate -s 0 "$CARD_DIR/card-$1.img"
+        truncate -s "$CARD_SIZE" "$CARD_DIR/card-$1.img"
+        blockdev --flushbufs "${CARD_LOOPS[$(($1 - 1))]}"
+}
+# card_holds N IMAGE: card N already holds IMAGE (written behind the
+# throttle: only the flash under test is timed).
+card_holds() {
+        cp --sparse=always "$2" "$CARD_DIR/card-$1.img"
+        blockdev --flushbufs "${CARD_LOOPS[$(($1 - 1))]}"
+}
+card_bmaptool() { bmaptool -q copy --bmap "$CARD_BMAP" "$CARD_SRC" "${CARD_DSTS[0]}"; }
+card_bmapscan() { "$BMAPSCAN" -q copy --bmap "$CARD_BMAP" "$CARD_SRC" "${CARD_DSTS[@]}"; }
+card_skip() { "$BMAPSCAN" -q copy --skip-identical --bmap "$CARD_BMAP" "$CARD_SRC" "${CARD_DSTS[@]}"; }
+# card_time NAME FUNCTION: one timed run (the source read first, so that
+# every tool finds it in the page cache); sets CARD_T (wall) and CARD_CPU.
+card_time() {
+        local t=$SCRATCH/card-$1.times w0 r0 w1 r1
+        : >"$t"
+        cat "$CARD_SRC" >"$DISCARD"
+        read -r w0 r0 < <(card_io)
+        TIMES=$t timed "$2"
+        read -r w1 r1 < <(card_io)
+        CARD_T=$(cut -d' ' -f1 "$t")
+        CARD_CPU=$(cut -d' ' -f2 "$t")
+        echo "card: $1: $CARD_T s wall, $CARD_CPU s CPU; the cards saw $(numfmt --to=iec $((w1 - w0))) written, $(numfmt --to=iec $((r1 - r0))) read"
+}
+# card_io: bytes written and read so far, over all cards (throttle-fuse's
+# .stats).
+card_io() {
+        awk '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "written") w += kv[2]; if (kv[1] == "read") r += kv[2] } }
+             END { printf "%.0f %.0f\n", w, r }' "$CARD_MNT/.stats"
+}
+# card_check N IMAGE BMAP: card N (its backing file) matches the bmap's
+# checksums; prints "verified" or "VERIFY FAILED" (card_row then fails the
+# run).
+card_check() {
+        if "$BMAPSCAN" -q verify --bmap "$3" "$2" "$CARD_DIR/card-$1.img" >"$SCRATCH/card-verify.out" 2>&1; then
+                echo verified
+        else
+                STATUS=1
+                echo "card: card $1 does not match $3: $(tail -n 1 "$SCRATCH/card-verify.out")" >&2
+                echo "VERIFY FAILED"
+        fi
+}
+# card_row NAME OURS OURS-CPU PEER PEER-NAME TARGET(>= ratio peer/ours) OUTPUT
+card_row() {
+        local ratio met
+        ratio=$(awk -v p="$4" -v o="$2" 'BEGIN { if (o > 0) printf "%.2fx", p / o; else print "inf" }')
+        met=$(awk -v p="$4" -v o="$2" -v t="$6" 'BEGIN { print (o > 0 && p / o >= t) ? "yes" : "NO" }')
+        echo "card: $1: bmapscan $2 s ($3 s CPU), $5 $4 s: $ratio (target >= ${6}x: $met)"
+        [[ $7 != *FAILED* ]] || STATUS=1
+        ROWS+=("$1|$(printf '%.3f' "$2")|$(printf '%.3f' "$4")|$5|$ratio|>= ${6}x|$met|$7")
+}
+# make_card_versions: card-v1.img (the vendor image plus one 20 MiB file,
+# /usr/lib/libupdate.so) and card-v2.img (the same with that file's bytes
+# rewritten in place, through the kernel's ext4: data, inode times,
+# journal), with their scan bmaps and v2 as .zst (not .xz: compressing
+# 2 GiB with xz takes minutes on this machine, zstd seconds, and this row
+# is about what reaches the card, which the format does not change).
+make_card_versions() {
+        local recipe v mnt=$SCRATCH/card-mnt.tmp rc=0
+        recipe="card v1 (vendor: $(cat "$VENDOR_IMG.recipe"))"
+        if [ "$(cat "$SCRATCH/card-v2.img.recipe" 2>/dev/null)" != "$recipe" ] || [ "$SCRATCH/card-v2.img" -ot "$VENDOR_IMG" ]; then
+                log "building card-v1.img and card-v2.img (one 20 MiB file changed)"
+                rm -f "$SCRATCH/card-v2.img.recipe"
+                mkdir -p "$mnt"
+                cp --sparse=never "$VENDOR_IMG" "$SCRATCH/card-v1.img"
+                # The root partition: sectors 524288.. of the vendor image.
+                mount -o loop,offset=$((524288 * 512)),sizelimit=$((3667968 * 512)) "$SCRATCH/card-v1.img" "$mnt" || return 1
+                "$GEN_FILE" "$mnt/usr/lib/libupdate.so" 20M data 900 || rc=1
+                umount "$mnt"
+                [ "$rc" = 0 ] || return 1
+                cp --sparse=never "$SCRATCH/card-v1.img" "$SCRATCH/card-v2.img"
+                mount -o loop,offset=$((524288 * 512)),sizelimit=$((3667968 * 512)) "$SCRATCH/card-v2.img" "$mnt" || return 1
+                "$GEN_FILE" "$SCRATCH/card-new.tmp" 20M data 901 &&
+                        dd if="$SCRATCH/card-new.tmp" of="$mnt/usr/lib/libupdate.so" bs=1M conv=notrunc,fsync status=none || rc=1
+                rm -f "$SCRATCH/card-new.tmp"
+                umount "$mnt"
+                rmdir "$mnt"
+                [ "$rc" = 0 ] || return 1
+                rm -f "$SCRATCH/card-v1.bmap" "$SCRATCH/card-v2.bmap" "$SCRATCH/card-v2.img.zst"
+                echo "$recipe" >"$SCRATCH/card-v2.img.recipe"
+        fi
+        for v in 1 2; do
+                [ -f "$SCRATCH/card-v$v.bmap" ] && [ "$SCRATCH/card-v$v.bmap" -nt "$SCRATCH/card-v$v.img" ] ||
+                        "$BMAPSCAN" -q scan -o "$SCRATCH/card-v$v.bmap" "$SCRATCH/card-v$v.img"
+        done
+        if [ ! -f "$SCRATCH/card-v2.img.zst" ] || [ "$SCRATCH/card-v2.img.zst" -ot "$SCRATCH/card-v2.img" ]; then
+                log "compressing card-v2.img"
+                zstd -q -f -T2 -3 "$SCRATCH/card-v2.img" -o "$SCRATCH/card-v2.img.zst"
+        fi
+}
+workload_card() {
+        local fuse=$BUILD_DIR/tests/throttle-fuse i l backing avail
+        if [ "$(id -u)" != 0 ]; then echo "card: needs root (loop devices over a FUSE mount): skipped"; return 0; fi
+        if [ ! -x "$fuse" ]; then echo "card: $fuse is not built (libfuse3-dev missing, or tests disabled): skipped"; return 0; fi
+        if [ ! -c /dev/fuse ]; then echo "card: no /dev/fuse here (FUSE is missing): skipped"; return 0; fi
+        make_vendor_image
+        local skip=yes
+        # Not "| grep -q": with pipefail, grep's early exit fails the pipe.
+        [[ $("$BMAPSCAN" copy --help 2>&1) == *--skip-identical* ]] ||
+                { skip=; echo "card: this bmapscan has no copy --skip-identical: the re-flash and one-file rows wait for it"; }
+        # The sources: the vendor image as .xz, our bmap, bmaptool's.
+        [ -f "$SCRATCH/vendor.bmap" ] && [ "$SCRATCH/vendor.bmap" -nt "$VENDOR_IMG" ] ||
+                "$BMAPSCAN" -q scan -o "$SCRATCH/vendor.bmap" "$VENDOR_IMG"
+        if [ ! -f "$SCRATCH/vendor.img.xz" ] || [ "$SCRATCH/vendor.img.xz" -ot "$VENDOR_IMG" ]; then
+                log "compressing $SCRATCH/vendor.img.xz"
+                xz -T2 -1 -c "$VENDOR_IMG" >"$SCRATCH/vendor.img.xz.tmp" && mv "$SCRATCH/vendor.img.xz.tmp" "$SCRATCH/vendor.img.xz"
+        fi
+        if [ ! -f "$SCRATCH/vendor.bmaptool.bmap" ] || [ "$SCRATCH/vendor.bmaptool.bmap" -ot "$VENDOR_IMG" ]; then
+                log "bmaptool create of the vendor image"
+                bmaptool create -o "$SCRATCH/vendor.bmaptool.bmap" "$VENDOR_IMG" 2>/dev/null
+        fi
+        [ -z "$skip" ] || make_card_versions || { echo "card: cannot build the two image versions (mount of ext4 over a loop device failed): the one-file row is left out"; skip=partial; }
+
+        # Four cards, each a file of the image's size on one mount. In RAM
+        # when there is room (up to ~7 GiB are written), so that only the
+        # throttle sets the pace.
+        CARD_SIZE=$(stat -c %s "$VENDOR_IMG")
+        avail=$(awk '/^MemAvailable:/ { printf "%.0f", $2 * 1024 }' /proc/meminfo)
+        backing=$SCRATCH
+        [ -d /dev/shm ] && [ -w /dev/shm ] && [ "$avail" -gt $((10 * 1024 * 1024 * 1024)) ] && backing=/dev/shm
+        CARD_DIR=$(mktemp -d "$backing/bmapscan-bench-cards.XXXXXX")
+        CARD_MNT=$(mktemp -d "$SCRATCH/card-mnt.XXXXXX")
+        trap card_cleanup EXIT
+        for i in 1 2 3 4; do truncate -s "$CARD_SIZE" "$CARD_DIR/card-$i.img"; done
+        if ! "$fuse" -o "backing=$CARD_DIR,write_rate=$CARD_RATE_W,read_rate=$CARD_RATE_R" "$CARD_MNT" 2>"$SCRATCH/card-fuse.err"; then
+                echo "card: cannot mount throttle-fuse ($(head -n 1 "$SCRATCH/card-fuse.err")): skipped"
+                card_cleanup
+                trap - EXIT
+                return 0
+        fi
+        for i in 1 2 3 4; do
+                if ! l=$(losetup --find --show "$CARD_MNT/card-$i.img" 2>"$SCRATCH/card-loop.err"); then
+                        echo "card: no loop device can be attached ($(head -n 1 "$SCRATCH/card-loop.err")): skipped"
+                        card_cleanup
+                        trap - EXIT
+                        return 0
+                fi
+                CARD_LOOPS+=("$l")
+        done
+        echo "card: cards: ${CARD_LOOPS[*]} over throttle-fuse (writes $CARD_RATE_W B/s, reads $CARD_RATE_R B/s each), backed by $backing"
+        echo "card: each throttled row runs ONCE (a 1 GiB flash takes ~55 s at 20 MB/s); mapped: ours $(numfmt --to=iec "$(mapped_bytes "$SCRATCH/vendor.bmap")"), bmaptool create's $(numfmt --to=iec "$(mapped_bytes "$SCRATCH/vendor.bmaptool.bmap")") of $(numfmt --to=iec "$CARD_SIZE")"
+
+        # The headline: the vendor .img.xz onto a new card, three ways.
+        local t_own t_ours t_scan c_scan ok_own ok_ours ok_scan
+        CARD_SRC=$SCRATCH/vendor.img.xz CARD_DSTS=("${CARD_LOOPS[0]}")
+        card_blank 1
+        CARD_BMAP=$SCRATCH/vendor.bmaptool.bmap
+        card_time xz-bmaptool-own-bmap card_bmaptool
+        t_own=$CARD_T
+        ok_own=$(card_check 1 "$VENDOR_IMG" "$SCRATCH/vendor.bmaptool.bmap")
+        card_blank 1
+        CARD_BMAP=$SCRATCH/vendor.bmap
+        card_time xz-bmaptool-our-bmap card_bmaptool
+        t_ours=$CARD_T
+        ok_ours=$(card_check 1 "$VENDOR_IMG" "$SCRATCH/vendor.bmap")
+        card_blank 1
+        card_time xz-bmapscan card_bmapscan
+        t_scan=$CARD_T c_scan=$CARD_CPU
+        ok_scan=$(card_check 1 "$VENDOR_IMG" "$SCRATCH/vendor.bmap")
+        card_row "card-xz vs bmaptool+own bmap" "$t_scan" "$c_scan" "$t_own" "bmaptool copy, its bmap" 1.8 "$ok_scan; $ok_own"
+        card_row "card-xz vs bmaptool+our bmap" "$t_scan" "$c_scan" "$t_ours" "bmaptool copy, our bmap" 1.0 "$ok_scan; $ok_ours"
+
+        # Re-flashing the same image: the card holds it already.
+        if [ "$skip" = yes ] || [ "$skip" = partial ]; then
+                card_holds 1 "$VENDOR_IMG"
+                card_time xz-skip-identical card_skip
+                card_row "card-xz reflash --skip-identical" "$CARD_T" "$CARD_CPU" "$t_scan" "bmapscan, normal flash" 2.5 \
+                        "$(card_check 1 "$VENDOR_IMG" "$SCRATCH/vendor.bmap")"
+        fi
+        # One 20 MiB file changed: v2 onto a card holding v1, against v2
+        # onto a new card.
+        if [ "$skip" = yes ]; then
+                local t_v2
+                CARD_SRC=$SCRATCH/card-v2.img.zst CARD_BMAP=$SCRATCH/card-v2.bmap
+                card_blank 1
+                card_time zst-v2-normal card_bmapscan
+                t_v2=$CARD_T
+                card_holds 1 "$SCRATCH/card-v1.img"
+                card_time zst-v2-skip-identical card_skip
+                card_row "card-zst 20 MiB changed --skip-identical" "$CARD_T" "$CARD_CPU" "$t_v2" "bmapscan, normal flash" 2.0 \
+                        "$(card_check 1 "$SCRATCH/card-v2.img" "$SCRATCH/card-v2.bmap")"
+        fi
+
+        # Four cards at once against one (xz-bmapscan above).
+        local out=verified
+        CARD_SRC=$SCRATCH/vendor.img.xz CARD_BMAP=$SCRATCH/vendor.bmap CARD_DSTS=("${CARD_LOOPS[@]}")
+        for i in 1 2 3 4; do card_blank "$i"; done
+        card_time xz-bmapscan-4-cards card_bmapscan
+        for i in 1 2 3 4; do
+                [ "$(card_check "$i" "$VENDOR_IMG" "$SCRATCH/vendor.bmap")" = verified ] || { out="card $i VERIFY FAILED"; STATUS=1; }
+        done
+        ROWS+=("card-xz 4 cards vs 1|$(printf '%.3f' "$CARD_T")|$(printf '%.3f' "$t_scan")|bmapscan, 1 card|$(awk -v f="$CARD_T" -v o="$t_scan" 'BEGIN { printf "%.2fx", f / o }') of it|<= 1.3x|$(awk -v f="$CARD_T" -v o="$t_scan" 'BEGIN { print (f / o <= 1.3) ? "yes" : "NO" }')|$out")
+        echo "card: 4 cards at once: $CARD_T s against $t_scan s for one"
+        card_cleanup
+        trap - EXIT
+}
+
 # ------------------------------------------------------------------- main
 
 mkdir -p "$SCRATCH"
@@ -873,8 +1106,8 @@ echo
                         line = ""
                         for (i = 1; i <= n; i++) line = line (i < n ? sprintf("%-" w[i] "s | ", cell[r, i]) : cell[r, i])
                         print line
-                        if (r == 1) { sep = ""; for (i = 1; i <= n; i++) sep = sep sprintf(i < n ? "%s-|-" : "%s", substr("------------------------------", 1, w[i])); print sep }
+                        if (r == 1) { sep = ""; for (i = 1; i <= n; i++) { d = ""; while (length(d) < w[i]) d = d "-"; sep = sep sprintf(i < n ? "%s-|-" : "%s", d) } print sep }
                 }
         }'
-echo "(median wall time of $RUNS runs each, warm page cache)"
+echo "(median wall time of $RUNS runs each, warm page cache$([[ " ${SELECTED[*]} " == *" card "* ]] && echo "; card rows: ONE run each onto throttled loop devices"))"
 exit $STATUS

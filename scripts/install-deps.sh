@@ -24,6 +24,7 @@ packages=(
         f2fs-tools # mkfs.f2fs, sload.f2fs, fsck.f2fs, dump.f2fs: the F2FS probe's tests (no kernel driver needed)
         lvm2 # pvcreate, vgcreate, lvcreate -an: the LVM tests and the server benchmark
         android-sdk-libsparse-utils # img2simg, simg2img, simg_dump: the Android sparse image tests and benchmark
+        fuse3 libfuse3-dev # tests/throttle-fuse (a card-speed FUSE file, test helper only): bench.sh's card rows, test-throttle-fuse
         # man pages and completions: rendered and checked (test-install)
         groff-base man-db zsh fish
         # the Debian package (scripts/package.sh)

@@ -2,6 +2,8 @@
 #include "cli-progress.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <stdio_ext.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -72,6 +74,8 @@ int cli_progress_open(CliProgress *p) {
                 p->own = true;
         } else
                 p->f = stdout;
+        /* Every line whole in the buffer until line_end writes it. */
+        (void) setvbuf(p->f, NULL, _IOFBF, 1 << 18);
         return EXIT_OK;
 }
 
@@ -96,7 +100,22 @@ uint64_t cli_mapped_bytes(const Bmap *b) {
 }
 
 static void line_end(CliProgress *p) {
+        struct pollfd pfd = { .fd = fileno(p->f), .events = POLLOUT };
+
         fputs("}\n", p->f);
+        /* A reader that stalls (a full pipe or FIFO) holds the copy up, as
+         * a slow terminal would; but once SIGINT or SIGTERM asked the copy
+         * to stop, its lines are dropped rather than waited for: the copy
+         * must end, and the reader gets no half line. */
+        for (;;) {
+                int k = poll(&pfd, 1, 100);
+                if (k > 0 || (k < 0 && errno != EINTR))
+                        break;
+                if (cli_interrupted) {
+                        __fpurge(p->f);
+                        return;
+                }
+        }
         /* A reader that left: EPIPE (SIGPIPE is ignored), nothing to do. */
         (void) fflush(p->f);
         clearerr(p->f);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* scan --simg (cli-simg.h): the output file around the writer (simg-write.h). */
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,26 +220,42 @@ int cli_info_simg(const char *path, bool json, bool *ret_handled) {
 typedef struct BadPrinter {
         const char *dest;
         uint64_t block_size;
+        FILE *out;
 } BadPrinter;
 
 static void print_bad(void *userdata, uint64_t start, uint64_t end) {
         const BadPrinter *p = userdata;
-        printf("%s: bad range %llu-%llu (bytes %llu-%llu): not what the sparse image's RAW and FILL chunks give\n",
+        fprintf(p->out,
+                "%s: bad range %llu-%llu (bytes %llu-%llu): not what the sparse image's RAW and FILL chunks give\n",
                p->dest, (unsigned long long) (start / p->block_size), (unsigned long long) ((end - 1) / p->block_size),
                (unsigned long long) start, (unsigned long long) end - 1);
 }
 
-int cli_verify_simg(Stream *src, const char *image, const char *dest) {
+/* The error line of cli_verify_simg, also kept for its caller. */
+static int verify_simg_failed(char *ret_error, size_t len, const char *fmt, ...) _printf_(3, 4);
+static int verify_simg_failed(char *ret_error, size_t len, const char *fmt, ...) {
+        char line[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        log_error("%s", line);
+        snprintf(ret_error, len, "%s", line);
+        return EXIT_FAILED;
+}
+
+int cli_verify_simg(Stream *src, const char *image, const char *dest, FILE *bad_out, char *ret_error,
+                    size_t error_len, uint64_t *ret_checked) {
         _cleanup_close_ int fd = -1;
         const SimgInfo *i = stream_simg_info(src);
-        BadPrinter p = { .dest = dest, .block_size = i->block_size };
+        BadPrinter p = { .dest = dest, .block_size = i->block_size, .out = bad_out };
         CompareResult res;
         Diag d = {};
 
-        if (target_open_for_verify(dest, &fd, &d) < 0) {
-                log_error("%s", d.msg);
-                return EXIT_FAILED;
-        }
+        *ret_checked = 0;
+        if (target_open_for_verify(dest, &fd, &d) < 0)
+                return verify_simg_failed(ret_error, error_len, "%s", d.msg);
         log_info("%s: no bmap: checking %s against the Android sparse image's RAW and FILL chunks (DONT_CARE "
                  "blocks are not checked)",
                  image, dest);
@@ -246,18 +263,19 @@ int cli_verify_simg(Stream *src, const char *image, const char *dest) {
          * told in; a block size that is no power of two (a multiple of 4
          * only) is told in 4-byte units. */
         uint64_t granule = is_pow2(i->block_size) ? i->block_size : 4;
-        if (compare_stream_fd(src, fd, dest, granule, print_bad, &p, &res, &d) < 0) {
-                log_error("%s", d.msg);
-                return EXIT_FAILED;
-        }
-        if (res.bad_ranges) {
-                log_error("%s: %llu ranges (%llu bytes) differ from %s: flash it again", dest,
-                          (unsigned long long) res.bad_ranges, (unsigned long long) res.bad_bytes, image);
-                return EXIT_FAILED;
-        }
+        int r = compare_stream_fd(src, fd, dest, granule, print_bad, &p, &res, &d);
+        fflush(bad_out);
+        if (r < 0)
+                return verify_simg_failed(ret_error, error_len, "%s", d.msg);
+        if (res.bad_ranges)
+                return verify_simg_failed(ret_error, error_len,
+                                          "%s: %llu ranges (%llu bytes) differ from %s: flash it again", dest,
+                                          (unsigned long long) res.bad_ranges, (unsigned long long) res.bad_bytes,
+                                          image);
         char human[32];
         format_human_size(res.compared, human, sizeof(human));
         log_info("%s: OK, %s in %llu RAW and FILL chunks match %s", dest, human,
                  (unsigned long long) (i->raw_chunks + i->fill_chunks), image);
+        *ret_checked = res.compared;
         return EXIT_OK;
 }

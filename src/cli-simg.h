@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <stdio.h>
+
 /* scan --simg: writes the mapped set of an image as an Android sparse image
  * under a temporary name beside the output, renamed into place only when
  * complete, and says what it wrote. Returns an exit status. */
@@ -32,5 +34,8 @@ int cli_info_simg(const char *path, bool json, bool *ret_handled);
 struct Stream;
 /* verify of an Android sparse image without a bmap: DEST against its RAW
  * and FILL chunks, as they stream from src (DONT_CARE not checked); each
- * bad range printed as verify prints them. */
-int cli_verify_simg(struct Stream *src, const char *image, const char *dest);
+ * bad range printed as verify prints them, to bad_out (stderr when stdout
+ * carries --progress=json). The error line said is also kept in ret_error
+ * (for JSON's end), the bytes compared in ret_checked. */
+int cli_verify_simg(struct Stream *src, const char *image, const char *dest, FILE *bad_out, char *ret_error,
+                    size_t error_len, uint64_t *ret_checked);

@@ -168,6 +168,29 @@ static void print_qcow2(const Qcow2 *q) {
                 printf("qcow2 snapshots: %u internal: the active state is read, not the snapshots\n", qi.n_snapshots);
 }
 
+/* The same as a "qcow2" member of info's JSON object. */
+static void print_qcow2_json(const Qcow2 *q) {
+        Qcow2Info qi;
+        Qcow2Backing b;
+
+        qcow2_get_info(q, &qi);
+        printf(",\"qcow2\":{\"version\":%u,\"cluster_size\":%" PRIu64 ",\"virtual_size\":%" PRIu64
+               ",\"clusters\":%" PRIu64 ",\"allocated_clusters\":%" PRIu64 ",\"compressed_clusters\":%" PRIu64
+               ",\"zero_clusters\":%" PRIu64 ",\"compression\":\"%s\",\"extended_l2\":%s,\"dirty\":%s,\"backing\":[",
+               qi.version, qi.cluster_size, qi.size, qi.clusters, qi.allocated, qi.compressed, qi.zero, qi.compression,
+               qi.extended_l2 ? "true" : "false", qi.dirty ? "true" : "false");
+        for (unsigned i = 0; qcow2_backing_at(q, i, &b); i++) {
+                fputs(i ? ",{\"name\":" : "{\"name\":", stdout);
+                json_print_string(stdout, b.name);
+                fputs(",\"path\":", stdout);
+                json_print_string(stdout, b.path);
+                printf(",\"format\":\"%s\",\"size\":%" PRIu64 "}", b.format, b.size);
+        }
+        printf("],\"snapshots\":%u,\"snapshots_note\":", qi.n_snapshots);
+        print_json_string_or_null(qi.n_snapshots ? "the active state is read, not the internal snapshots" : NULL);
+        fputs("}", stdout);
+}
+
 static int info_image(const char *path, const ScanOptions *so, bool json) {
         _cleanup_(image_done) Image img = {};
         _cleanup_(scan_done) Scan s = {};
@@ -177,7 +200,10 @@ static int info_image(const char *path, const ScanOptions *so, bool json) {
         if (r != EXIT_OK)
                 return r;
         if (json) {
-                report_json(stdout, path, &s, 0, NULL);
+                report_json_fields(stdout, path, &s, 0, NULL);
+                if (img.qcow2)
+                        print_qcow2_json(img.qcow2);
+                fputs("}\n", stdout);
                 return EXIT_OK;
         }
         if (img.qcow2)

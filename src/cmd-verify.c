@@ -87,9 +87,18 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
         const char *dest = argv[optind + 1];
         /* No bmap, and no error: an Android sparse image, whose RAW and
          * FILL chunks are then what DEST must hold (read as it streams). */
-        if (!bmap_path)
-                return cli_verify_simg(src, argv[optind], dest);
         char error[1024];
+        if (!bmap_path) {
+                /* JSON too, and the bad ranges off a stdout that carries it. */
+                uint64_t checked;
+                cli_progress_start(&json, argv[optind], NULL, (const char *const *) &dest, 1, UINT64_MAX);
+                r = cli_verify_simg(src, argv[optind], dest, cli_progress_on_stdout(&json) ? stderr : stdout, error,
+                                    sizeof(error), &checked);
+                cli_progress_end(&json, &(CliProgressEnd) { .target = dest, .ok = r == EXIT_OK, .bytes = checked,
+                                                            .seconds = progress_now() - json.start,
+                                                            .error = r == EXIT_OK ? NULL : error });
+                return r;
+        }
         cli_progress_start(&json, argv[optind], bmap_path, (const char *const *) &dest, 1, cli_mapped_bytes(&bmap));
         r = cli_verify_target(&bmap, bmap_path, dest, &json, error, sizeof(error));
         cli_progress_end(&json, &(CliProgressEnd) { .target = dest, .ok = r == EXIT_OK,

@@ -545,6 +545,38 @@ static int write_pieces(Writer *w, const Chunk *ch, uint32_t pieces, Diag *d) {
         return 0;
 }
 
+/* check_written: flushes the target. A buffered write that the device
+ * fails is reported by the flush, not by the write, and the kernel does not
+ * say which: every piece written since the last flush (the pending ones) is
+ * written again and flushed, up to retries times. */
+static int sync_pending(Writer *w, Diag *d) {
+        unsigned retries = w->c->o->retries;
+
+        for (unsigned attempt = 0;; attempt++) {
+                int r = target_sync(w->target, d);
+                if (r != -EIO || retries == 0)
+                        return r;
+                char why[sizeof(d->msg)];
+                snprintf(why, sizeof(why), "%s", d->msg);
+                if (attempt == retries)
+                        return diag_set(d, r, "%s, still after %u retries", why, retries);
+                for (size_t k = 0; r == -EIO && k < w->n_pending; k++) {
+                        const Chunk *ch = w->pending[k];
+                        uint32_t p = w->pending_pieces[k];
+                        /* From the first piece written to the end of the last. */
+                        size_t first = (size_t) __builtin_ctz(p), last = 31 - (size_t) __builtin_clz(p);
+                        size_t off = first * PIECE_SIZE;
+                        announce_retry(w, ch, off, last * PIECE_SIZE + piece_len(ch, last) - off, attempt + 1, true,
+                                       why);
+                        r = write_pieces(w, ch, p, d);
+                        if (r == 0)
+                                r = -EIO;
+                }
+                if (r != -EIO)
+                        return r;
+        }
+}
+
 /* check_written: flushes what the pending chunks put on the target, reads
  * each piece written back past the cache and compares it with the chunk
  * still in memory; a piece that differs is written, flushed and read again,
@@ -555,7 +587,7 @@ static int check_pending(Writer *w, Diag *d) {
         int r = 0;
 
         if (!w->failed && !atomic_load(&c->abort))
-                r = target_sync(w->target, d);
+                r = sync_pending(w, d);
         else
                 r = 1;  /* nothing to check */
         for (size_t k = 0; r == 0 && k < w->n_pending; k++) {

@@ -85,3 +85,14 @@ typedef struct Qcow2Info {
 } Qcow2Info;
 
 void qcow2_get_info(const Qcow2 *q, Qcow2Info *ret);
+
+/* One file of a backing chain: the name the file above it gives, the
+ * path it was opened by, its format ("qcow2" or "raw") and its size (a
+ * qcow2's virtual size). Valid while q is. */
+typedef struct Qcow2Backing {
+        const char *name, *path, *format;
+        uint64_t size;
+} Qcow2Backing;
+
+/* The i-th backing file below q (0: q's own): false past the chain's end. */
+bool qcow2_backing_at(const Qcow2 *q, unsigned i, Qcow2Backing *ret);

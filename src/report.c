@@ -76,6 +76,11 @@ void report_text(FILE *f, const char *path, const Scan *s, uint64_t block_size, 
 }
 
 void report_json(FILE *f, const char *path, const Scan *s, uint64_t block_size, const Extents *blocks) {
+        report_json_fields(f, path, s, block_size, blocks);
+        fputs("}\n", f);
+}
+
+void report_json_fields(FILE *f, const char *path, const Scan *s, uint64_t block_size, const Extents *blocks) {
         const Layout *l = &s->layout;
 
         fputs("{\"image\":", f);
@@ -144,7 +149,6 @@ void report_json(FILE *f, const char *path, const Scan *s, uint64_t block_size, 
                            ",\"ranges\":%zu",
                         block_size, l->image_size / block_size + (l->image_size % block_size != 0),
                         extents_total(blocks), blocks->n);
-        fputs("}\n", f);
 }
 
 /* The letter of a region: the filesystem's initial, '#' for a table or gap. */

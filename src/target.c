@@ -354,9 +354,12 @@ static int create_named(Target *t) {
         return -EBUSY;
 }
 
-/* --skip-identical onto an existing file: the file itself, sized to the
- * image (a larger one cut, a smaller one grown with a hole), locked against
- * a second copy to it. */
+/* --skip-identical onto an existing file: the file itself, locked against
+ * a second copy to it. It is sized to the image (a larger one cut, a
+ * smaller one grown with a hole) only by target_finish: a copy that fails
+ * before it writes a byte (a damaged image, another DEST refused) leaves
+ * the file as it was, as its message says. Past a smaller file's end the
+ * comparison finds nothing and writes. */
 static int open_in_place(Target *t, Diag *d) {
         struct stat st;
 
@@ -368,13 +371,6 @@ static int open_in_place(Target *t, Diag *d) {
         if (flock(t->fd, LOCK_EX | LOCK_NB) < 0)
                 return diag_set(d, -EBUSY, "%s: another copy is writing it; nothing was written", t->path);
         t->in_place = true;
-        /* A size known only at the end is set then (target_complete). */
-        if (t->image_size > 0 && (uint64_t) st.st_size != t->image_size &&
-            ftruncate(t->fd, (off_t) t->image_size) < 0) {
-                int e = errno;
-                return diag_set(d, -e, "%s: cannot size the file to %llu bytes: %s", t->path,
-                                (unsigned long long) t->image_size, strerror(e));
-        }
         return 0;
 }
 
@@ -530,8 +526,15 @@ int target_write(Target *t, const void *buf, size_t n, uint64_t offset, Diag *d)
 }
 
 int target_finish(Target *t, Diag *d) {
+        struct stat st;
+
         if (t->finished)
                 return 0;
+        /* A size known only at the end was set by target_complete. */
+        if (t->in_place && t->image_size > 0 && fstat(t->fd, &st) == 0 && (uint64_t) st.st_size != t->image_size &&
+            ftruncate(t->fd, (off_t) t->image_size) < 0)
+                return diag_set(d, -errno, "%s: cannot size the file to %llu bytes: %s", t->path,
+                                (unsigned long long) t->image_size, strerror(errno));
         if (t->kind != TARGET_NULL && fsync(t->fd) < 0)
                 return diag_set(d, -errno, "%s: flushing the data to the device failed: %s", t->path,
                                 strerror(errno));
@@ -718,6 +721,24 @@ static ssize_t read_at(int fd, uint8_t *p, size_t n, uint64_t offset) {
         return (ssize_t) done;
 }
 
+/* O_DIRECT for a range that is not aligned (a piece ending inside a block
+ * at the image's end, a 4 KiB-sector device): the whole 4 KiB blocks around
+ * it, through a buffer of its own. */
+static ssize_t read_direct_around(int fd, uint8_t *buf, size_t n, uint64_t offset) {
+        uint64_t start = offset / 4096 * 4096, end = (offset + n + 4095) / 4096 * 4096;
+        _cleanup_free_ uint8_t *b = aligned_alloc(4096, (size_t) (end - start));
+
+        if (!b)
+                return -ENOMEM;
+        ssize_t k = read_at(fd, b, (size_t) (end - start), start);
+        if (k < 0)
+                return k;
+        size_t skip = (size_t) (offset - start);
+        size_t got = (size_t) k <= skip ? 0 : (size_t) k - skip < n ? (size_t) k - skip : n;
+        memcpy(buf, b + skip, got);
+        return (ssize_t) got;
+}
+
 int target_read(Target *t, void *buf, size_t n, uint64_t offset, Diag *d) {
         ssize_t k = -EINVAL;
         int r;
@@ -732,6 +753,12 @@ int target_read(Target *t, void *buf, size_t n, uint64_t offset, Diag *d) {
         bool aligned = ((uintptr_t) buf | n | offset) % 512 == 0;
         if (!t->no_direct && aligned)
                 k = read_at(t->read_fd, buf, n, offset);
+        /* Not through the cache when O_DIRECT works at all: a block
+         * device's cached pages can be older than the device (they live
+         * as long as anyone holds it open), and dropping them first drops
+         * only the pages wholly inside the range. */
+        if (!t->no_direct && k == -EINVAL)
+                k = read_direct_around(t->read_fd, buf, n, offset);
         if (k == -EINVAL) {
                 /* Not aligned enough for O_DIRECT here: through the cache,
                  * whose copy of the range is dropped first. */
@@ -745,7 +772,11 @@ int target_read(Target *t, void *buf, size_t n, uint64_t offset, Diag *d) {
                                 return diag_set(d, -errno, "%s: cannot open it to read it: %s", t->path,
                                                 strerror(errno));
                 }
-                (void) posix_fadvise(fd, (off_t) offset, (off_t) n, POSIX_FADV_DONTNEED);
+                /* Every page the range touches: the kernel keeps the
+                 * pages a range only partly covers. */
+                uint64_t from = offset / 4096 * 4096;
+                (void) posix_fadvise(fd, (off_t) from, (off_t) ((offset + n + 4095) / 4096 * 4096 - from),
+                                     POSIX_FADV_DONTNEED);
                 k = read_at(fd, buf, n, offset);
         }
         if (k < 0)

@@ -40,9 +40,9 @@ typedef struct TargetOptions {
         bool removable_only;    /* --removable-device: refuse a non-removable disk */
         bool tune;              /* set the I/O scheduler and writeback ratio for the copy */
         /* --skip-identical: an existing regular file is written in place
-         * (sized to the image first) rather than into a new file, so that
-         * what it already holds can be compared and left alone. A copy
-         * that fails then leaves it partly updated. */
+         * (sized to the image when it is finished) rather than into a new
+         * file, so that what it already holds can be compared and left
+         * alone. A copy that fails then leaves it partly updated. */
         bool in_place;
 } TargetOptions;
 

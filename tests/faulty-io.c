@@ -7,6 +7,10 @@
  *   FAULTY_WRITE_EIO=K       the first K such pwrites fail with EIO
  *   FAULTY_READ_CORRUPT=K    the first K such preads return byte N flipped
  *                            (K may be "all")
+ *   FAULTY_SYNC_EIO=K        the first K fdatasyncs of a matching descriptor
+ *                            fail with EIO (a buffered write the device
+ *                            failed: the error comes with the flush; K may
+ *                            be "all")
  * Counts are per process. */
 /* Both pread and pread64 are defined here, as two symbols. */
 #undef _FILE_OFFSET_BITS
@@ -18,13 +22,28 @@
 #include <string.h>
 #include <unistd.h>
 
-static atomic_long write_fails = -1, read_corrupts = -1;
+static atomic_long write_fails = -1, read_corrupts = -1, sync_fails = -1;
 
 static long env_count(const char *name) {
         const char *v = getenv(name);
         if (!v)
                 return 0;
         return strcmp(v, "all") == 0 ? 1L << 40 : atol(v);
+}
+
+static int path_matches(int fd) {
+        const char *want = getenv("FAULTY_MATCH");
+        char proc[64], path[4096];
+        ssize_t k;
+
+        if (!want)
+                return 0;
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        k = readlink(proc, path, sizeof(path) - 1);
+        if (k < 0)
+                return 0;
+        path[k] = 0;
+        return strstr(path, want) != NULL;
 }
 
 static int matches(int fd, off_t off, size_t n) {
@@ -87,4 +106,15 @@ ssize_t pread(int fd, void *buf, size_t n, off_t off) {
 }
 ssize_t pread64(int fd, void *buf, size_t n, off64_t off) {
         return do_pread("pread64", fd, buf, n, off);
+}
+
+typedef int (*fdatasync_fn)(int);
+
+int fdatasync(int fd) {
+        fdatasync_fn real = (fdatasync_fn) dlsym(RTLD_NEXT, "fdatasync");
+        if (path_matches(fd) && take(&sync_fails, "FAULTY_SYNC_EIO")) {
+                errno = EIO;
+                return -1;
+        }
+        return real(fd);
 }

@@ -74,7 +74,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (qcow2_pread(q, buf, 1, vsize, &d) != -ERANGE)
                 abort();
         Qcow2Info qi;
+        Qcow2Backing b;
         qcow2_get_info(q, &qi);
+        /* No directory: never a backing file. */
+        if (qi.backing[0] || qcow2_backing_at(q, 0, &b))
+                abort();
         free(buf);
         qcow2_free(q);
         return 0;

@@ -118,6 +118,48 @@ wait "$reader"
 expect "json: --progress-file FIFO" 0
 check_json "json: FIFO" "$WORK/fifo.json" 1
 
+# A JSON reader that stalls (its FIFO full) holds the copy up; SIGTERM then
+# ends it, its lines dropped: the end lines waited for the reader forever.
+mkfifo "$WORK/stall"
+exec {stall}<>"$WORK/stall"
+python3 -c '
+import fcntl, os, sys
+fd = int(sys.argv[1])
+fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+try:
+    while True:
+        os.write(fd, b" " * 4096)
+except BlockingIOError:
+    pass' "$stall"
+"$BMAPSCAN" copy --progress=json --progress-file "$WORK/stall" --bmap "$WORK/v1.bmap" "$WORK/v1.img" \
+        "$WORK/j3.img" 2>"$WORK/stall.err" &
+copier=$!
+# Its SIGTERM handler is set (SigCgt): from then on a SIGTERM is a clean stop,
+# whose lines go to the full FIFO, wherever it is.
+catching() {
+        gone "$copier" && return 2
+        local m
+        m=$(awk '/^SigCgt:/ { print $2 }' "/proc/$copier/status" 2>/dev/null) || return 1
+        [ -n "$m" ] && (((0x$m >> 14) & 1))
+}
+if wait_until catching; then
+        kill -TERM "$copier"
+        if wait_until gone "$copier"; then
+                rc=0; wait "$copier" || rc=$?
+                [ "$rc" = 1 ] && grep -q "interrupted by SIGTERM" "$WORK/stall.err" \
+                        && pass "json: a stalled reader, SIGTERM: the copy ends" \
+                        || fail "json: stalled reader: exit $rc: $(head -c 300 "$WORK/stall.err")"
+        else
+                fail "json: a stalled reader: the copy hangs after SIGTERM"
+                kill -KILL "$copier"; wait "$copier" || true
+        fi
+else
+        fail "json: the copy never caught SIGTERM: $(head -c 300 "$WORK/stall.err")"
+        kill -KILL "$copier" 2>/dev/null; wait "$copier" || true
+fi
+exec {stall}<&-
+[ ! -e "$WORK/j3.img" ] && pass "json: the interrupted copy left no file" || fail "json: j3.img exists"
+
 # Periodic progress: the image comes from a pipe that holds back its second
 # half until a progress line has been written.
 has_progress() { grep -q '"event":"progress"' "$WORK/p.json" 2>/dev/null; }
@@ -139,6 +181,29 @@ expect "json: verify finds the bad range" 1 "do not match"
 check_json "json: verify's mismatch" "$WORK/out" 1 mismatch end=failed
 grep -q '^{' "$WORK/err" && fail "json: JSON on stderr" || pass "json: the bad range's text line is on stderr"
 grep -qF "bad range" "$WORK/err" && pass "json: the bad range said on stderr" || fail "json: no bad range line"
+
+# verify of an Android sparse image with no bmap (its chunks are the map):
+# JSON too, and its bad ranges off stdout (they were printed there, between
+# no start and no end).
+if command -v img2simg >/dev/null; then
+        mkdir "$WORK/simg"
+        img2simg "$WORK/v1.img" "$WORK/simg/v1.simg"
+        run_cmd "$BMAPSCAN" verify --progress=json "$WORK/simg/v1.simg" "$WORK/v1.img"
+        expect "json: verify of a sparse image" 0
+        python3 - "$WORK/out" <<'PY2' && pass "json: verify of a sparse image: start, end ok" || fail "json: $(head -c 400 "$WORK/out")"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]).read().splitlines()]
+assert ev[0]["event"] == "start" and ev[-1]["event"] == "end" and ev[-1]["status"] == "ok", ev
+assert ev[-1]["bytes"] > 0, ev
+PY2
+        run_cmd "$BMAPSCAN" verify --progress=json "$WORK/simg/v1.simg" "$WORK/bad.img"
+        expect "json: verify of a sparse image finds the bad range" 1 "differ from"
+        check_json "json: verify of a sparse image, a bad range" "$WORK/out" 1 end=failed
+        grep -qF "bad range" "$WORK/err" && pass "json: the sparse image's bad range said on stderr" \
+                || fail "json: no bad range line on stderr"
+else
+        echo "skip json: verify of a sparse image (no img2simg)"
+fi
 
 # --- retries with the faulty-io shim (file targets) --------------------------------------
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
@@ -176,6 +241,21 @@ grep -qF "attempt 2 of 2" "$WORK/err" && pass "retries: each attempt announced" 
 cmp -s "$WORK/r/old.img" "$WORK/bad.img" && pass "retries: file untouched after read-back failure" \
         || fail "retries: old.img changed after read-back failure"
 
+# A buffered write's error comes with the flush, not with the write: the
+# pieces written since the last flush are written again (they were not: the
+# first failed flush failed the copy, whatever --retries said).
+run_cmd faulty FAULTY_SYNC_EIO=1 "$BMAPSCAN" copy --retries 1 --verify-after --progress=json \
+        --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$WORK/r/e.img"
+expect "retries: a flush that fails once" 0 "writing it again, attempt 1 of 1"
+check_json "retries: a failed flush's retry in JSON" "$WORK/out" 1 "retry=write error" end=ok
+cmp -s "$WORK/r/e.img" "$WORK/v1.img" && pass "retries: after a failed flush the file is the image" \
+        || fail "retries: e.img differs"
+run_cmd faulty FAULTY_SYNC_EIO=all "$BMAPSCAN" copy --retries 2 --verify-after --bmap "$WORK/v1.bmap" \
+        "$WORK/v1.img" "$WORK/r/old.img"
+expect "retries: a flush that always fails" 1 "still after 2 retries"
+cmp -s "$WORK/r/old.img" "$WORK/bad.img" && pass "retries: file untouched after failed flushes" \
+        || fail "retries: old.img changed after failed flushes"
+
 run_cmd faulty FAULTY_WRITE_EIO=1 "$BMAPSCAN" copy --progress=json --bmap "$WORK/v1.bmap" "$WORK/v1.img" \
         "$WORK/r/c.img" "$WORK/d.img"
 expect "json: one target of two fails (no --retries)" 1 "FAILED"
@@ -194,6 +274,22 @@ run_cmd "$BMAPSCAN" copy --skip-identical --bmap "$WORK/v2.bmap" "$WORK/v2.img" 
 expect "skip-identical: a larger file" 0 ", 0 bytes written"
 [ "$(stat -c %s "$WORK/f.img")" = $((24 * MiB)) ] && pass "skip-identical: the file was cut to the image's size" \
         || fail "skip-identical: size $(stat -c %s "$WORK/f.img")"
+
+# A failed copy leaves a file it says it did not change as it was: the
+# size too (it was cut to the image's size when opened, and then called
+# "not changed").
+cp --sparse=always "$WORK/v1.img" "$WORK/g.img"
+truncate -s 40M "$WORK/g.img"
+cp --sparse=always "$WORK/g.img" "$WORK/g.ref"
+run_cmd "$BMAPSCAN" copy --skip-identical --bmap "$WORK/v1.bmap" "$WORK/bad.img" "$WORK/g.img"
+expect "skip-identical: a damaged image onto a larger file" 1 "the target file was not changed"
+cmp -s "$WORK/g.img" "$WORK/g.ref" && pass "skip-identical: the file said unchanged is unchanged" \
+        || fail "skip-identical: g.img changed (size $(stat -c %s "$WORK/g.img"))"
+# And a file smaller than the image is grown at the end.
+head -c $((5 * MiB)) "$WORK/v1.img" >"$WORK/g.img"
+run_cmd "$BMAPSCAN" copy --skip-identical --bmap "$WORK/v2.bmap" "$WORK/v2.img" "$WORK/g.img"
+expect "skip-identical: a smaller file" 0 "OK"
+cmp -s "$WORK/g.img" "$WORK/v2.img" && pass "skip-identical: the smaller file became v2" || fail "skip-identical: g.img differs"
 
 # --- skip-identical onto loop devices -----------------------------------------------------
 need_loop
@@ -260,5 +356,25 @@ same_as_normal "loop: after a retried write" "$C" "$A"
 run_cmd env LD_PRELOAD="$FAULTY_IO" FAULTY_MATCH="$C" FAULTY_OFFSET=$spot FAULTY_WRITE_EIO=2 \
         "$BMAPSCAN" copy --retries 1 --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$C"
 expect "loop: a write error that stays" 1 "still after 1 retries"
+
+
+# The device, not its page cache: the image ends 100 bytes into a block, so
+# its last piece is not 512-byte aligned and cannot be read with O_DIRECT as
+# it is. It was read through the cache, dropping only the whole pages of the
+# range first (none): while another program holds the device open (the
+# kernel drops a device's cache only at its last close), a device changed
+# behind that cache was taken as identical, not written, and called OK.
+head -c $((MiB + 100)) /dev/urandom >"$WORK/tail.img"
+"$BMAPSCAN" create -o "$WORK/tail.bmap" "$WORK/tail.img" 2>/dev/null
+run_cmd "$BMAPSCAN" copy --bmap "$WORK/tail.bmap" "$WORK/tail.img" "$C"
+expect "loop: the unaligned image, normal copy" 0
+exec {holder}<"$C"
+dd if="$C" of=/dev/null bs=4096 skip=256 count=1 status=none
+printf 'ZZZZ' | dd of="$WORK/loop-c" bs=1 seek=$((MiB + 10)) conv=notrunc,fsync status=none
+run_cmd "$BMAPSCAN" copy --skip-identical --bmap "$WORK/tail.bmap" "$WORK/tail.img" "$C"
+exec {holder}<&-
+expect "loop: a changed unaligned last piece, the device held open" 0 ", 100 bytes written"
+cmp -s <(head -c $((MiB + 100)) "$C") "$WORK/tail.img" \
+        && pass "loop: the changed unaligned piece was written" || fail "loop: $C does not hold tail.img"
 
 finish

@@ -7,7 +7,10 @@
  * (raw and qcow2, its depth bounded) is read through; damaged tables are
  * refused at open. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <isa-l.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -279,6 +282,88 @@ static void test_compressed(bool zstd) {
         free(packed);
 }
 
+/* Several threads reading one compressed image at once, each checking
+ * every byte: the decoders and the cache of decompressed clusters are
+ * shared, and a cluster decoded for one thread must never show through
+ * to another's read of a different cluster (the sanitizer build runs
+ * this too). */
+enum { HAMMER_CLUSTERS = 24, HAMMER_THREADS = 4, HAMMER_READS = 400 };
+
+typedef struct Hammer {
+        Qcow2 *q;
+        const uint8_t *plain;   /* the whole virtual disk */
+        uint64_t size;
+        unsigned seed;
+        unsigned bad;
+        char msg[900];
+} Hammer;
+
+static void *hammer_thread(void *arg) {
+        Hammer *h = arg;
+        uint8_t *buf = malloc(3 * 65536);
+        for (int i = 0; buf && i < HAMMER_READS && !h->bad; i++) {
+                /* Mostly small reads (the probes'), some across clusters. */
+                size_t n = (size_t) (rand_r(&h->seed) % (i % 8 == 0 ? 3 * 65536 : 8192)) + 1;
+                uint64_t off = (uint64_t) rand_r(&h->seed) % (h->size - n + 1);
+                Diag d = {};
+                int r = qcow2_pread(h->q, buf, n, off, &d);
+                if (r < 0 || memcmp(buf, h->plain + off, n) != 0) {
+                        h->bad++;
+                        snprintf(h->msg, sizeof(h->msg), "read of %zu bytes at %" PRIu64 ": %.800s", n, off,
+                                 r < 0 ? d.msg : "wrong bytes");
+                }
+        }
+        free(buf);
+        return NULL;
+}
+
+static void test_concurrent(bool zstd) {
+        const uint64_t cs = 65536, size = HAMMER_CLUSTERS * cs;
+        Mem m = mk(16, size, false, 3 + 2 * HAMMER_CLUSTERS);
+        uint8_t *plain = malloc(size), *packed = malloc(2 * cs);
+        uint64_t at = 3 * cs;
+        /* Each cluster its own bytes, compressible but not trivially. */
+        for (uint64_t i = 0; i < size; i++)
+                plain[i] = (uint8_t) ((i / 64) * 31 + (i >> 16) * 7 + ((i / 4096) & 1 ? i : 0));
+        for (unsigned c = 0; c < HAMMER_CLUSTERS; c++) {
+                size_t n = zstd ? ZSTD_compress(packed, 2 * cs, plain + c * cs, cs, 3)
+                                : deflate_raw(plain + c * cs, cs, packed, 2 * cs);
+                CHECK(n > 0 && n <= cs && at + n <= m.size, "cluster %u compressed to %zu bytes", c, n);
+                if (!(n > 0 && n <= cs && at + n <= m.size))
+                        goto out;
+                memcpy(m.b + at, packed, n);
+                /* 64 KiB clusters: the sector count sits above bit 54. */
+                l2(&m, c, UINT64_C(1) << 62 | (uint64_t) ((n + 511) / 512 - 1) << 54 | at);
+                at += (n + 511) / 512 * 512;
+        }
+        if (zstd) {
+                put64(m.b + 72, 8);
+                m.b[104] = 1;
+        }
+        Qcow2 *q = NULL;
+        Diag d;
+        int r = open_mem(&m, NULL, &q, &d);
+        CHECK(r == 0, "open: %s", d.msg);
+        if (r == 0) {
+                Hammer h[HAMMER_THREADS];
+                pthread_t t[HAMMER_THREADS];
+                for (unsigned i = 0; i < HAMMER_THREADS; i++) {
+                        h[i] = (Hammer) { .q = q, .plain = plain, .size = size, .seed = 17 * i + (zstd ? 5 : 1) };
+                        CHECK(pthread_create(&t[i], NULL, hammer_thread, &h[i]) == 0, "thread %u", i);
+                }
+                for (unsigned i = 0; i < HAMMER_THREADS; i++) {
+                        pthread_join(t[i], NULL);
+                        CHECK(h[i].bad == 0, "%s, thread %u: %u bad reads, e.g. %s", zstd ? "zstd" : "deflate", i,
+                              h[i].bad, h[i].msg);
+                }
+        }
+        qcow2_free(q);
+out:
+        free(m.b);
+        free(plain);
+        free(packed);
+}
+
 static void test_subclusters(void) {
         const uint64_t cs = 65536, sc = cs / 32;
         Mem m = mk(16, 3 * cs, true, 5);
@@ -438,6 +523,86 @@ static void test_backing(void) {
                 q = NULL;
                 free(t.b);
         }
+        /* Only a regular file is read as a backing file: a FIFO would
+         * block the open, a device or a file of /proc is no disk image. */
+        char fifo[160], sub[160];
+        snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+        snprintf(sub, sizeof(sub), "%s/sub", dir);
+        CHECK(mkfifo(fifo, 0600) == 0 && mkdir(sub, 0700) == 0, "mkfifo, mkdir");
+        struct {
+                const char *name, *want;
+        } special[] = {
+                { "fifo", "/fifo) is a FIFO" },
+                { "sub", "/sub) is a directory" },
+                { "/dev/null", "'/dev/null' (/dev/null) is a character device" },
+                { "/proc/self/status", "'/proc/self/status' (/proc/self/status) is a file of /proc" },
+                { "/sys/kernel/uevent_seqnum", "is a file of /sys" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(special); i++) {
+                if (special[i].name[0] == '/' && access(special[i].name, R_OK) != 0)
+                        continue;
+                for (int raw_named = 0; raw_named < 2; raw_named++) {
+                        Mem t = mk(12, 4 * cs, false, 4);
+                        set_backing(&t, special[i].name, raw_named ? "raw" : NULL);
+                        r = open_mem(&t, dir, &q, &d);
+                        CHECK(r < 0, "%s: opened", special[i].name);
+                        CHECK_STR_CONTAINS(d.msg, special[i].want);
+                        CHECK_STR_CONTAINS(d.msg, "only a regular file is read as a backing file");
+                        qcow2_free(q);
+                        q = NULL;
+                        free(t.b);
+                }
+        }
+        unlink(fifo);
+        rmdir(sub);
+
+        /* Another image format's bytes with no backing format named: what
+         * QEMU would read as that format is refused, not read as raw; the
+         * same bytes said to be raw are raw. */
+        struct {
+                const char *fmt;
+                size_t at;
+                const char *magic;
+                size_t len;
+        } other[] = {
+                { "vmdk", 0, "KDMV", 4 },
+                { "vmdk", 0, "# Disk DescriptorFile", 21 },
+                { "vhdx", 0, "vhdxfile", 8 },
+                { "vdi", 64, "\x7f\x10\xda\xbe", 4 },
+                { "VHD (vpc)", 0, "conectix", 8 },
+                { "VHD (vpc)", 3 * 4096 - 512, "conectix", 8 },
+                { "VHD (vpc)", 3 * 4096 - 511, "conectix", 8 },
+                { "qed", 0, "QED\0", 4 },
+                { "LUKS", 0, "LUKS\xba\xbe", 6 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(other); i++) {
+                uint8_t img[3 * 4096];
+                memset(img, 0x42, sizeof(img));
+                memcpy(img + other[i].at, other[i].magic, other[i].len);
+                snprintf(path, sizeof(path), "%s/other.img", dir);
+                CHECK(write_file(path, img, sizeof(img)) == 0, "write other.img");
+                for (int raw_named = 0; raw_named < 2; raw_named++) {
+                        Mem t = mk(12, 4 * cs, false, 4);
+                        set_backing(&t, "other.img", raw_named ? "raw" : NULL);
+                        r = open_mem(&t, dir, &q, &d);
+                        if (raw_named) {
+                                uint8_t b[3 * 4096];
+                                CHECK(r == 0, "%s said raw: %s", other[i].fmt, d.msg);
+                                CHECK(r == 0 && qcow2_pread(q, b, sizeof(b), 0, &d) == 0 && memcmp(b, img, sizeof(b)) == 0,
+                                      "%s said raw: its bytes", other[i].fmt);
+                        } else {
+                                char want[96];
+                                snprintf(want, sizeof(want), "'other.img' is a %s image", other[i].fmt);
+                                CHECK(r < 0, "%s at %zu: opened", other[i].fmt, other[i].at);
+                                CHECK_STR_CONTAINS(d.msg, want);
+                        }
+                        qcow2_free(q);
+                        q = NULL;
+                        free(t.b);
+                }
+        }
+        unlink(path);
+
         /* Version 2 keeps its extensions from byte 72: a backing file said
          * to be raw is raw even when its bytes start like a qcow2 (a guest
          * may write anything on its disk), and another format is refused. */
@@ -501,6 +666,8 @@ int main(void) {
         test_entries();
         test_compressed(false);
         test_compressed(true);
+        test_concurrent(false);
+        test_concurrent(true);
         test_subclusters();
         test_corrupt_tables();
         test_backing();

@@ -174,6 +174,44 @@ for v in plain deflate zstd extl2 c4k top top-raw; do
         expect "$v: verify of the target against the qcow2" 0
 done
 
+# Over HTTP: a qcow2 is read at random through byte ranges, its bmap
+# found beside the URL; a server without ranges is refused with one line,
+# and so is a qcow2 with a backing file (never fetched for a URL).
+# The server is local: no proxy in between.
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
+SRV_PID=
+trap '[ -z "$SRV_PID" ] || kill "$SRV_PID" 2>/dev/null; flash_cleanup' EXIT
+mkdir srv
+cp deflate.qcow2 plain.qcow2 top.qcow2 srv/
+cp deflate.bmap srv/deflate.qcow2.bmap
+cp plain.bmap srv/plain.qcow2.bmap
+python3 "$SOURCE_ROOT/tests/http-server.py" --root srv --port-file http.port --log http.log 2>http.stderr &
+SRV_PID=$!
+if wait_until server_ready http.port $SRV_PID; then
+        U=http://127.0.0.1:$(cat http.port)
+        for v in deflate plain; do
+                garbage tgt.img "$SIZE" "http-$v"
+                run_cmd "$BMAPSCAN" copy -q "$U/$v.qcow2" tgt.img
+                if [ $RC != 0 ]; then
+                        fail "$v over HTTP: copy fails: $(cat "$WORK/err")"
+                        continue
+                fi
+                check_target "$v over HTTP" tgt.img raw.img $v.bmap
+                n=$(grep -c "^GET /$v.qcow2 bytes=" http.log || true)
+                [ "$n" -gt 0 ] && pass "$v over HTTP: read with byte ranges ($n)" || fail "$v over HTTP: no range request"
+        done
+        run_cmd "$BMAPSCAN" copy -q "$U/noranges/deflate.qcow2" tgt.img
+        expect "a qcow2 from a server without ranges is refused" 1 "noranges/deflate.qcow2: is a qcow2 image, which is read at random, and this input cannot seek"
+        one_line "qcow2 without ranges"
+        run_cmd "$BMAPSCAN" copy -q --bmap top.bmap "$U/top.qcow2" tgt.img
+        expect "a qcow2 URL with a backing file is refused" 1 "has a backing file ('plain.qcow2'), which is read only beside a local qcow2 file"
+        one_line "qcow2 URL with a backing file"
+else
+        fail "the HTTP server did not start: $(cat http.stderr)"
+fi
+kill $SRV_PID 2>/dev/null || true
+SRV_PID=
+
 # copy --scan: the qcow2 scanned as its virtual disk, then flashed; its
 # bmap is the raw image's. Without a bmap and without --scan: refused, as
 # for a raw image, suggesting --scan.
@@ -219,6 +257,42 @@ expect "info on a qcow2 chain" 0
 grep -q "qcow2: version 3, 64.0 KiB clusters" "$WORK/out" && grep -q "qcow2 backing chain: plain.qcow2 (qcow2)" "$WORK/out" &&
         grep -q "dos partition table" "$WORK/out" && pass "info: qcow2 lines and the layout" ||
         fail "info on a qcow2 chain: $(head -n 6 "$WORK/out")"
+
+# info --json: a "qcow2" object beside the layout, the chain with each
+# file's format; an internal snapshot is noted (the active state is read).
+cp zstd.qcow2 snap.qcow2
+qemu-img snapshot -c before snap.qcow2
+for v in top top-raw snap; do
+        run_cmd "$BMAPSCAN" info --json $v.qcow2
+        expect "$v: info --json" 0
+        if python3 - "$WORK/out" $v <<'PY' >json.log 2>&1; then
+import json, sys
+o = json.load(open(sys.argv[1]))
+v = sys.argv[2]
+q = o["qcow2"]
+assert o["partitions"] and o["image_size"] == q["virtual_size"], "no layout, or sizes differ"
+assert q["version"] == 3 and q["cluster_size"] == 65536, q
+assert q["clusters"] == (q["virtual_size"] + 65535) // 65536, q
+assert 0 < q["allocated_clusters"] <= q["clusters"], q
+chain = [(b["name"], b["format"]) for b in q["backing"]]
+want = {"top": [("plain.qcow2", "qcow2")], "top-raw": [("raw.img", "raw")], "snap": []}[v]
+assert chain == want, chain
+assert all(b["path"].endswith("/" + b["name"]) and b["size"] > 0 for b in q["backing"]), q["backing"]
+if v == "snap":
+    assert q["compression"] == "zstd" and q["compressed_clusters"] > 0, q
+    assert q["snapshots"] == 1 and "active state" in q["snapshots_note"], q
+else:
+    assert q["compression"] == "deflate" and q["compressed_clusters"] == 0, q
+    assert q["snapshots"] == 0 and q["snapshots_note"] is None, q
+PY
+                pass "$v: info --json has the qcow2 object"
+        else
+                fail "$v: info --json: $(tail -n 3 json.log)"
+        fi
+done
+run_cmd "$BMAPSCAN" info --json raw.img
+python3 -c 'import json,sys; assert "qcow2" not in json.load(open(sys.argv[1]))' "$WORK/out" &&
+        pass "info --json on a raw image has no qcow2 object" || fail "info --json on a raw image: $(head -c 300 "$WORK/out")"
 
 # ------------------------------------------------------------ refusals
 # patch FILE OFFSET HEX: writes bytes into a file.
