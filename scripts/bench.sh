@@ -631,7 +631,9 @@ COPY_LOOP=
 copy_prep() { cat "$COPY_SRC" >"$DISCARD"; }
 copy_cleanup() {
         [ -z "$COPY_LOOP" ] || losetup -d "$COPY_LOOP" 2>/dev/null || true
-        rm -f "$COPY_DIR"/bmapscan-bench-*
+        # Its own files only: other workloads (and other runs) keep
+        # directories of the same prefix there.
+        rm -f "$COPY_DIR"/bmapscan-bench-{target,loop,write,multi-1,multi-2,multi-3,multi-4}.img
 }
 # stage_time NAME COMMAND...: median of 3 runs of a command: wall seconds
 # in $STAGE_T, CPU seconds (user + system) in $STAGE_CPU.
