@@ -4,6 +4,11 @@
  *   FAULTY_MATCH=STR         only descriptors whose path (/proc/self/fd)
  *                            contains STR
  *   FAULTY_OFFSET=N          only I/O that covers byte N
+ *   FAULTY_DIRECT=1 (or 0)   only descriptors opened with (without)
+ *                            O_DIRECT: a test that the faults hit the
+ *                            write path that runs (copy writes through a
+ *                            second, O_DIRECT descriptor of the target,
+ *                            whose /proc/self/fd link is the target's)
  *   FAULTY_WRITE_EIO=K       the first K such pwrites fail with EIO
  *   FAULTY_READ_CORRUPT=K    the first K such preads return byte N flipped
  *                            (K may be "all")
@@ -16,6 +21,7 @@
 #undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,12 +38,17 @@ static long env_count(const char *name) {
 }
 
 static int path_matches(int fd) {
-        const char *want = getenv("FAULTY_MATCH");
+        const char *want = getenv("FAULTY_MATCH"), *direct = getenv("FAULTY_DIRECT");
         char proc[64], path[4096];
         ssize_t k;
 
         if (!want)
                 return 0;
+        if (direct) {
+                int fl = fcntl(fd, F_GETFL);
+                if (fl < 0 || !!(fl & O_DIRECT) != (atoi(direct) != 0))
+                        return 0;
+        }
         snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
         k = readlink(proc, path, sizeof(path) - 1);
         if (k < 0)
@@ -47,21 +58,14 @@ static int path_matches(int fd) {
 }
 
 static int matches(int fd, off_t off, size_t n) {
-        const char *want = getenv("FAULTY_MATCH"), *at = getenv("FAULTY_OFFSET");
-        char proc[64], path[4096];
-        ssize_t k;
+        const char *at = getenv("FAULTY_OFFSET");
 
-        if (!want || !at)
+        if (!at)
                 return 0;
         long long spot = atoll(at);
         if (spot < off || (unsigned long long) spot >= (unsigned long long) off + n)
                 return 0;
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-        k = readlink(proc, path, sizeof(path) - 1);
-        if (k < 0)
-                return 0;
-        path[k] = 0;
-        return strstr(path, want) != NULL;
+        return path_matches(fd);
 }
 
 /* Takes one of the counter's K, the first time setting it from the environment. */

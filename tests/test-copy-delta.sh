@@ -8,7 +8,9 @@
 #   too, and an existing file is updated in place.
 #   retries: an LD_PRELOAD shim (tests/faulty-io.c) fails the first writes
 #   or corrupts the first reads of one spot: one retry mends it; after N the
-#   copy fails naming the range, and a file target is left as it was.
+#   copy fails naming the range, and a file target is left as it was; on a
+#   loop device the write error comes from the O_DIRECT descriptor's pwrite
+#   and is retried without --verify-after.
 #   --progress=json: every line parses, start first, one end per target last,
 #   the bytes add up to the mapped bytes; retries, mismatches and a failed
 #   target are reported as such; also to a descriptor and a FIFO.
@@ -347,15 +349,27 @@ expect_written "loop: two targets, the garbage one" "$C" "$beforec" "$mapped"
 same_as_normal "loop: two targets, B" "$B" "$A"
 same_as_normal "loop: two targets, C" "$C" "$A"
 
-# A write error on the device, retried once.
-run_cmd env LD_PRELOAD="$FAULTY_IO" FAULTY_MATCH="$C" FAULTY_OFFSET=$spot FAULTY_WRITE_EIO=1 \
-        "$BMAPSCAN" copy --retries 1 --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$C"
-expect "loop: a write error retried" 0 "writing it again, attempt 1 of 1"
+# A write error on the device, retried once, without --verify-after: copy
+# writes a device through a second descriptor opened with O_DIRECT, whose
+# pwrite returns the device's EIO itself (a buffered write's error would
+# only come with the final flush). FAULTY_DIRECT=1 fails only writes on an
+# O_DIRECT descriptor: the retry below is that of the write path that runs.
+run_cmd env LD_PRELOAD="$FAULTY_IO" FAULTY_MATCH="$C" FAULTY_OFFSET=$spot FAULTY_DIRECT=1 FAULTY_WRITE_EIO=1 \
+        "$BMAPSCAN" copy -v --retries 1 --progress=json --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$C"
+expect "loop: an O_DIRECT write error retried" 0 "writing it again, attempt 1 of 1"
+grep -qF "$C: $mapped of $mapped bytes written past the page cache (O_DIRECT)" "$WORK/err" \
+        && pass "loop: every byte went through the O_DIRECT descriptor" \
+        || fail "loop: not all written direct: $(grep -F 'O_DIRECT' "$WORK/err")"
+check_json "loop: the O_DIRECT write's retry in JSON" "$WORK/out" 1 "retry=write error" end=ok
 run_cmd "$BMAPSCAN" copy --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$A"
 same_as_normal "loop: after a retried write" "$C" "$A"
-run_cmd env LD_PRELOAD="$FAULTY_IO" FAULTY_MATCH="$C" FAULTY_OFFSET=$spot FAULTY_WRITE_EIO=2 \
-        "$BMAPSCAN" copy --retries 1 --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$C"
-expect "loop: a write error that stays" 1 "still after 1 retries"
+run_cmd env LD_PRELOAD="$FAULTY_IO" FAULTY_MATCH="$C" FAULTY_OFFSET=$spot FAULTY_DIRECT=1 FAULTY_WRITE_EIO=2 \
+        "$BMAPSCAN" copy --retries 1 --progress=json --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$C"
+expect "loop: an O_DIRECT write error that stays" 1 "still after 1 retries"
+grep -qF "range 2048-2818 (bytes 8388608-11546623)" "$WORK/err" && pass "loop: the failing range named" \
+        || fail "loop: range not named: $(head -c 400 "$WORK/err")"
+check_json "loop: a write error that stays, in JSON" "$WORK/out" 1 "retry=write error" \
+        "end=range 2048-2818 (bytes 8388608-11546623)"
 
 
 # The device, not its page cache: the image ends 100 bytes into a block, so
