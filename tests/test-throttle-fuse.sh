@@ -4,7 +4,9 @@
 # mount is a block device that takes what is written (the backing file and
 # a read back through the device hold the same bytes), whose fsync returns
 # and reaches the backing file, that bmapscan copy can flash, and that fails
-# exactly the requests it is told to with EIO, once. Asserts what happened,
+# exactly the requests it is told to with EIO, once (or N times: copy
+# --retries writes such a range again and the card ends up holding the
+# image). Asserts what happened,
 # never a rate (the rates are the benchmark's business). Skips (77) without
 # the helper, /dev/fuse or a loop device; the trap detaches the loop devices
 # and unmounts the FUSE mounts whatever happens.
@@ -176,5 +178,41 @@ else
 fi
 detach "$LOOP"
 card_umount "$WORK/mnt2" || fail "cannot unmount $WORK/mnt2"
+
+# --- bmapscan copy --retries onto a card that fails writes: the write error
+# of copy's O_DIRECT pwrite to the loop device is the card's EIO, at once,
+# and is written again without --verify-after. fail_count=3: the first copy
+# (--retries 1) meets two faults and fails naming the range; the second meets
+# the last one, retries once and the card then holds the image.
+mkdir -p "$WORK/back3"
+truncate -s 16M "$WORK/back3/card.img"
+# The image: 16 MiB, data from 4 MiB to 10 MiB (one range, blocks 1024-2559).
+truncate -s 16M "$WORK/r.img"
+"$GEN_FILE" "$WORK/r-data" 6M data 41
+dd if="$WORK/r-data" of="$WORK/r.img" bs=1M seek=4 conv=notrunc status=none
+"$BMAPSCAN" create -o "$WORK/r.bmap" "$WORK/r.img"
+card_mount "$WORK/back3" "$WORK/mnt3" "write_rate=0,read_rate=0,fail_write=$((6 * MiB + 4096)),fail_count=3" ||
+        { fail "mount throttle-fuse with three write faults"; finish; exit 1; }
+attach "$WORK/mnt3/card.img" || { fail "attach a loop device over the failing card"; finish; exit 1; }
+LOOP=$ATTACHED
+run_cmd "$BMAPSCAN" copy --retries 1 --bmap "$WORK/r.bmap" "$WORK/r.img" "$LOOP"
+expect "copy --retries 1: a card that fails a write twice" 1 "still after 1 retries"
+grep -qF "range 1024-2559 (bytes 4194304-10485759)" "$WORK/err" && pass "the failing range is named" \
+        || fail "the failing range is not named: $(head -c 400 "$WORK/err")"
+run_cmd "$BMAPSCAN" copy --retries 1 --bmap "$WORK/r.bmap" "$WORK/r.img" "$LOOP"
+expect "copy --retries 1: a card that fails a write once" 0 "writing it again, attempt 1 of 1"
+if cmp -s "$WORK/back3/card.img" "$WORK/r.img"; then
+        pass "after the retry the card holds the image"
+else
+        fail "the card differs from the image: $(cmp "$WORK/back3/card.img" "$WORK/r.img" 2>&1)"
+fi
+injected=$(stat_of "$WORK/mnt3" card.img injected)
+if [ "$injected" = 3 ]; then
+        pass "the card failed three writes"
+else
+        fail "$injected faults were injected, expected 3"
+fi
+detach "$LOOP"
+card_umount "$WORK/mnt3" || fail "cannot unmount $WORK/mnt3"
 
 finish
