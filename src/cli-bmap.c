@@ -384,7 +384,7 @@ static int verify_failed(char *ret_error, size_t len, const char *fmt, ...) {
 }
 
 int cli_verify_target(const Bmap *b, const char *bmap_path, const char *dest, CliProgress *json, char *ret_error,
-                      size_t error_len) {
+                      size_t error_len, uint64_t *ret_checked) {
         _cleanup_extents_ Extents list = EXTENTS_INIT;
         _cleanup_free_ uint8_t(*got)[CHECKSUM_MAX_SIZE] = NULL;
         _cleanup_close_ int fd = -1;
@@ -394,6 +394,8 @@ int cli_verify_target(const Bmap *b, const char *bmap_path, const char *dest, Cl
 
         if (ret_error && error_len)
                 ret_error[0] = 0;
+        if (ret_checked)
+                *ret_checked = 0;
         if (b->checksum_type == CHECKSUM_NONE)
                 return verify_failed(ret_error, error_len,
                                      "%s: the bmap has no range checksums: there is nothing to verify %s against",
@@ -416,6 +418,10 @@ int cli_verify_target(const Bmap *b, const char *bmap_path, const char *dest, Cl
                 if (!x->has_checksum) {
                         unchecked++;
                         continue;
+                }
+                if (ret_checked) {
+                        Extent r_bytes = bmap_range_bytes(b, i);
+                        *ret_checked += r_bytes.end - r_bytes.start;
                 }
                 if (memcmp(got[i], x->checksum, n) == 0)
                         continue;

@@ -75,10 +75,11 @@ int cli_http_setup(const struct HttpOptions *o, struct HttpContext **ret);
 /* Reads dest back and checks every range of the bmap. Each bad range is a
  * line on stdout (on stderr when JSON goes to stdout) and, with json, a
  * "mismatch" line there; the error said is also put in ret_error (when not
- * NULL, "" on success). */
+ * NULL, "" on success), and the bytes compared with their checksums in
+ * ret_checked (when not NULL; 0 when DEST could not be read in full). */
 struct CliProgress;
 int cli_verify_target(const struct Bmap *b, const char *bmap_path, const char *dest, struct CliProgress *json,
-                      char *ret_error, size_t error_len);
+                      char *ret_error, size_t error_len, uint64_t *ret_checked);
 
 /* Writes a rendered bmap to path (through a temporary file and a rename) or
  * to stdout. */

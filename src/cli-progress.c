@@ -204,13 +204,32 @@ void cli_progress_end(CliProgress *p, const CliProgressEnd *e) {
         if (!p || !p->f)
                 return;
         head(p, "end", e->target);
-        fprintf(p->f, ",\"status\":\"%s\",\"bytes\":%llu,\"written\":%llu,\"skipped\":%llu,\"retried_ranges\":%zu,"
-                "\"seconds\":%.3f,\"error\":",
-                e->ok ? "ok" : "failed", (unsigned long long) e->bytes, (unsigned long long) e->written,
-                (unsigned long long) e->skipped, e->retried_ranges, e->seconds);
+        fprintf(p->f, ",\"status\":\"%s\",\"bytes\":%llu", e->ok ? "ok" : "failed", (unsigned long long) e->bytes);
+        /* verify writes nothing: its written and skipped would say 0 and
+         * mean nothing. */
+        if (p->verify)
+                fprintf(p->f, ",\"checked\":%llu", (unsigned long long) e->checked);
+        else
+                fprintf(p->f, ",\"written\":%llu,\"skipped\":%llu,\"retried_ranges\":%zu",
+                        (unsigned long long) e->written, (unsigned long long) e->skipped, e->retried_ranges);
+        fprintf(p->f, ",\"seconds\":%.3f,\"error\":", e->seconds);
         if (e->error)
                 json_print_string(p->f, e->error);
         else
                 fputs("null", p->f);
         line_end(p);
+}
+
+void cli_progress_fail(CliProgress *p, const char *image, const char *bmap, const char *const *targets, size_t n,
+                       uint64_t mapped_bytes) {
+        const char *error = cli_last_error();
+
+        if (!p || !p->f)
+                return;
+        if (!p->targets)
+                cli_progress_start(p, image, bmap, targets, n, mapped_bytes);
+        for (size_t i = 0; i < n; i++)
+                cli_progress_end(p, &(CliProgressEnd) { .target = targets[i],
+                                                        .seconds = progress_now() - p->start,
+                                                        .error = error[0] ? error : "failed before it started" });
 }

@@ -22,7 +22,8 @@ typedef struct CliProgress {
         const char *file;       /* --progress-file PATH */
         FILE *f;                /* where the lines go once opened; NULL: no JSON */
         bool own;               /* f was opened here */
-        const char *const *targets; /* the DESTs, for the "target" of each line */
+        bool verify;            /* verify's end lines: what was checked, nothing written */
+        const char *const *targets; /* the DESTs, for the "target" of each line; NULL before "start" */
         double start;
 } CliProgress;
 
@@ -51,9 +52,17 @@ typedef struct CliProgressEnd {
         const char *target;
         bool ok;
         uint64_t bytes;         /* the mapped bytes handled: written + skipped, or read back */
-        uint64_t written, skipped;
-        size_t retried_ranges;
+        uint64_t written, skipped; /* copy's */
+        size_t retried_ranges;  /* copy's */
+        uint64_t checked;       /* verify's: read back and compared with their checksums */
         double seconds;         /* from the start until this target ended */
         const char *error;      /* NULL when ok */
 } CliProgressEnd;
 void cli_progress_end(CliProgress *p, const CliProgressEnd *e);
+/* A command that failed before its work started (a bmap not found, an
+ * image that cannot be opened, a DEST refused...): "start" with what is
+ * known, unless it was written, then an "end" per target, failed, whose
+ * error is the line said on stderr (cli_last_error). A reader of the JSON
+ * alone sees every outcome. */
+void cli_progress_fail(CliProgress *p, const char *image, const char *bmap, const char *const *targets, size_t n,
+                       uint64_t mapped_bytes);

@@ -27,9 +27,23 @@ _printf_(1, 0) static char *shown_dup(const char *fmt, va_list ap) {
         return display_escape(redacted);
 }
 
-_printf_(2, 0) static void vlog(const char *prefix, const char *fmt, va_list ap) {
+/* The last error line, for --progress=json's end lines of a command that
+ * failed before its work started (the line was said deep in a helper). */
+static char last_error[1024];
+
+static void keep_error(const char *line) {
+        snprintf(last_error, sizeof(last_error), "%s", line ? line : "out of memory");
+}
+
+const char *cli_last_error(void) {
+        return last_error;
+}
+
+_printf_(3, 0) static void vlog(const char *prefix, bool keep, const char *fmt, va_list ap) {
         _cleanup_free_ char *shown = shown_dup(fmt, ap);
 
+        if (keep)
+                keep_error(shown);
         if (!shown) {
                 fputs("bmapscan: out of memory\n", stderr);
                 return;
@@ -40,7 +54,7 @@ _printf_(2, 0) static void vlog(const char *prefix, const char *fmt, va_list ap)
 void log_error(const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        vlog("bmapscan: ", fmt, ap);
+        vlog("bmapscan: ", true, fmt, ap);
         va_end(ap);
 }
 
@@ -49,7 +63,7 @@ void log_warning(const char *fmt, ...) {
         if (cli_verbosity < 0)
                 return;
         va_start(ap, fmt);
-        vlog("bmapscan: warning: ", fmt, ap);
+        vlog("bmapscan: warning: ", false, fmt, ap);
         va_end(ap);
 }
 
@@ -58,7 +72,7 @@ void log_info(const char *fmt, ...) {
         if (cli_verbosity < 0)
                 return;
         va_start(ap, fmt);
-        vlog("", fmt, ap);
+        vlog("", false, fmt, ap);
         va_end(ap);
 }
 
@@ -67,7 +81,7 @@ void log_verbose(const char *fmt, ...) {
         if (cli_verbosity < 1)
                 return;
         va_start(ap, fmt);
-        vlog("", fmt, ap);
+        vlog("", false, fmt, ap);
         va_end(ap);
 }
 
@@ -79,6 +93,7 @@ int usage_error(const char *fmt, ...) {
         va_start(ap, fmt);
         what = shown_dup(fmt, ap);
         va_end(ap);
+        keep_error(what);
         if (!what)
                 fputs("bmapscan: out of memory\n", stderr);
         else if (cli_command)

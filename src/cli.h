@@ -39,6 +39,10 @@ void log_info(const char *fmt, ...) _printf_(1, 2);
 void log_verbose(const char *fmt, ...) _printf_(1, 2);
 /* A usage error: one line on stderr; returns EXIT_USAGE. */
 int usage_error(const char *fmt, ...) _printf_(1, 2);
+/* The last line log_error or usage_error said, as shown but without its
+ * "bmapscan: " (or "bmapscan COMMAND: ... (see --help)") frame; "" when
+ * none was. */
+const char *cli_last_error(void);
 
 /* SIGINT or SIGTERM once one arrived while caught, else 0: the cancel flag
  * copy and verify hand to the transfers, the decoders and the copy. */

@@ -172,13 +172,24 @@ static void log_target_ok(const char *path, const CopyTargetResult *res, bool sk
                 log_info("%s: OK, %s written in %.1f s%s", path, size, res->seconds, retried);
 }
 
+/* A failure before the copy, said already: to out:, where the JSON end
+ * lines are written. */
+#define FAIL(st)                \
+        do {                    \
+                status = (st);  \
+                goto out;       \
+        } while (0)
+
 int cmd_copy(const CliCommand *self, int argc, char **argv) {
         CliParser p = { .command = self, .argc = argc, .argv = argv };
         const char *bmap_arg = NULL, *image, *psplash = NULL, *member = NULL;
         bool nobmap = false, verify = true, verify_after = false, discard = false, skip_identical = false;
         uint64_t retries = 0;
         _cleanup_(cli_progress_close) CliProgress json = {};
+        /* The copy started (its JSON "start" written): else, at out:, a
+         * JSON reader is told why it never did. */
         bool json_started = false;
+        const char *const *dests = NULL;
         /* Why each target failed after the copy (--verify-after), for the
          * JSON end lines. */
         static char verify_error[COPY_MAX_TARGETS][512];
@@ -269,38 +280,41 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         }
         if (c < 0)
                 return p.status;
-        if (bmap_arg && nobmap)
-                return usage_error("--bmap and --nobmap exclude each other");
-        if (nobmap && (sopts.sig_location || sopts.keyring || sopts.fingerprint))
-                return usage_error("--nobmap excludes --bmap-sig, --keyring and --fingerprint: they check the bmap");
-        if (bmap_sig_options_check(&sopts, &d) < 0)
-                return usage_error("%s", d.msg);
         if (argc - optind < 2)
                 return usage_error(optind >= argc ? "no IMAGE given" : "no DEST given");
         n_targets = (size_t) (argc - optind - 1);
         if (n_targets > ELEMENTSOF(targets))
                 return usage_error("at most %zu DESTs are taken", ELEMENTSOF(targets));
         image = argv[optind];
+        dests = (const char *const *) argv + optind + 1;
+        /* From here on, with --progress=json, every outcome is in the JSON:
+         * a failure before the copy too (at out:). */
+        r = cli_progress_open(&json);
+        if (r != EXIT_OK)
+                return r;
+        if (bmap_arg && nobmap)
+                FAIL(usage_error("--bmap and --nobmap exclude each other"));
+        if (nobmap && (sopts.sig_location || sopts.keyring || sopts.fingerprint))
+                FAIL(usage_error("--nobmap excludes --bmap-sig, --keyring and --fingerprint: they check the bmap"));
+        if (bmap_sig_options_check(&sopts, &d) < 0)
+                FAIL(usage_error("%s", d.msg));
         r = scan ? scan_arguments_check(image, bmap_arg, nobmap, member, &sopts, scan_bmap, argv + optind + 1,
                                         n_targets)
                  : scan_bmap || so.n_maps || block_size_given
                          ? usage_error("--scan-bmap, --map and --block-size go with --scan: they say how it scans")
                          : CLI_CONTINUE;
         if (r != CLI_CONTINUE)
-                return r;
+                FAIL(r);
         /* The scan's ranges have no checksums to check as they stream: the
          * copy hashes them only for what uses the digests, the bmap kept
          * and the read back. */
         scan_hash = scan && (verify_after || scan_bmap);
         r = check_dests(argv + optind + 1, n_targets);
         if (r != CLI_CONTINUE)
-                return r;
-        r = cli_progress_open(&json);
-        if (r != EXIT_OK)
-                return r;
+                FAIL(r);
         r = cli_http_setup(&http, &http_ctx);
         if (r != EXIT_OK)
-                return r;
+                FAIL(r);
 
         /* From here on, SIGINT and SIGTERM only set a flag: the bmap check,
          * the downloads and the copy notice it and stop cleanly (removing a
@@ -315,7 +329,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                             .need_stream = true, .sig = &sopts, .after = "; nothing was written" };
         r = cli_open_image(&source, http_ctx, &fsrc, &in, &src, &bmap, &bmap_path);
         if (r != EXIT_OK)
-                return r;
+                FAIL(r);
         if (!nobmap && !scan && !bmap_path) {
                 log_info("%s: no bmap: the Android sparse image's chunks are the map (RAW and FILL chunks are "
                          "written, DONT_CARE chunks left as they are on DEST)",
@@ -340,7 +354,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
         if (scan) {
                 r = cli_scan_bmap(image, src, &so, block_size, &bmap);
                 if (r != EXIT_OK)
-                        return r;
+                        FAIL(r);
                 image_size = bmap.image_size;
                 bmap_name = scan_bmap ? scan_bmap : "the checksums of this copy";
         }
@@ -349,7 +363,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 log_error("%s: the image changed while it was scanned (%llu bytes, now %llu): it must not be written "
                           "while it is copied; nothing was written",
                           image, (unsigned long long) image_size, (unsigned long long) hint);
-                return EXIT_FAILED;
+                FAIL(EXIT_FAILED);
         }
         /* A sparse image's last block may be padded past the image's end:
          * the bmap of the image is still its bmap. */
@@ -359,7 +373,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                           "nothing was written",
                           image, stream_describe(src), (unsigned long long) hint, bmap_path,
                           (unsigned long long) image_size);
-                return EXIT_FAILED;
+                FAIL(EXIT_FAILED);
         }
         if (nobmap)
                 image_size = hint;
@@ -425,7 +439,7 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                 .complete = &completion,
                 .record = scan_hash ? digests : NULL,
         };
-        cli_progress_start(&json, image, bmap_name, (const char *const *) argv + optind + 1, n_targets, ui.total);
+        cli_progress_start(&json, image, bmap_name, dests, n_targets, ui.total);
         json_started = true;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         r = r_copy = copy_image(src, nobmap ? NULL : &bmap, image_size, targets, n_targets, &copts, results, &total,
@@ -517,11 +531,15 @@ int cmd_copy(const CliCommand *self, int argc, char **argv) {
                                 continue;
                         }
                         r = cli_verify_target(&bmap, bmap_name, target_path(targets[i]), &json, verify_error[i],
-                                              sizeof(verify_error[i]));
+                                              sizeof(verify_error[i]), NULL);
                         if (r != EXIT_OK)
                                 status = r;
                 }
 out:
+        /* Failed before the copy: what is known, and each DEST's end. */
+        if (!json_started)
+                cli_progress_fail(&json, image, bmap_name ? bmap_name : bmap_path ? bmap_path : bmap_arg, dests,
+                                  n_targets, bmap_name ? cli_mapped_bytes(&bmap) : UINT64_MAX);
         /* Each target's outcome, last, once it is known in full. */
         for (size_t i = 0; json_started && i < n_targets; i++) {
                 bool ok = r_copy >= 0 && results[i].error == 0 && results[i].finished && !verify_error[i][0];
@@ -531,7 +549,7 @@ out:
                                     : results[i].error < 0      ? results[i].message
                                     : verify_error[i][0]        ? verify_error[i]
                                                                 : "not finished";
-                cli_progress_end(&json, &(CliProgressEnd) { .target = argv[optind + 1 + i], .ok = ok,
+                cli_progress_end(&json, &(CliProgressEnd) { .target = dests[i], .ok = ok,
                                                             .bytes = results[i].written + results[i].skipped,
                                                             .written = results[i].written,
                                                             .skipped = results[i].skipped,

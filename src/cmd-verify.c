@@ -18,6 +18,13 @@ static void http_notice(const char *line) {
         log_warning("%s", line);
 }
 
+/* A failure before DEST is read, said already: with --progress=json, the
+ * JSON says it too. Returns status. */
+static int failed(CliProgress *json, const char *image, const char *bmap, const char *dest, int status) {
+        cli_progress_fail(json, image, bmap, &dest, 1, UINT64_MAX);
+        return status;
+}
+
 int cmd_verify(const CliCommand *self, int argc, char **argv) {
         CliParser p = { .command = self, .argc = argc, .argv = argv };
         const char *bmap_arg = NULL, *member = NULL;
@@ -54,14 +61,18 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
                 return p.status;
         if (argc - optind != 2)
                 return usage_error(argc - optind < 2 ? "IMAGE and DEST are needed" : "only IMAGE and DEST are taken");
-        if (bmap_sig_options_check(&sopts, &d) < 0)
-                return usage_error("%s", d.msg);
+        const char *image = argv[optind], *dest = argv[optind + 1];
+        /* From here on, with --progress=json, every outcome is in the JSON:
+         * a failure before DEST is read too (start, then its end). */
+        json.verify = true;
         r = cli_progress_open(&json);
         if (r != EXIT_OK)
                 return r;
+        if (bmap_sig_options_check(&sopts, &d) < 0)
+                return failed(&json, image, bmap_arg, dest, usage_error("%s", d.msg));
         r = cli_http_setup(&http, &http_ctx);
         if (r != EXIT_OK)
-                return r;
+                return failed(&json, image, bmap_arg, dest, r);
 
         /* While anything is fetched, SIGINT and SIGTERM only set a flag,
          * as in copy: a transfer notices it, in a stall too, and stops
@@ -73,36 +84,37 @@ int cmd_verify(const CliCommand *self, int argc, char **argv) {
         _cleanup_(fd_source_done) FdSource fsrc = { .fd = -1, .cancel = &cli_interrupted };
         _cleanup_(input_close) Input in = {};
         _cleanup_stream_ Stream *src = NULL;
-        CliImage source = { .image = argv[optind], .member = member, .bmap = bmap_arg,
+        CliImage source = { .image = image, .member = member, .bmap = bmap_arg,
                             .need_stream = member != NULL, .sig = &sopts, .after = "" };
         r = cli_open_image(&source, http_ctx, &fsrc, &in, &src, &bmap, &bmap_path);
         /* Reading the target back writes nothing: a signal may end it. */
         cli_release_signals();
         if (r != EXIT_OK)
-                return r;
+                return failed(&json, image, bmap_path ? bmap_path : bmap_arg, dest, r);
         if (cli_interrupted) {
                 log_error("interrupted by %s; nothing was read back", cli_interrupted_name());
-                return EXIT_FAILED;
+                return failed(&json, image, bmap_path ? bmap_path : bmap_arg, dest, EXIT_FAILED);
         }
-        const char *dest = argv[optind + 1];
         /* No bmap, and no error: an Android sparse image, whose RAW and
          * FILL chunks are then what DEST must hold (read as it streams). */
         char error[1024];
         if (!bmap_path) {
                 /* JSON too, and the bad ranges off a stdout that carries it. */
                 uint64_t checked;
-                cli_progress_start(&json, argv[optind], NULL, (const char *const *) &dest, 1, UINT64_MAX);
-                r = cli_verify_simg(src, argv[optind], dest, cli_progress_on_stdout(&json) ? stderr : stdout, error,
+                cli_progress_start(&json, image, NULL, &dest, 1, UINT64_MAX);
+                r = cli_verify_simg(src, image, dest, cli_progress_on_stdout(&json) ? stderr : stdout, error,
                                     sizeof(error), &checked);
                 cli_progress_end(&json, &(CliProgressEnd) { .target = dest, .ok = r == EXIT_OK, .bytes = checked,
+                                                            .checked = checked,
                                                             .seconds = progress_now() - json.start,
                                                             .error = r == EXIT_OK ? NULL : error });
                 return r;
         }
-        cli_progress_start(&json, argv[optind], bmap_path, (const char *const *) &dest, 1, cli_mapped_bytes(&bmap));
-        r = cli_verify_target(&bmap, bmap_path, dest, &json, error, sizeof(error));
-        cli_progress_end(&json, &(CliProgressEnd) { .target = dest, .ok = r == EXIT_OK,
-                                                    .bytes = r == EXIT_OK ? cli_mapped_bytes(&bmap) : 0,
+        uint64_t checked;
+        cli_progress_start(&json, image, bmap_path, &dest, 1, cli_mapped_bytes(&bmap));
+        r = cli_verify_target(&bmap, bmap_path, dest, &json, error, sizeof(error), &checked);
+        cli_progress_end(&json, &(CliProgressEnd) { .target = dest, .ok = r == EXIT_OK, .bytes = checked,
+                                                    .checked = checked,
                                                     .seconds = progress_now() - json.start,
                                                     .error = r == EXIT_OK ? NULL : error });
         return r;

@@ -70,7 +70,8 @@ written_sectors() { awk '{ print $7 }' "/sys/block/$(basename "$1")/stat"; }
 
 # --- --progress=json (no loop device needed) ---------------------------------------
 # check_json FILE NTARGETS: every line parses, start first, one end per target
-# last, and each end's written + skipped is the start's mapped bytes when ok.
+# last, and each end's written + skipped (copy) or checked (verify: nothing
+# written) is the start's mapped bytes when ok.
 cat >"$WORK/checkjson.py" <<'PY'
 import json, sys
 lines = open(sys.argv[1]).read().splitlines()
@@ -82,7 +83,11 @@ ends = ev[-n:]
 assert all(e["event"] == "end" for e in ends), "the last lines are not one end per target"
 assert sorted(e["target"] for e in ends) == sorted(ev[0]["targets"]), "ends do not name each target once"
 for e in ends:
-    if e["status"] == "ok":
+    if "checked" in e:
+        assert "written" not in e and "skipped" not in e, "verify's end says written: %r" % e
+    if e["status"] == "ok" and "checked" in e:
+        assert e["checked"] == e["bytes"] == ev[0]["mapped_bytes"], "checked does not add up: %r" % e
+    elif e["status"] == "ok":
         assert e["written"] + e["skipped"] == e["bytes"] == ev[0]["mapped_bytes"], "bytes do not add up: %r" % e
     else:
         assert e["status"] == "failed" and e["error"], "a failed end without its error: %r" % e
@@ -181,8 +186,16 @@ printf 'X' | dd of="$WORK/bad.img" bs=1 seek=$((9 * MiB)) conv=notrunc status=no
 run_cmd "$BMAPSCAN" verify --progress=json --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$WORK/bad.img"
 expect "json: verify finds the bad range" 1 "do not match"
 check_json "json: verify's mismatch" "$WORK/out" 1 mismatch end=failed
+python3 - "$WORK/out" "$mapped" <<'PY' && pass "json: verify's failed end: every range checked" || fail "json: $(tail -n1 "$WORK/out")"
+import json, sys
+e = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+assert e["checked"] == e["bytes"] == int(sys.argv[2]), e
+PY
 grep -q '^{' "$WORK/err" && fail "json: JSON on stderr" || pass "json: the bad range's text line is on stderr"
 grep -qF "bad range" "$WORK/err" && pass "json: the bad range said on stderr" || fail "json: no bad range line"
+run_cmd "$BMAPSCAN" verify --progress=json --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$WORK/j1.img"
+expect "json: verify of a good copy" 0
+check_json "json: verify's end, ok" "$WORK/out" 1 end=ok "end=\"checked\": $mapped"
 
 # verify of an Android sparse image with no bmap (its chunks are the map):
 # JSON too, and its bad ranges off stdout (they were printed there, between
@@ -196,7 +209,7 @@ if command -v img2simg >/dev/null; then
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1]).read().splitlines()]
 assert ev[0]["event"] == "start" and ev[-1]["event"] == "end" and ev[-1]["status"] == "ok", ev
-assert ev[-1]["bytes"] > 0, ev
+assert ev[-1]["bytes"] == ev[-1]["checked"] > 0 and "written" not in ev[-1], ev
 PY2
         run_cmd "$BMAPSCAN" verify --progress=json "$WORK/simg/v1.simg" "$WORK/bad.img"
         expect "json: verify of a sparse image finds the bad range" 1 "differ from"
@@ -206,6 +219,77 @@ PY2
 else
         echo "skip json: verify of a sparse image (no img2simg)"
 fi
+
+# --- --progress=json for failures before the copy ----------------------------------------
+# Every way a copy (or verify) can fail before its first byte: the JSON
+# still has its "start" (with what was known) and then one failed "end" per
+# DEST, each carrying the error line said on stderr; nothing else.
+cat >"$WORK/checkfail.py" <<'PY'
+import json, sys
+out, err, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ev = [json.loads(l) for l in open(out).read().splitlines()]
+lines = open(err).read().splitlines()
+assert len(ev) == 1 + n, "%d lines, not start and %d ends" % (len(ev), n)
+assert ev[0]["event"] == "start" and len(ev[0]["targets"]) == n, "no start first, naming %d targets" % n
+ends = ev[1:]
+assert [e["target"] for e in ends] == ev[0]["targets"], "the ends do not name each target once"
+for e in ends:
+    assert e["event"] == "end" and e["status"] == "failed" and e["bytes"] == 0, "not a failed end: %r" % e
+    msg = e["error"]
+    # The same line as on stderr: "bmapscan: MSG", or a usage error's
+    # "bmapscan CMD: MSG (see 'bmapscan CMD --help')".
+    assert msg and any(l == "bmapscan: " + msg or (l.startswith("bmapscan ") and (": " + msg + " (see ") in l)
+                       for l in lines), "the end's error %r is not the line on stderr %r" % (msg, lines)
+print(ev[1]["error"])
+PY
+# fails_before NAME STATUS NTARGETS CMD...: runs a copy or verify that must
+# fail before writing (or reading) anything, with --progress=json.
+fails_before() {
+        local name=$1 status=$2 n=$3 out
+        shift 3
+        run_cmd "$@"
+        expect "json before the copy: $name" "$status"
+        if out=$(python3 "$WORK/checkfail.py" "$WORK/out" "$WORK/err" "$n" 2>&1); then
+                pass "json before the copy: $name: start, $n failed ends ($out)"
+        else
+                fail "json before the copy: $name: $out: $(head -c 600 "$WORK/out")"
+        fi
+}
+copyj() { "$BMAPSCAN" copy --progress=json "$@"; }
+mkdir "$WORK/pre"
+fails_before "no such bmap" 1 2 copyj --bmap "$WORK/none.bmap" "$WORK/v1.img" "$WORK/pre/a.img" "$WORK/pre/b.img"
+fails_before "no such image" 1 1 copyj --bmap "$WORK/v1.bmap" "$WORK/none.img" "$WORK/pre/a.img"
+echo "not a bmap" >"$WORK/pre/junk.bmap"
+fails_before "a bmap that is not one" 1 1 copyj --bmap "$WORK/pre/junk.bmap" "$WORK/v1.img" "$WORK/pre/a.img"
+head -c 1M "$WORK/v1.img" >"$WORK/small.img"
+"$BMAPSCAN" create -o "$WORK/small.bmap" "$WORK/small.img"
+fails_before "a bmap of another image" 1 1 copyj --bmap "$WORK/small.bmap" "$WORK/v1.img" "$WORK/pre/a.img"
+fails_before "a DEST under /dev that is not there" 1 2 \
+        copyj --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$WORK/pre/a.img" /dev/bmapscan-none
+mkfifo "$WORK/pre/fifo"
+fails_before "a FIFO as DEST" 1 1 copyj --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$WORK/pre/fifo"
+fails_before "the same DEST twice" 2 2 copyj --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$WORK/pre/a.img" "$WORK/pre/a.img"
+fails_before "DEST is the image" 1 1 copyj --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$WORK/v1.img"
+fails_before "DEST in a directory that is not there" 1 2 \
+        copyj --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$WORK/pre/a.img" "$WORK/pre/none/b.img"
+fails_before "--bmap with --nobmap" 2 1 copyj --nobmap --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$WORK/pre/a.img"
+fails_before "--scan of standard input" 2 1 copyj --scan - "$WORK/pre/a.img" <"$WORK/v1.img"
+fails_before "--scan-bmap without --scan" 2 1 \
+        copyj --scan-bmap "$WORK/pre/s.bmap" --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$WORK/pre/a.img"
+[ -z "$(ls -A "$WORK/pre" | grep -v -e '^junk.bmap$' -e '^fifo$')" ] && pass "json before the copy: nothing written" \
+        || fail "json before the copy: $WORK/pre holds $(ls -A "$WORK/pre")"
+# To a FIFO too (the reader is waited for before anything else happens).
+cat "$WORK/fifo" >"$WORK/prefifo.json" &
+reader=$!
+run_cmd "$BMAPSCAN" copy --progress=json --progress-file "$WORK/fifo" --bmap "$WORK/none.bmap" "$WORK/v1.img" \
+        "$WORK/pre/a.img"
+wait "$reader"
+python3 "$WORK/checkfail.py" "$WORK/prefifo.json" "$WORK/err" 1 >/dev/null 2>&1 \
+        && pass "json before the copy: to a FIFO" || fail "json before the copy: FIFO: $(head -c 400 "$WORK/prefifo.json")"
+verifyj() { "$BMAPSCAN" verify --progress=json "$@"; }
+fails_before "verify: no such bmap" 1 1 verifyj --bmap "$WORK/none.bmap" "$WORK/v1.img" "$WORK/j1.img"
+fails_before "verify: no such image (nor its bmap)" 1 1 verifyj "$WORK/none.img" "$WORK/j1.img"
+fails_before "verify: no such DEST" 1 1 verifyj --bmap "$WORK/v1.bmap" "$WORK/v1.img" "$WORK/none.img"
 
 # --- retries with the faulty-io shim (file targets) --------------------------------------
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
