@@ -35,13 +35,18 @@ int main(void) {
 
         CHECK(location_is_url("http://h/x"), "http");
         CHECK(location_is_url("https://h/x"), "https");
-        CHECK(!location_is_url("ftp://h/x"), "ftp is no URL we fetch");
+        CHECK(location_is_url("ftp://h/x"), "ftp");
+        CHECK(location_is_url("sftp://u@h/x"), "sftp");
+        CHECK(!location_is_url("ftps://h/x"), "ftps is no URL we fetch");
+        CHECK(!location_is_url("file:///x"), "file:// is no URL we fetch");
         CHECK(!location_is_url("./http://x"), "a path");
         CHECK(!location_is_url("HTTP"), "a file named HTTP");
 
         check_redact("http://user:pw@host/x", "http://user:***@host/x");
         check_redact("https://host:8443/a.img?t=1", "https://host:8443/a.img?t=1");
         check_redact("https://user@host/x", "https://user@host/x");
+        check_redact("ftp://user:pw@host/x", "ftp://user:***@host/x");
+        check_redact("sftp://user:pw@host:2222/srv/x.img", "sftp://user:***@host:2222/srv/x.img");
         check_redact("http://u:@h/", "http://u:***@h/");
         check_redact("http://u:p@ss@host/x", "http://u:***@host/x");
         check_redact("http://u:secret@host", "http://u:***@host");
