@@ -142,10 +142,12 @@ except BlockingIOError:
         "$WORK/j3.img" 2>"$WORK/stall.err" &
 copier=$!
 # Its SIGTERM handler is set (SigCgt): from then on a SIGTERM is a clean stop,
-# whose lines go to the full FIFO, wherever it is.
+# whose lines go to the full FIFO, wherever it is. bmapscan's, once it runs:
+# the forked shell before its exec catches SIGTERM too (it then dies of it).
 catching() {
         gone "$copier" && return 2
         local m
+        [ "$(cat "/proc/$copier/comm" 2>/dev/null)" = bmapscan ] || return 1
         m=$(awk '/^SigCgt:/ { print $2 }' "/proc/$copier/status" 2>/dev/null) || return 1
         [ -n "$m" ] && (((0x$m >> 14) & 1))
 }
