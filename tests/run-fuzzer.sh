@@ -2,7 +2,7 @@
 # Runs one libFuzzer harness for a bounded time from a seed corpus made
 # here (small real images and the test-data bmaps), in a scratch directory.
 set -euo pipefail
-fuzzer=$1 name=$2 seconds=${FUZZ_SECONDS:-20}
+fuzzer=$1 name=$2 seconds=${FUZZ_SECONDS:-15}
 mkdir -p "${TEST_TMPDIR:-/tmp}"
 work=$(mktemp -d "${TEST_TMPDIR:-/tmp}/$name.XXXXXX")
 trap 'rm -rf "$work"' EXIT
