@@ -368,21 +368,6 @@ int cli_http_setup(const HttpOptions *o, HttpContext **ret) {
         return EXIT_OK;
 }
 
-/* The error line of cli_verify_target, also kept for its caller. */
-static int verify_failed(char *ret_error, size_t len, const char *fmt, ...) _printf_(3, 4);
-static int verify_failed(char *ret_error, size_t len, const char *fmt, ...) {
-        char line[1024];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(line, sizeof(line), fmt, ap);
-        va_end(ap);
-        log_error("%s", line);
-        if (ret_error)
-                snprintf(ret_error, len, "%s", line);
-        return EXIT_FAILED;
-}
-
 int cli_verify_target(const Bmap *b, const char *bmap_path, const char *dest, CliProgress *json, char *ret_error,
                       size_t error_len, uint64_t *ret_checked) {
         _cleanup_extents_ Extents list = EXTENTS_INIT;
@@ -397,18 +382,18 @@ int cli_verify_target(const Bmap *b, const char *bmap_path, const char *dest, Cl
         if (ret_checked)
                 *ret_checked = 0;
         if (b->checksum_type == CHECKSUM_NONE)
-                return verify_failed(ret_error, error_len,
-                                     "%s: the bmap has no range checksums: there is nothing to verify %s against",
-                                     bmap_path, dest);
+                return log_error_kept(ret_error, error_len,
+                                      "%s: the bmap has no range checksums: there is nothing to verify %s against",
+                                      bmap_path, dest);
         r = target_open_for_verify(dest, &fd, &d);
         if (r < 0)
-                return verify_failed(ret_error, error_len, "%s", d.msg);
+                return log_error_kept(ret_error, error_len, "%s", d.msg);
         r = bmap_range_list(b, &list);
         if (r < 0 || !(got = calloc(list.n + 1, sizeof(*got))))
-                return verify_failed(ret_error, error_len, "out of memory");
+                return log_error_kept(ret_error, error_len, "out of memory");
         r = hash_block_ranges(fd, dest, b->image_size, b->block_size, &list, b->checksum_type, 0, got, &d);
         if (r < 0)
-                return verify_failed(ret_error, error_len, "%s", d.msg);
+                return log_error_kept(ret_error, error_len, "%s", d.msg);
         /* The bad ranges are the command's output, unless stdout is JSON. */
         FILE *out = json && cli_progress_on_stdout(json) ? stderr : stdout;
         size_t n = checksum_size(b->checksum_type);
@@ -438,8 +423,8 @@ int cli_verify_target(const Bmap *b, const char *bmap_path, const char *dest, Cl
         }
         fflush(out);
         if (bad)
-                return verify_failed(ret_error, error_len, "%s: %zu of %zu ranges do not match %s: flash it again",
-                                     dest, bad, b->n_ranges, bmap_path);
+                return log_error_kept(ret_error, error_len, "%s: %zu of %zu ranges do not match %s: flash it again",
+                                      dest, bad, b->n_ranges, bmap_path);
         log_info("%s: all %zu ranges match %s%s", dest, b->n_ranges - unchecked, bmap_path,
                  unchecked ? " (some ranges have no checksum)" : "");
         return EXIT_OK;

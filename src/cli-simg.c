@@ -231,20 +231,6 @@ static void print_bad(void *userdata, uint64_t start, uint64_t end) {
                (unsigned long long) start, (unsigned long long) end - 1);
 }
 
-/* The error line of cli_verify_simg, also kept for its caller. */
-static int verify_simg_failed(char *ret_error, size_t len, const char *fmt, ...) _printf_(3, 4);
-static int verify_simg_failed(char *ret_error, size_t len, const char *fmt, ...) {
-        char line[1024];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(line, sizeof(line), fmt, ap);
-        va_end(ap);
-        log_error("%s", line);
-        snprintf(ret_error, len, "%s", line);
-        return EXIT_FAILED;
-}
-
 int cli_verify_simg(Stream *src, const char *image, const char *dest, FILE *bad_out, char *ret_error,
                     size_t error_len, uint64_t *ret_checked) {
         _cleanup_close_ int fd = -1;
@@ -255,7 +241,7 @@ int cli_verify_simg(Stream *src, const char *image, const char *dest, FILE *bad_
 
         *ret_checked = 0;
         if (target_open_for_verify(dest, &fd, &d) < 0)
-                return verify_simg_failed(ret_error, error_len, "%s", d.msg);
+                return log_error_kept(ret_error, error_len, "%s", d.msg);
         log_info("%s: no bmap: checking %s against the Android sparse image's RAW and FILL chunks (DONT_CARE "
                  "blocks are not checked)",
                  image, dest);
@@ -266,12 +252,12 @@ int cli_verify_simg(Stream *src, const char *image, const char *dest, FILE *bad_
         int r = compare_stream_fd(src, fd, dest, granule, print_bad, &p, &res, &d);
         fflush(bad_out);
         if (r < 0)
-                return verify_simg_failed(ret_error, error_len, "%s", d.msg);
+                return log_error_kept(ret_error, error_len, "%s", d.msg);
         if (res.bad_ranges)
-                return verify_simg_failed(ret_error, error_len,
-                                          "%s: %llu ranges (%llu bytes) differ from %s: flash it again", dest,
-                                          (unsigned long long) res.bad_ranges, (unsigned long long) res.bad_bytes,
-                                          image);
+                return log_error_kept(ret_error, error_len,
+                                      "%s: %llu ranges (%llu bytes) differ from %s: flash it again", dest,
+                                      (unsigned long long) res.bad_ranges, (unsigned long long) res.bad_bytes,
+                                      image);
         char human[32];
         format_human_size(res.compared, human, sizeof(human));
         log_info("%s: OK, %s in %llu RAW and FILL chunks match %s", dest, human,

@@ -58,6 +58,16 @@ void log_error(const char *fmt, ...) {
         va_end(ap);
 }
 
+int log_error_kept(char *ret_error, size_t len, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vlog("bmapscan: ", true, fmt, ap);
+        va_end(ap);
+        if (ret_error && len > 0)
+                snprintf(ret_error, len, "%s", last_error);
+        return EXIT_FAILED;
+}
+
 void log_warning(const char *fmt, ...) {
         va_list ap;
         if (cli_verbosity < 0)

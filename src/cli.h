@@ -34,6 +34,10 @@ extern int cli_verbosity;
 extern const char *cli_command;
 
 void log_error(const char *fmt, ...) _printf_(1, 2);
+/* log_error, and the line as shown (cli_last_error) copied to ret_error
+ * (may be NULL) for a caller that reports it again (--progress=json);
+ * returns EXIT_FAILED. */
+int log_error_kept(char *ret_error, size_t len, const char *fmt, ...) _printf_(3, 4);
 void log_warning(const char *fmt, ...) _printf_(1, 2);
 void log_info(const char *fmt, ...) _printf_(1, 2);
 void log_verbose(const char *fmt, ...) _printf_(1, 2);
