@@ -71,14 +71,14 @@ if command -v groff >/dev/null && command -v man >/dev/null; then
                         fail "$c --help lacks --quiet or --verbose"
                 # EXAMPLES runs the command; the README's sample output and
                 # pictures stay in DESCRIPTION, beside the text about them.
-                sed -n '/^EXAMPLES$/,/^[A-Z]/p' "$WORK/bmapscan-$c.txt" | grep -q "bmapscan $c " &&
+                sed -n '/^EXAMPLES$/,/^[A-Z]/p' "$WORK/bmapscan-$c.txt" | grep "bmapscan $c " >/dev/null &&
                         pass "bmapscan-$c.1: EXAMPLES runs bmapscan $c" ||
                         fail "bmapscan-$c.1: EXAMPLES: $(sed -n '/^EXAMPLES$/,/^[A-Z]/p' "$WORK/bmapscan-$c.txt" | head -3)"
         done <"$WORK/commands"
-        sed -n '/^DESCRIPTION$/,/^OPTIONS$/p' "$WORK/bmapscan-info.txt" | grep -qF '[#FFFFFF' &&
+        sed -n '/^DESCRIPTION$/,/^OPTIONS$/p' "$WORK/bmapscan-info.txt" | grep -F "[#FFFFFF" >/dev/null &&
                 pass "bmapscan-info.1: the disk picture in DESCRIPTION, after the text that announces it" ||
                 fail "bmapscan-info.1: no disk picture in DESCRIPTION"
-        ! sed -n '/^ENVIRONMENT$/,/^[A-Z]/p' "$WORK/bmapscan-info.txt" | grep -q -- '--keyring' &&
+        ! sed -n '/^ENVIRONMENT$/,/^[A-Z]/p' "$WORK/bmapscan-info.txt" | grep -- --keyring >/dev/null &&
                 pass "bmapscan-info.1: ENVIRONMENT names no --keyring (info has none)" ||
                 fail "bmapscan-info.1: ENVIRONMENT names --keyring"
 else
