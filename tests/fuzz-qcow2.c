@@ -13,30 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem-host.h"
 #include "qcow2.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-typedef struct Mem {
-        const uint8_t *b;
-        size_t size;
-} Mem;
-
-static ssize_t mem_pread(void *ctx, uint64_t off, void *buf, size_t n) {
-        const Mem *m = ctx;
-        if (off >= m->size)
-                return 0;
-        if (n > m->size - off)
-                n = (size_t) (m->size - off);
-        memcpy(buf, m->b + off, n);
-        return (ssize_t) n;
-}
 
 #define CHUNK 65536
 #define MAX_STEPS 256
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        Mem m = { data, size };
+        /* The fuzzer's bytes are only read (mem_pread). */
+        Mem m = { (uint8_t *) data, size };
         Qcow2Host h = { .name = "fuzz.qcow2", .pread = mem_pread, .ctx = &m, .size = size };
         Qcow2 *q = NULL;
         Diag d;

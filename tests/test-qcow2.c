@@ -18,22 +18,8 @@
 #include <zstd.h>
 
 #include "check.h"
+#include "mem-host.h"
 #include "qcow2.h"
-
-typedef struct Mem {
-        uint8_t *b;
-        size_t size;
-} Mem;
-
-static ssize_t mem_pread(void *ctx, uint64_t off, void *buf, size_t n) {
-        const Mem *m = ctx;
-        if (off >= m->size)
-                return 0;
-        if (n > m->size - off)
-                n = (size_t) (m->size - off);
-        memcpy(buf, m->b + off, n);
-        return (ssize_t) n;
-}
 
 static void put32(uint8_t *p, uint32_t v) {
         for (int i = 0; i < 4; i++)
